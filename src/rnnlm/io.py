@@ -1,0 +1,48 @@
+"""Leaf helpers every stage shares: the user-facing error and writes that are never half done."""
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+class RnnlmError(Exception):
+    """A problem the user can fix: the CLI prints it as one line and exits 1, no traceback."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    A killed or failed writer leaves at most a hidden temporary file, never a ``path`` that a
+    workflow manager would take for complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RnnlmError(f"{path}: file not found; run the stage that writes it first") from None
+    except json.JSONDecodeError as err:
+        raise RnnlmError(f"{path}: not valid JSON ({err}); delete it and rerun its stage") from None

@@ -1,0 +1,50 @@
+"""The one door to MXNet: restore what numpy 2 removed, then import mxnet.
+
+MXNet 1.9.1 (the last release) binds, at import time, module attributes that numpy 2 dropped.
+It declares ``numpy<2`` for that reason alone; with these names back it imports and trains on
+numpy 2 (``tests/test_mx.py`` keeps it so). Every other module imports mxnet from here.
+"""
+
+import types
+
+import numpy as np
+
+
+def _removed_in_numpy2(name):
+    def stub(*args, **kwargs):
+        raise NotImplementedError(
+            f"numpy.{name} was removed in numpy 2 (financial functions moved to numpy-financial)"
+        )
+
+    stub.__name__ = name
+    return stub
+
+
+_RESTORED = {
+    "NaN": np.nan,
+    "NAN": np.nan,
+    "PZERO": 0.0,
+    "NZERO": -0.0,
+    "PINF": np.inf,
+    "NINF": -np.inf,
+    "Inf": np.inf,
+    "alltrue": np.all,
+    "sometrue": np.any,
+    "product": np.prod,
+    "cumproduct": np.cumprod,
+    "round_": np.round,
+    "in1d": np.isin,
+    "trapz": np.trapezoid,
+    "msort": lambda a: np.sort(a, axis=0),
+    "compat": types.SimpleNamespace(basestring=str),
+    **{f: _removed_in_numpy2(f) for f in ("mirr", "npv", "pmt", "ppmt", "pv", "rate")},
+}
+
+for _name, _value in _RESTORED.items():
+    if _name not in np.__dict__:
+        setattr(np, _name, _value)
+
+import mxnet  # noqa: E402  (must follow the restoration above)
+from mxnet import autograd, gluon, init, nd  # noqa: E402
+
+__all__ = ["mxnet", "autograd", "gluon", "init", "nd"]
