@@ -7,6 +7,10 @@ import tempfile
 from pathlib import Path
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class RnnlmError(Exception):
     """A problem the user can fix: the CLI prints it as one line and exits 1, no traceback."""
 
@@ -23,6 +27,7 @@ def atomic_path(path):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the result ordinary permissions
     try:
         yield tmp
         os.replace(tmp, path)

@@ -6,6 +6,7 @@ numpy 2 (``tests/test_mx.py`` keeps it so). Every other module imports mxnet fro
 """
 
 import types
+import warnings
 
 import numpy as np
 
@@ -44,7 +45,9 @@ for _name, _value in _RESTORED.items():
     if _name not in np.__dict__:
         setattr(np, _name, _value)
 
-import mxnet  # noqa: E402  (must follow the restoration above)
+with warnings.catch_warnings():  # mxnet imports distutils, deprecated since Python 3.10
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import mxnet  # noqa: E402  (must follow the restoration above)
 from mxnet import autograd, gluon, init, nd  # noqa: E402
 
 __all__ = ["mxnet", "autograd", "gluon", "init", "nd"]

@@ -1,0 +1,30 @@
+# Two entry points, each doing its own setup on a machine that has only Python >= 3.11:
+#   make run    trains and reports every mode (snakemake --cores all on config.yaml)
+#   make test   runs the test suite
+# uv comes from PATH, or is bootstrapped from PyPI into .tools/ the first time.
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+ARGS ?=
+
+.PHONY: setup run test report lint
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+setup: $(UV)
+	$(UV) sync --locked
+
+run: setup
+	.venv/bin/snakemake --cores all $(ARGS)
+
+report: setup
+	.venv/bin/snakemake --report report.html $(ARGS)
+
+test: setup
+	.venv/bin/pytest $(ARGS)
+
+lint: setup
+	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/snakefmt --check Snakefile workflow
+	.venv/bin/snakemake --lint

@@ -1,0 +1,41 @@
+"""Fixtures shared by the test modules: the real PTB copy beside the repo, and small corpora."""
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_PTB = REPO.parent / "shared" / "data" / "ptb"
+SPLITS = ("train", "valid", "test")
+
+
+@pytest.fixture
+def shared_ptb():
+    """The verified PTB copy at ../shared/data/ptb (present in CI); skip where it is absent."""
+    if not all((SHARED_PTB / f"ptb.{s}.txt").is_file() for s in SPLITS):
+        pytest.skip(f"no PTB copy at {SHARED_PTB}")
+    return SHARED_PTB
+
+
+def write_corpus(folder, lines_per_split=(200, 40, 40), seed=0, words=20):
+    """A PTB-like corpus (leading space, trailing ' \\n', <unk>) and its sha256 per split."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(words - 1)] + ["<unk>"]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for split, n in zip(SPLITS, lines_per_split, strict=True):
+        lines = [" " + " ".join(rng.choices(vocab, k=rng.randint(3, 12))) + " \n" for _ in range(n)]
+        path = folder / f"ptb.{split}.txt"
+        path.write_text("".join(lines))
+        digests[split] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A generated mirror folder and its digests."""
+    mirror = tmp_path / "mirror"
+    return mirror, write_corpus(mirror)

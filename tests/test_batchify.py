@@ -1,0 +1,35 @@
+"""Batchify stage: time-major columns of contiguous text, remainder dropped as the tutorial does."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rnnlm.batchify import batchify
+from rnnlm.cli import main
+from rnnlm.io import RnnlmError
+
+
+@given(st.lists(st.integers(0, 10_000), min_size=2, max_size=400), st.integers(1, 20))
+def test_columns_in_order_are_the_stream(ids, batch_size):
+    if len(ids) < 2 * batch_size:
+        with pytest.raises(RnnlmError, match=f"need at least {2 * batch_size}"):
+            batchify(ids, batch_size)
+        return
+    batches = batchify(ids, batch_size)
+    steps = len(ids) // batch_size
+    assert batches.shape == (steps, batch_size) and batches.dtype == np.int32
+    assert batches.T.reshape(-1).tolist() == ids[: steps * batch_size]
+
+
+def test_cli_writes_npy_on_shared_ptb(shared_ptb, tmp_path):
+    vocab_args = ["vocab", "--vocab", str(tmp_path / "v.tsv"), "--stats", str(tmp_path / "s.json")]
+    for split in ("train", "valid", "test"):
+        vocab_args += [f"--{split}", str(shared_ptb / f"ptb.{split}.txt")]
+    assert main(vocab_args) == 0
+    out = tmp_path / "train.b32.npy"
+    assert main(["batchify", "--corpus", str(shared_ptb / "ptb.train.txt"), "--vocab",
+                 str(tmp_path / "v.tsv"), "--batch-size", "32", "--out", str(out)]) == 0
+    batches = np.load(out)
+    assert batches.shape == (29049, 32) and batches.dtype == np.int32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "train.b32.npy", "v.tsv"]
