@@ -66,7 +66,8 @@ def test_only_rnnlm_mx_imports_mxnet():
     assert offenders == []
 
 
-STAGE_ORDER = ["io", "mx", "data", "vocab", "batchify", "model", "train", "evaluate", "predict",
+STAGE_ORDER = ["io", "mx", "data", "vocab", "batchify", "model", "device", "checkpoint", "train",
+               "evaluate", "predict",
                "report", "cli"]
 
 

@@ -6,6 +6,7 @@ and exit 1; anything else is a bug and keeps its traceback.
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -63,11 +64,223 @@ def _add_batchify(sub):
     p.set_defaults(func=_batchify)
 
 
+MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")  # rnnlm.model.MODES, without importing mxnet
+
+
+def _use_threads(threads):
+    """MXNet reads its CPU thread counts once, when libmxnet loads: set them before a stage module
+    imports mxnet (the handlers import their stage lazily for this). --threads 0 keeps MXNet's."""
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MXNET_OMP_MAX_THREADS"] = str(threads)
+        os.environ["MXNET_CPU_WORKER_NTHREADS"] = "1"  # one engine worker runs n-thread operators
+
+
+def _add_device_flags(p):
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--gpus", type=int, default=1,
+                   help="with --device gpu: GPUs to split each batch across (data parallel)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for MXNet's operators (default 0: MXNet's own choice)")
+
+
+def _train(args):
+    _use_threads(args.threads)
+    from rnnlm.device import check_threads
+    from rnnlm.model import ModelConfig
+    from rnnlm.train import TrainConfig, train
+    from rnnlm.vocab import read_vocab
+
+    check_threads(args.threads)
+    model_config = ModelConfig(args.mode, len(read_vocab(args.vocab)), emsize=args.emsize,
+                               nhid=args.nhid, nlayers=args.nlayers, dropout=args.dropout,
+                               tied=args.tied, init_range=args.init_range)
+    config = TrainConfig(lr=args.lr, clip=args.clip, epochs=args.epochs, bptt=args.bptt,
+                         seed=args.seed, lr_schedule=args.lr_schedule,
+                         decay_after=args.decay_after, decay_factor=args.decay_factor,
+                         max_batches=args.max_batches, log_interval=args.log_interval,
+                         checkpoint_minutes=args.checkpoint_minutes)
+    train(model_config, config, args.train, args.valid, args.out_dir, args.device, args.gpus)
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train one language model (resumes from its checkpoint)")
+    p.add_argument("--mode", choices=MODES, required=True)
+    p.add_argument("--vocab", type=Path, required=True, help="vocab.tsv of the vocab stage")
+    p.add_argument("--train", type=Path, required=True, help="(steps, batch) array: batch size")
+    p.add_argument("--valid", type=Path, required=True, help="(steps, eval batch) array")
+    p.add_argument("--out-dir", type=Path, required=True,
+                   help="run folder: model.params, model.json, metrics.csv, summary.json")
+    p.add_argument("--emsize", type=int, default=100, help="embedding size")
+    p.add_argument("--nhid", type=int, default=100, help="hidden units per layer")
+    p.add_argument("--nlayers", type=int, default=2, help="recurrent layers")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout around and between layers")
+    p.add_argument("--tied", action=argparse.BooleanOptionalAction, default=True,
+                   help="decoder shares the embedding matrix (needs emsize == nhid)")
+    p.add_argument("--init-range", type=float, default=0.1, help="weights start in +-this")
+    p.add_argument("--lr", type=float, default=1.0, help="SGD learning rate per example")
+    p.add_argument("--clip", type=float, default=0.2,
+                   help="gradient norm cap per token (applied as clip * bptt * batch)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--bptt", type=int, default=5, help="steps of back-propagation per window")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--lr-schedule", choices=("plateau", "fixed"), default="plateau",
+                   help="plateau: x0.25 and back to the best weights when validation stalls; "
+                        "fixed: x decay-factor every epoch after decay-after")
+    p.add_argument("--decay-after", type=int, default=0, help="fixed schedule: first epoch E")
+    p.add_argument("--decay-factor", type=float, default=0.25, help="fixed schedule: factor f")
+    p.add_argument("--max-batches", type=int, default=None,
+                   help="cap on windows per epoch (smoke tests, benchmarks; default all)")
+    _add_device_flags(p)
+    p.add_argument("--log-interval", type=int, default=200, help="windows between reports")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                   help="also checkpoint mid-epoch this often (always after each epoch)")
+    p.set_defaults(func=_train)
+
+
+def _evaluate(args):
+    _use_threads(args.threads)
+    from rnnlm.device import check_threads
+    from rnnlm.evaluate import evaluate
+
+    check_threads(args.threads)
+    evaluate(args.run_dir, args.data, args.out, split=args.split, bptt=args.bptt,
+             device=args.device, gpus=args.gpus)
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="perplexity of a trained model on one split")
+    p.add_argument("--run-dir", type=Path, required=True, help="run folder of the train stage")
+    p.add_argument("--data", type=Path, required=True, help="(steps, batch) array of the split")
+    p.add_argument("--bptt", type=int, default=35,
+                   help="steps per forward pass (speed only: the state is carried across)")
+    p.add_argument("--split", default="test", help="name recorded in the JSON (key <split>_ppl)")
+    p.add_argument("--out", type=Path, required=True, help="output JSON")
+    _add_device_flags(p)
+    p.set_defaults(func=_evaluate)
+
+
+def _predict(args):
+    _use_threads(args.threads)
+    import json
+
+    from rnnlm.device import check_threads, contexts
+    from rnnlm.predict import format_table, load_run, predict, write_predictions
+
+    check_threads(args.threads)
+    ctx = contexts(args.device)[0]
+    model, vocab = load_run(args.run_dir, args.vocab, ctx)
+    records = predict(model, vocab, args.prompts, ctx, args.top_k, args.sentence_start)
+    print(json.dumps(records, indent=2) if args.json else format_table(records))
+    if args.out:
+        write_predictions(args.out, records, args.run_dir, args.sentence_start)
+
+
+def _add_run_args(p):
+    p.add_argument("--run-dir", type=Path, required=True, help="trained run: results/EXP/MODE")
+    p.add_argument("--vocab", type=Path, required=True, help="the vocab.tsv it was trained with")
+    p.add_argument("--sentence-start", action=argparse.BooleanOptionalAction, default=True,
+                   help="read the prompt after an implicit <eos>, as a sentence start "
+                        "(default: on; PTB sentences all follow an <eos>)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="one device")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for MXNet's operators (default 0: MXNet's own choice)")
+
+
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="top-k next words after each prompt, with probabilities",
+                       description="Prompts are split on whitespace; words outside the "
+                       "vocabulary are read as <unk>, with a warning.")
+    _add_run_args(p)
+    p.add_argument("--prompts", nargs="+", required=True, metavar="PROMPT",
+                   help="one or more prompts, each one quoted argument, e.g. 'the company said'")
+    p.add_argument("--top-k", type=int, default=10, help="next words to list per prompt")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--out", type=Path,
+                   help="also write predictions.json (the JSON plus experiment and mode)")
+    p.set_defaults(func=_predict)
+
+
+def _generate(args):
+    _use_threads(args.threads)
+    from rnnlm.device import check_threads, contexts
+    from rnnlm.predict import as_text, generate, load_run, parse_prompt
+
+    check_threads(args.threads)
+    ctx = contexts(args.device)[0]
+    model, vocab = load_run(args.run_dir, args.vocab, ctx)
+    prompt = parse_prompt(args.prompt, vocab, args.sentence_start)
+    words = generate(model, vocab, prompt, ctx, args.words, args.temperature, args.seed)
+    print(as_text(args.prompt.split() + words))
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="sample words after a prompt; <eos> prints a line break")
+    _add_run_args(p)
+    p.add_argument("--prompt", required=True, help="the words to continue, e.g. 'the market'")
+    p.add_argument("--words", type=int, default=50, help="how many words to sample")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="below 1 sharper and safer, above 1 flatter and wilder")
+    p.add_argument("--seed", type=int, help="the same seed gives the same text (default: random)")
+    p.set_defaults(func=_generate)
+
+
+def _compare_predictions(args):
+    from rnnlm.predict import compare_predictions
+
+    compare_predictions(args.inputs, args.md)
+
+
+def _add_compare_predictions(sub):
+    p = sub.add_parser("compare-predictions",
+                       help="one Markdown table per prompt: the runs' next words side by side")
+    p.add_argument("--inputs", type=Path, nargs="+", required=True,
+                   help="predictions.json files written by rnnlm predict --out")
+    p.add_argument("--md", type=Path, required=True,
+                   help="output Markdown, e.g. results/predictions.md")
+    p.set_defaults(func=_compare_predictions)
+
+
+def _table(args):
+    from rnnlm.report import write_table
+
+    write_table(args.runs, args.csv, args.md)
+
+
+def _add_runs(p):
+    p.add_argument("--runs", type=Path, nargs="+", required=True, metavar="DIR",
+                   help="run folders results/EXPERIMENT/MODE, each with summary.json, "
+                        "metrics.csv and test.json")
+
+
+def _add_table(sub):
+    p = sub.add_parser("table", help="perplexity table of finished runs, as CSV and Markdown")
+    _add_runs(p)
+    p.add_argument("--csv", type=Path, required=True, help="output CSV, one row per run")
+    p.add_argument("--md", type=Path, required=True, help="output Markdown table")
+    p.set_defaults(func=_table)
+
+
+def _plots(args):
+    from rnnlm.report import write_plots
+
+    write_plots(args.runs, args.out_dir)
+
+
+def _add_plots(sub):
+    p = sub.add_parser("plots", help="learning curves, test perplexity and throughput as PNG")
+    _add_runs(p)
+    p.add_argument("--out-dir", type=Path, required=True,
+                   help="folder for learning_curves.EXPERIMENT.png, test_ppl.png, throughput.png")
+    p.set_defaults(func=_plots)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="rnnlm", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_download, _add_vocab, _add_batchify):
+    for add in (_add_download, _add_vocab, _add_batchify, _add_train, _add_evaluate,
+                _add_predict, _add_generate, _add_compare_predictions, _add_table,
+                _add_plots):
         add(sub)
     return parser
 

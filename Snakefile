@@ -1,0 +1,35 @@
+# rnnlm-pipeline: word-level RNN language models on Penn Treebank, every mode, tables, plots.
+# Run from the repository root: snakemake --cores all   (README: clusters, mirrors, report)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# Validation, cross-key checks, wildcard constraints, paths and input functions.
+include: "workflow/rules/common.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+# Stages in data order: rule = `rnnlm` subcommand = package module = report category.
+include: "workflow/rules/download.smk"
+include: "workflow/rules/vocab.smk"
+include: "workflow/rules/batchify.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/table.smk"
+include: "workflow/rules/plots.smk"
+
+
+localrules:
+    all,
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

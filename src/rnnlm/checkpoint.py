@@ -1,0 +1,139 @@
+"""Checkpoints of a training run: enough to resume a killed job where it stopped.
+
+A checkpoint is a folder of files whose names carry their position (``e3b1200``: epoch 3 after
+1200 windows) plus ``checkpoint.json``, written last and atomically: it is the commit record that
+names the files of the latest complete checkpoint. Files it does not name are debris of an
+interrupted write and are deleted at the next save. It also holds the run's hyperparameters and
+data digests; a run with other settings refuses to resume from it instead of mixing the two.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+from rnnlm.io import RnnlmError, atomic_path, read_json, write_json
+from rnnlm.mx import gluon, nd
+from rnnlm.mx import mxnet as mx
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+@dataclasses.dataclass
+class RunState:
+    """Where a run is: everything besides the arrays that a resumed run needs."""
+
+    lr: float
+    epoch: int = 1  # the epoch in progress (1-based)
+    batch: int = 0  # windows of `epoch` already trained
+    best_loss: float | None = None  # best validation loss so far
+    best_epoch: int = 0
+    metrics: list = dataclasses.field(default_factory=list)  # one dict per finished epoch
+    loss_sum: float = 0.0  # training loss summed over the `batch` windows done in `epoch`
+    tokens: int = 0  # ... over this many tokens
+    seconds: float = 0.0  # ... in this many seconds of training
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _tag(state):
+    return f"e{state.epoch}b{state.batch}"
+
+
+class Checkpoint:
+    def __init__(self, folder, fingerprint):
+        self.folder = Path(folder)
+        self.fingerprint = fingerprint
+        self.record = self.folder / "checkpoint.json"
+
+    def load(self):
+        """The saved record (state and file names), or None when there is no checkpoint."""
+        if not self.record.is_file():
+            return None
+        saved = read_json(self.record)
+        if saved.get("format") != FORMAT or saved.get("fingerprint") != self.fingerprint:
+            raise RnnlmError(f"{self.folder} holds a checkpoint of a run with other settings "
+                             f"({self._differences(saved.get('fingerprint') or {})}); rerun with "
+                             f"those settings to resume it, or delete {self.folder} to start over")
+        return saved
+
+    def _differences(self, old):
+        keys = sorted(set(old) | set(self.fingerprint))
+        diff = [f"{k}: {old.get(k)} -> {self.fingerprint.get(k)}" for k in keys
+                if old.get(k) != self.fingerprint.get(k)]
+        return ", ".join(diff) or f"format {FORMAT} expected"
+
+    def path(self, name):
+        return self.folder / name
+
+    def save(self, state, model, trainer, hidden):
+        """Parameters, trainer state and hidden state at ``state``'s position, then the record."""
+        tag = _tag(state)
+        files = {"params": f"model-{tag}.params", "trainer": f"trainer-{tag}.states",
+                 "hidden": f"hidden-{tag}.nd", "best": self.best_path(state.best_epoch).name}
+        with atomic_path(self.path(files["params"])) as tmp:
+            model.save_parameters(str(tmp))
+        with atomic_path(self.path(files["trainer"])) as tmp:
+            trainer.save_states(str(tmp))
+        with atomic_path(self.path(files["hidden"])) as tmp:
+            nd.save(str(tmp), hidden)
+        record = {"format": FORMAT, "fingerprint": self.fingerprint, "files": files,
+                  "state": dataclasses.asdict(state)}
+        write_json(self.record, record)
+        self._delete_unnamed(files.values())
+        log.debug("checkpoint %s written", tag)
+
+    def best_path(self, epoch):
+        return self.folder / f"best-e{epoch}.params"
+
+    def save_best(self, model, epoch):
+        with atomic_path(self.best_path(epoch)) as tmp:
+            model.save_parameters(str(tmp))
+
+    def _delete_unnamed(self, keep):
+        for path in self.folder.iterdir():
+            if path.name != self.record.name and path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    def remove(self):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def gather_states(states):
+    """Per-context state lists -> one list of (1, B, nhid) arrays on the CPU (device-count free)."""
+    return [nd.concat(*[s.as_in_context(mx.cpu()) for s in column], dim=1)
+            for column in zip(*states, strict=True)]
+
+
+def scatter_states(hidden, ctxs):
+    """Inverse of ``gather_states``: the same column split as the data (split_and_load)."""
+    parts = [gluon.utils.split_and_load(h, ctxs, batch_axis=1, even_split=False) for h in hidden]
+    return [list(per_ctx) for per_ctx in zip(*parts, strict=True)]
+
+
+def restore(saved, folder, model, trainer, ctxs):
+    """Load a saved record's arrays into ``model`` and ``trainer``; return state and hidden."""
+    folder, files = Path(folder), saved["files"]
+    model.load_parameters(str(folder / files["params"]), ctx=ctxs)
+    trainer.load_states(str(folder / files["trainer"]))
+    state = RunState(**saved["state"])
+    trainer.set_learning_rate(state.lr)
+    hidden = scatter_states(nd.load(str(folder / files["hidden"])), ctxs)
+    return state, hidden
+
+
+def write_metrics(path, rows):
+    columns = ("epoch", "lr", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "seconds",
+               "tokens_per_s")
+    lines = [",".join(columns)] + [",".join(_cell(row[c]) for c in columns) for row in rows]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def _cell(value):
+    return str(value) if isinstance(value, int) else f"{value:.9g}"

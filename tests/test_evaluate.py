@@ -1,0 +1,70 @@
+"""Evaluation through the real entry point: perplexity of a run's best parameters on a split."""
+
+import math
+
+import numpy as np
+import pytest
+from markov import make_source, train_argv, write_corpus
+
+from rnnlm import cli
+from rnnlm.io import read_json
+from rnnlm.mx import mxnet as mx
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A one-epoch run on a small Markov corpus, and the corpus."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    paths = write_corpus(folder, make_source(symbols=6), tokens=(6_000, 1_000, 1_000),
+                         batch_sizes=(20, 10, 5))
+    run = folder / "run"
+    assert cli.main(train_argv(paths, run, "rnn_tanh")) == 0
+    return run, paths
+
+
+def evaluate(run, data, out, *flags):
+    return cli.main(["evaluate", "--run-dir", str(run), "--data", str(data), "--out", str(out),
+                     *flags])
+
+
+def test_writes_loss_perplexity_and_tokens_as_json(trained, tmp_path):
+    run, paths = trained
+    assert evaluate(run, paths["test"], tmp_path / "test.json", "--split", "test") == 0
+    result = read_json(tmp_path / "test.json")
+    assert set(result) == {"split", "tokens", "loss", "perplexity", "test_ppl"}
+    steps, batch = np.load(paths["test"]).shape
+    assert (result["split"], result["tokens"]) == ("test", (steps - 1) * batch)
+    assert result["perplexity"] == result["test_ppl"] == pytest.approx(math.exp(result["loss"]))
+    assert 1 < result["perplexity"] < 6  # better than guessing among 6 symbols
+
+
+def test_on_the_valid_split_it_agrees_with_training(trained, tmp_path):
+    run, paths = trained
+    assert evaluate(run, paths["valid"], tmp_path / "valid.json", "--split", "valid") == 0
+    result = read_json(tmp_path / "valid.json")
+    assert result["valid_ppl"] == pytest.approx(
+        read_json(run / "summary.json")["best_valid_ppl"], rel=1e-5)
+
+
+def test_bptt_changes_only_the_speed(trained, tmp_path):
+    run, paths = trained
+    losses = []
+    for bptt in (3, 50):
+        assert evaluate(run, paths["test"], tmp_path / f"{bptt}.json", "--bptt", str(bptt)) == 0
+        losses.append(read_json(tmp_path / f"{bptt}.json")["loss"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_a_run_without_training_names_the_missing_file(tmp_path, capsys):
+    assert evaluate(tmp_path / "nothing", tmp_path / "x.npy", tmp_path / "out.json") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlm evaluate: error: ") and "model.json: file not found" in err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_gpu_where_mxnet_sees_none_is_a_clear_error(trained, tmp_path, capsys):
+    if mx.context.num_gpus() > 0:
+        pytest.skip("this machine has a GPU")
+    run, paths = trained
+    assert evaluate(run, paths["test"], tmp_path / "out.json", "--device", "gpu") == 1
+    assert "MXNet sees no GPU" in capsys.readouterr().err

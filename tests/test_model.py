@@ -1,0 +1,155 @@
+"""The model: four real modes, dropout that really happens between layers, tied weights."""
+
+import numpy as np
+import pytest
+
+from rnnlm import cli
+from rnnlm.io import RnnlmError
+from rnnlm.model import MODES, ModelConfig, RecurrentStack, RNNModel, load_model, save_model_config
+from rnnlm.mx import autograd, gluon, nd
+from rnnlm.mx import mxnet as mx
+
+CPU = mx.cpu()
+
+
+def build(mode="lstm", **overrides):
+    fields = dict(vocab_size=12, emsize=8, nhid=8, nlayers=2, dropout=0.0, tied=True,
+                  init_range=0.5)
+    mx.random.seed(0)
+    model = RNNModel(ModelConfig(mode, **{**fields, **overrides}))
+    model.initialize_weights(CPU)
+    return model
+
+
+def ids(steps=5, batch=3, vocab=12, seed=0):
+    return nd.array(np.random.default_rng(seed).integers(0, vocab, size=(steps, batch)))
+
+
+def test_unknown_mode_is_an_error_listing_the_four():
+    with pytest.raises(RnnlmError, match="rnn_relu, rnn_tanh, lstm, gru"):
+        ModelConfig("transformer", vocab_size=10)
+
+
+def test_cli_offers_exactly_the_model_modes():
+    assert cli.MODES == MODES == ("rnn_relu", "rnn_tanh", "lstm", "gru")
+
+
+def test_tied_with_unequal_sizes_is_a_config_error():
+    with pytest.raises(RnnlmError, match="emsize == nhid.*--no-tied"):
+        ModelConfig("lstm", vocab_size=10, emsize=8, nhid=16, tied=True)
+    ModelConfig("lstm", vocab_size=10, emsize=8, nhid=16, tied=False)  # fine untied
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_forward_shapes_and_state(mode):
+    model = build(mode)
+    model.hybridize(static_alloc=True, static_shape=True)
+    state = model.begin_state(3, CPU)
+    assert len(state) == 2 * (2 if mode == "lstm" else 1)
+    logits, new_state = model(ids(), state)
+    assert logits.shape == (5, 3, 12)
+    assert [s.shape for s in new_state] == [(1, 3, 8)] * len(state)
+
+
+def test_tied_weights_share_one_array_untied_do_not():
+    tied, untied = build(tied=True), build(tied=False)
+    assert tied.decoder.weight is tied.embedding.weight
+    assert untied.decoder.weight is not untied.embedding.weight
+    assert untied.param_count() - tied.param_count() == 12 * 8
+    # one array: a change through the embedding shows in the decoder
+    tied.embedding.weight.data()[:] = 7.0
+    assert np.all(tied.decoder.weight.data().asnumpy() == 7.0)
+
+
+def test_weights_start_within_init_range_biases_at_zero():
+    model = build(init_range=0.05, tied=False)
+    for name, param in model.collect_params().items():
+        values = np.abs(param.data().asnumpy())
+        if name.endswith("bias"):
+            assert values.max() == 0, name
+        else:
+            assert 0 < values.max() <= 0.05, name
+
+
+def _one_step(mode):
+    """One step of a one-layer ``mode`` model's recurrent layer, and the same by hand."""
+    layer = build(mode, nlayers=1).rnn.layer0
+    p = {k.split("_l0_")[-1]: v.data().asnumpy() for k, v in layer.collect_params().items()}
+    x = np.random.default_rng(1).normal(size=(1, 2, 8)).astype(np.float32)
+    h0 = np.random.default_rng(2).normal(size=(1, 2, 8)).astype(np.float32)
+    out, _ = layer(nd.array(x), [nd.array(h0)])
+    pre = x[0] @ p["i2h_weight"].T + p["i2h_bias"] + h0[0] @ p["h2h_weight"].T + p["h2h_bias"]
+    return out.asnumpy()[0], pre
+
+
+def test_rnn_tanh_really_uses_tanh():
+    out, pre = _one_step("rnn_tanh")
+    np.testing.assert_allclose(out, np.tanh(pre), rtol=1e-5, atol=1e-6)
+    assert (pre < 0).any() and (out < 0).any()  # a ReLU could not give these
+
+
+def test_rnn_relu_really_uses_relu():
+    out, pre = _one_step("rnn_relu")
+    np.testing.assert_allclose(out, np.maximum(pre, 0), rtol=1e-5, atol=1e-6)
+
+
+def _train_minus_predict(block, *inputs):
+    with autograd.record():  # training mode, as in the training loop
+        train_out = block(*inputs)
+    predict_out = block(*inputs)
+    first = lambda out: out[0] if isinstance(out, tuple | list) else out  # noqa: E731
+    return float(nd.abs(first(train_out) - first(predict_out)).max().asscalar())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_dropout_between_recurrent_layers_really_happens(mode, hybridize):
+    """Only the dropout between layers acts here: the stack has none before or after."""
+    x = nd.random.uniform(shape=(5, 4, 16))
+
+    def stack(nlayers):
+        block = RecurrentStack(mode, nlayers, 16, 16, dropout=0.5)
+        block.initialize(mx.init.Uniform(0.5))
+        if hybridize:
+            block.hybridize(static_alloc=True, static_shape=True)
+        return block, block.begin_state(4, CPU)
+
+    two, state2 = stack(2)
+    assert _train_minus_predict(two, x, state2) > 1e-2  # lost dropout would give ~1e-8
+    one, state1 = stack(1)
+    assert _train_minus_predict(one, x, state1) < 1e-6  # one layer: nothing in between
+
+
+def test_mxnet_fused_multilayer_rnn_skips_its_dropout_on_cpu():
+    """Why RecurrentStack exists: MXNet 1.9.1's oneDNN fused LSTM ignores ``dropout``.
+
+    If this fails, MXNet honours it now and the one-layer stack could go back to one block.
+    """
+    fused = gluon.rnn.LSTM(16, num_layers=2, dropout=0.5, input_size=16)
+    fused.initialize(mx.init.Uniform(0.5))
+    assert _train_minus_predict(fused, nd.random.uniform(shape=(5, 4, 16))) < 1e-6
+
+
+def test_whole_model_dropout_is_off_when_predicting():
+    model = build(dropout=0.5)
+    a, _ = model(ids(), model.begin_state(3, CPU))
+    b, _ = model(ids(), model.begin_state(3, CPU))
+    np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
+    assert _train_minus_predict(model, ids(), model.begin_state(3, CPU)) > 1e-3
+
+
+def test_load_model_restores_config_and_weights(tmp_path):
+    model = build("gru", tied=False, emsize=6)
+    model.save_parameters(str(tmp_path / "model.params"))
+    save_model_config(model.config, tmp_path / "model.json")
+    clone = load_model(tmp_path, CPU)
+    assert clone.config == model.config
+    a, _ = model(ids(), model.begin_state(3, CPU))
+    b, _ = clone(ids(), clone.begin_state(3, CPU))
+    np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-6)
+
+
+def test_load_model_without_params_names_the_fix(tmp_path):
+    save_model_config(build().config, tmp_path / "model.json")
+    with pytest.raises(RnnlmError, match="model.params: file not found; run the train stage"):
+        load_model(tmp_path, CPU)

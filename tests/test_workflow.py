@@ -1,0 +1,299 @@
+"""The Snakemake workflow through the real `snakemake` command, on a generated corpus served as a
+file:// mirror: job plans, a full run, reruns, the report, config errors, lint, profiles."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, write_corpus
+
+BIN = Path(sys.executable).parent
+SNAKEMAKE = BIN / "snakemake"
+MODES = ["rnn_relu", "rnn_tanh", "lstm", "gru"]
+EXPERIMENTS = {  # two, so a change to one can be seen to leave the other alone
+    "small": {"emsize": 8, "nhid": 8, "nlayers": 1, "epochs": 2, "batch_size": 4,
+              "eval_batch_size": 2, "bptt": 4},
+    "wide": {"emsize": 12, "nhid": 12, "nlayers": 1, "epochs": 1, "batch_size": 8,
+             "eval_batch_size": 2, "bptt": 4},
+}
+RUNS = [(e, m) for e in EXPERIMENTS for m in MODES]
+PLOTS = ["learning_curves.small.png", "learning_curves.wide.png", "test_ppl.png",
+         "throughput.png"]
+ALL_JOBS = {"download": 1, "vocab": 1, "batchify": 4, "train": 8, "evaluate": 8, "table": 1,
+            "plots": 1, "all": 1}  # batchify: train.b4, train.b8, valid.b2, test.b2
+AFTER_EVALUATE = {"table": 1, "plots": 1, "all": 1}
+
+
+def snakemake(workdir, *args, snakefile=REPO / "Snakefile", check=True):
+    """Run the real snakemake on the repository's (or another) Snakefile in `workdir`."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [str(SNAKEMAKE), "-s", str(snakefile), "--directory", str(workdir), *args],
+        capture_output=True, text=True, env=env, timeout=1200)
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} exited {result.returncode}:\n"
+                    f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned(workdir, *args, **kwargs):
+    """{rule: job count} of a dry run; {} when there is nothing to be done."""
+    result = snakemake(workdir, "--dry-run", *args, **kwargs)
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal\s", text, re.S)
+    assert table, text[-3000:]
+    return {rule: int(n) for rule, n in (line.split() for line in table.group(1).splitlines())}
+
+
+def write_config(workdir, mirror, digests, **overrides):
+    config = {"data": {"url": mirror.as_uri(), "sha256": digests}, "modes": MODES,
+              "run": list(EXPERIMENTS), "experiments": EXPERIMENTS, "threads": 1, **overrides}
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mirror")
+    return folder, write_corpus(folder, lines_per_split=(300, 60, 60))
+
+
+@pytest.fixture(scope="module")
+def fresh(mirror, tmp_path_factory):
+    """A working directory holding only config.yaml: nothing has run there."""
+    return write_config(tmp_path_factory.mktemp("fresh"), *mirror)
+
+
+@pytest.fixture(scope="module")
+def done(mirror, tmp_path_factory):
+    """A working directory after one full `snakemake --cores 2`, shared by the tests below."""
+    workdir = write_config(tmp_path_factory.mktemp("done"), *mirror)
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_dry_run_lists_exactly_the_expected_jobs(fresh):
+    assert planned(fresh) == ALL_JOBS
+
+
+@pytest.mark.slow
+def test_full_run_writes_every_output_with_sane_contents(done):
+    for split in ("train", "valid", "test"):
+        assert (done / f"resources/ptb/ptb.{split}.txt").is_file()
+    vocab = pd.read_csv(done / "results/data/vocab.tsv", sep="\t", keep_default_na=False)
+    assert {"<unk>", "<eos>"} <= set(vocab["word"]) and len(vocab) == 21
+    assert json.loads((done / "results/data/stats.json").read_text())
+    for array in ("train.b4", "train.b8", "valid.b2", "test.b2"):
+        assert (done / f"results/data/{array}.npy").is_file()
+    for experiment, mode in RUNS:
+        run = done / "results" / experiment / mode
+        for name in ("model.params", "model.json", "metrics.csv", "summary.json", "test.json"):
+            assert (run / name).is_file(), run / name
+        assert not (run / "checkpoint").exists()  # kept only while a run is incomplete
+        metrics = pd.read_csv(run / "metrics.csv")
+        assert len(metrics) == EXPERIMENTS[experiment]["epochs"]
+        assert (done / f"results/logs/train/{experiment}/{mode}.log").stat().st_size > 0
+        for rule in ("train", "evaluate"):
+            assert (done / f"results/benchmarks/{rule}/{experiment}/{mode}.tsv").is_file()
+    table = pd.read_csv(done / "results/perplexity.csv")
+    assert list(zip(table["experiment"], table["mode"], strict=True)) == RUNS
+    assert table[["param_count", "epochs", "train_seconds", "tokens_per_s"]].gt(0).all().all()
+    # 21 words: uniform guessing scores 21; a trained model a little better
+    assert table["test_ppl"].between(1, 30).all() and table["best_valid_ppl"].between(1, 30).all()
+    assert len((done / "results/perplexity.md").read_text().splitlines()) == 2 + len(RUNS)
+    assert sorted(p.name for p in (done / "results/plots").iterdir()) == sorted(PLOTS)
+    for name in PLOTS:
+        assert (done / "results/plots" / name).read_bytes().startswith(b"\x89PNG")
+    for rule in ("download", "vocab", "table", "plots"):
+        assert (done / f"results/logs/{rule}.log").is_file()
+        assert (done / f"results/benchmarks/{rule}.tsv").is_file()
+
+
+@pytest.mark.slow
+def test_finished_run_has_nothing_to_do_even_for_another_mirror_or_thread_count(done):
+    assert planned(done) == {}
+    # where the data come from and how many threads a job gets change no result
+    assert planned(done, "--config", "data={url: file:///elsewhere}", "threads=2") == {}
+
+
+@pytest.mark.slow
+def test_forcerun_evaluate_reruns_only_evaluation_and_what_follows(done):
+    assert planned(done, "--forcerun", "evaluate") == {"evaluate": 8, **AFTER_EVALUATE}
+
+
+@pytest.mark.slow
+def test_changed_hyperparameter_reruns_its_experiment_only(done):
+    assert planned(done, "--config", "experiments={wide: {lr: 0.5}}") == {
+        "train": 4, "evaluate": 4, **AFTER_EVALUATE}
+    # a new eval batch size also makes the arrays it needs
+    assert planned(done, "--config", "experiments={small: {eval_batch_size: 3}}") == {
+        "batchify": 2, "train": 4, "evaluate": 4, **AFTER_EVALUATE}
+
+
+@pytest.mark.slow
+def test_code_change_reruns_the_stages_that_import_it(done, tmp_path):
+    """A copy of the workflow and the package, edited; the finished run copied beside it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO / "Snakefile", repo / "Snakefile")
+    shutil.copytree(REPO / "workflow", repo / "workflow")
+    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    run = tmp_path / "run"
+    shutil.copytree(done, run, symlinks=True)
+    assert planned(run, snakefile=repo / "Snakefile") == {}
+    with open(repo / "src/rnnlm/train.py", "a") as f:
+        f.write("\n# a change to the training code\n")
+    assert planned(run, snakefile=repo / "Snakefile") == {"train": 8, "evaluate": 8,
+                                                          **AFTER_EVALUATE}
+    shutil.copy(REPO / "src/rnnlm/train.py", repo / "src/rnnlm/train.py")
+    with open(repo / "src/rnnlm/report.py", "a") as f:
+        f.write("\n# a change to the report code\n")
+    assert planned(run, snakefile=repo / "Snakefile") == {"table": 1, "plots": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_report_embeds_every_table_and_plot_and_the_config(done):
+    snakemake(done, "--report", "report.html")
+    html = (done / "report.html").read_text()
+    embedded = set(re.findall(r'"filename": "([^"]+)"', html))
+    assert embedded == {"perplexity.csv", "perplexity.md", *PLOTS}
+    assert "Config used" in html and "System Message" not in html  # rst rendered cleanly
+    assert all(name in html for name in EXPERIMENTS)
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    (["typo=1"], "config key (top level): Additional properties are not allowed ('typo'"),
+    (["modes=[lstm, lstmm]"], "config key modes.1: 'lstmm' is not one of"),
+    (["experiments={small: {emsiz: 8}}"], "config key experiments.small: Additional "
+                                          "properties are not allowed ('emsiz'"),
+    (["experiments={small: {nhid: 0}}"], "config key experiments.small.nhid: 0 is less"),
+    (["experiments={small: {nhid: 9}}"], "config key experiments.small.tied: tied weights "
+                                         "need emsize == nhid (got 8 and 9)"),
+    (["run=[small, nope]"], "config key run: 'nope' is not in experiments"),
+    (["device=gpu", "gpus=0"], "config key gpus: device gpu needs gpus >= 1"),
+])
+def test_bad_config_stops_before_any_job_naming_the_key(fresh, override, named):
+    result = snakemake(fresh, "--cores", "1", "--config", *override, check=False)
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert not (fresh / "results").exists() and not (fresh / "resources").exists()
+
+
+def test_config_defaults_fill_experiments_from_the_schema(fresh):
+    """Keys an experiment leaves out come from the schema, flags and arrays alike."""
+    result = snakemake(fresh, "--dry-run", "--printshellcmds", "--config",
+                       "experiments={extra: {}}", "run=[extra]")
+    train = re.findall(r"^(?:Shell command: )?(rnnlm train .*)$", result.stdout, re.M)
+    assert len(train) == 4
+    assert ("--train results/data/train.b32.npy --valid results/data/valid.b10.npy" in train[0])
+    assert ("--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 --lr 1.0 "
+            "--clip 0.2 --epochs 1 --bptt 5 --seed 1 --lr-schedule plateau --decay-after 0 "
+            "--decay-factor 0.25 --tied --device cpu") in train[0]
+
+
+def test_gpu_device_requests_the_gpu_resource(fresh):
+    result = snakemake(fresh, "--dry-run", "--printshellcmds", "--config", "device=gpu",
+                       "gpus=2", "run=[small]")
+    jobs = result.stdout.split("\n\n")
+    gpu_jobs = [job for job in jobs if re.search(r"^rule (train|evaluate):", job, re.M)]
+    assert len(gpu_jobs) == 8
+    for job in gpu_jobs:
+        assert re.search(r"resources: .*\bgpu=2\b", job) and "--device gpu --gpus 2" in job
+    for job in jobs:
+        if re.search(r"^rule (download|vocab|batchify|table|plots):", job, re.M):
+            assert not re.search(r"\bgpu=", job)
+
+
+def test_lint_finds_nothing_but_the_missing_conda_envs(fresh):
+    """Rules run the uv environment's `rnnlm`: no conda env can hold it (mxnet 1.9.1 pins
+    numpy<2, which only uv's override lifts), so that lint is the one expected. (`--lint json`
+    prints text in Snakemake 9.27, so the text is read.)"""
+    text = snakemake(fresh, "--lint", check=False).stderr
+    subjects = re.findall(r"^Lints for (.*?):$", text, re.M)
+    titles = set(re.findall(r"^    \* (.*?):$", text, re.M))
+    assert all(subject.startswith("rule ") for subject in subjects), subjects
+    assert titles <= {"Specify a conda environment or container for each rule."}, titles
+
+
+def test_snakefmt_is_clean():
+    snakefmt = BIN / "snakefmt"
+    if not snakefmt.exists():
+        pytest.skip("snakefmt is not installed")
+    result = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("profile", ["slurm", "cluster-generic"])
+def test_cluster_profiles_parse(fresh, profile):
+    result = snakemake(fresh, "--workflow-profile", str(REPO / "workflow/profiles" / profile),
+                       "--dry-run", "--config", "device=gpu")
+    assert "train" in result.stdout and "partition=gpu" in result.stdout
+
+
+def fake_commands(folder, **scripts):
+    """Executables named after the keys, with the given shell bodies, first on PATH."""
+    for name, body in scripts.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize(("squeue", "sacct", "answer"), [
+    ("echo PENDING", "exit 3", "running"),
+    ("echo RUNNING", "exit 3", "running"),
+    ("echo COMPLETING", "exit 3", "running"),
+    ("echo COMPLETED", "exit 3", "success"),
+    ("echo FAILED", "exit 3", "failed"),
+    ("echo TIMEOUT", "exit 3", "failed"),
+    ("echo OUT_OF_MEMORY", "exit 3", "failed"),
+    # forgotten by slurmctld: accounting answers
+    ("echo 'squeue: error: Invalid job id specified' >&2; exit 1", "echo COMPLETED", "success"),
+    ("true", "echo 'CANCELLED by 0'", "failed"),
+    ("true", "true", "failed"),  # unknown everywhere
+    # controller unreachable: ask again later rather than fail a job that may be fine
+    ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", "exit 3",
+     "running"),
+])
+def test_cluster_generic_status_script(tmp_path, squeue, sacct, answer):
+    env = fake_commands(tmp_path, squeue=squeue, sacct=sacct)
+    script = REPO / "workflow/profiles/cluster-generic/status.sh"
+    result = subprocess.run([str(script), "42"], capture_output=True, text=True, env=env)
+    assert result.stdout == f"{answer}\n"
+
+
+@pytest.mark.parametrize(("gpus", "flag"), [("0", ""), ("2", " --gpus=2")])
+def test_cluster_generic_submit_script(tmp_path, gpus, flag):
+    env = fake_commands(tmp_path, sbatch='echo "$*" > sbatch.args; echo "77;cluster"')
+    script = REPO / "workflow/profiles/cluster-generic/submit.sh"
+    result = subprocess.run([str(script), "train", "2", "4000", "25", gpus, "gpu", "job.sh"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.stdout == "77\n"
+    assert (tmp_path / "sbatch.args").read_text() == (
+        "--parsable --job-name=smk-train --cpus-per-task=2 --mem=4000M --time=25 "
+        f"--partition=gpu --output=results/logs/cluster/train-%j.log{flag} job.sh\n")
+
+
+@pytest.mark.slow
+def test_default_config_on_the_real_ptb(shared_ptb, tmp_path):
+    """The repository's config.yaml on the shared PTB copy, epochs cut to 50 windows for CI."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    snakemake(tmp_path, "--cores", "2", "--config", f"data={{url: {shared_ptb.as_uri()}}}",
+              "experiments={tutorial: {max_batches: 50}}")
+    table = pd.read_csv(tmp_path / "results/perplexity.csv")
+    assert list(table["mode"]) == MODES and set(table["experiment"]) == {"tutorial"}
+    # 10,000 words: uniform guessing scores 10,000; 50 batches already do far better
+    assert table["test_ppl"].between(50, 5000).all()
+    assert (table["param_count"] > 1_000_000).all()
+    plots = ["learning_curves.tutorial.png", "test_ppl.png", "throughput.png"]
+    assert sorted(p.name for p in (tmp_path / "results/plots").iterdir()) == sorted(plots)

@@ -1,0 +1,33 @@
+rule evaluate:
+    input:
+        params=rules.train.output.params,
+        config=rules.train.output.config,
+        test=eval_array("test"),
+    output:
+        test="results/{experiment}/{mode}/test.json",
+    log:
+        logs("evaluate/{experiment}/{mode}.log"),
+    benchmark:
+        benchmarks("evaluate/{experiment}/{mode}.tsv")
+    threads: config["threads"]
+    resources:
+        **gpu_resources(),
+        mem_mb=2000,
+        runtime=30,
+    params:
+        run_dir=run_dir,
+        bptt=bptt,
+        device=device_flags,
+        code=code_digest("evaluate"),
+    shell:
+        "rnnlm evaluate --run-dir {params.run_dir:q} --data {input.test:q} --bptt {params.bptt}"
+        " --split test --out {output.test:q} {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+localrules:
+    evaluate_all,
+
+
+rule evaluate_all:
+    input:
+        run_paths(rules.evaluate.output.test),
