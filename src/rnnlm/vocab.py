@@ -81,7 +81,8 @@ def build_vocab(train_lines):
 
 
 def write_vocab(vocab, path):
-    rows = "".join(f"{i}\t{w}\t{c}\n" for i, (w, c) in enumerate(zip(vocab.words, vocab.counts)))
+    pairs = zip(vocab.words, vocab.counts, strict=True)
+    rows = "".join(f"{i}\t{w}\t{c}\n" for i, (w, c) in enumerate(pairs))
     with atomic_path(path) as tmp:
         tmp.write_text("id\tword\tcount\n" + rows)
 
@@ -107,7 +108,8 @@ def split_stats(lines, vocab, source):
     """Token, line and out-of-vocabulary counts; unknown words without ``<unk>`` are an error."""
     words = [w for line in lines for w in line]
     vocab.encode(words, source=source)
-    return {"tokens": len(words), "lines": len(lines), "oov": sum(w not in vocab.index for w in words)}
+    oov = sum(w not in vocab.index for w in words)
+    return {"tokens": len(words), "lines": len(lines), "oov": oov}
 
 
 def build_vocab_files(train, valid, test, vocab_path, stats_path):

@@ -173,7 +173,7 @@ def run_paths(pattern):
 
 
 def final_outputs():
-    return [*rules.table.output, *rules.plots.output]
+    return [*rules.table.output, *rules.plots.output, *rules.compare_predictions.output]
 
 
 # ---- input functions -------------------------------------------------------------------------
@@ -235,6 +235,11 @@ def train_flags(wildcards):
         if exp[key] is not None
     ]
     return " ".join([*flags, "--tied" if exp["tied"] else "--no-tied"])
+
+
+def prompt_args(wildcards):
+    """The prompts as quoted shell words: a recorded param, so new prompts rerun predict."""
+    return shlex.join(config["predict"]["prompts"])
 
 
 def bptt(wildcards):
