@@ -1,0 +1,371 @@
+"""Tokens per second of the project's trainer and evaluation, against the tutorial's loop and GEMM.
+
+    python benchmarks/throughput.py --mode MODE --experiment NAME --batches N [--threads T]
+
+NAME is an experiment of config.yaml or a preset of workflow/presets/ (config.yaml wins). Prints
+one JSON line per measurement, ``what`` being:
+
+- ``train``: rnnlm.train's Run.step for N windows, in 5 chunks each synced at its end (as at
+  a log point), alternating with the reference's chunks;
+- ``eval``: rnnlm.train.split_loss, the evaluate stage's loop, over N windows of the valid split;
+- ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data;
+- ``gemm``: the matrix products of N training windows alone, each shape timed through MXNet
+  (the faster of nd.dot and FullyConnected): the speed limit the trainer is measured against.
+
+Each line has ``tokens_per_s``, ``gflops`` (by ``window_flops``), ``seconds`` and ``peak_rss_mb``
+(the process's peak so far); train adds ``x_reference`` and ``gemm_share``. Every measurement is
+the fastest of ``--repeats`` rounds run in turn, so a busy machine slows all of them alike.
+The arrays are PTB's, built by the data stages from the local mirror (timed: ``data_seconds``),
+else generated ones of PTB's shape. ``--write-readme`` puts the figures into benchmarks/README.md.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "benchmarks" / "README.md"
+SHARED_PTB = REPO.parent / "shared" / "data" / "ptb"
+PTB_TOKENS = {"train": 929_589, "valid": 73_760, "test": 82_430}  # with <eos>, as batchified
+PTB_VOCAB = 10_000
+GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
+SOFTMAX_FORWARD, SOFTMAX_BACKWARD = 4, 2  # per logit: max, subtract, exp, sum; p - onehot, scale
+WARMUP = 3  # windows before timing: shapes bound, memory planned, caches warm
+
+
+def gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
+    """The matrix products of one window as (m, k, n, calls): C (m x n) = A (m x k) B (k x n).
+
+    Forward: the decoder, and per layer the input projection of all rows at once and the
+    recurrent product once per step. Backward: each y = x W adds dx = dy W' and dW = x' dy.
+    """
+    rows, gates = batch * bptt, GATES[mode] * nhid
+    forward = [(rows, nhid, vocab, 1)]
+    for layer in range(nlayers):
+        forward += [(rows, emsize if layer == 0 else nhid, gates, 1), (batch, nhid, gates, bptt)]
+    if not train:
+        return forward
+    return (forward + [(m, n, k, c) for m, k, n, c in forward]
+            + [(k, m, n, c) for m, k, n, c in forward])
+
+
+def window_flops(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
+    """Floating-point operations of one window (forward, and backward when ``train``).
+
+    Matrix products 2mkn; biases one add per output (and one per gradient entry backward);
+    softmax cross-entropy SOFTMAX_FORWARD per logit forward, SOFTMAX_BACKWARD backward; the
+    embedding is a gather forward (0) and a scatter-add backward (one add per value). The gates'
+    elementwise nonlinearities are not counted (under 1% at these sizes).
+    """
+    rows, gates = batch * bptt, GATES[mode] * nhid
+    products = sum(2 * m * k * n * c for m, k, n, c in
+                   gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train))
+    biases = rows * vocab + nlayers * 2 * rows * gates  # decoder; i2h and h2h per layer
+    softmax = rows * vocab * SOFTMAX_FORWARD
+    if train:
+        biases *= 2
+        softmax += rows * vocab * SOFTMAX_BACKWARD
+    embedding = rows * emsize if train else 0
+    return products + biases + softmax + embedding
+
+
+# --- settings and data -----------------------------------------------------------------------
+
+
+def experiment_settings(name, config_path, overrides=()):
+    """Hyperparameters of experiment ``name``: config.yaml, else a preset, with schema defaults;
+    then ``overrides``, KEY=VALUE strings read as YAML (``bptt=35``)."""
+    config = yaml.safe_load(Path(config_path).read_text()) or {}
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    keys = schema["properties"]["experiments"]["additionalProperties"]["properties"]
+    defaults = {k: v["default"] for k, v in keys.items() if "default" in v}
+    found = (config.get("experiments") or {}).get(name)
+    preset = REPO / "workflow" / "presets" / f"{name}.yaml"
+    if found is None and preset.is_file():
+        found = yaml.safe_load(preset.read_text())
+    if found is None:
+        presets = sorted(p.stem for p in (REPO / "workflow" / "presets").glob("*.yaml"))
+        sys.exit(f"throughput.py: no experiment {name!r} in {config_path} or workflow/presets; "
+                 f"choose one of {', '.join([*config.get('experiments', {}), *presets])}")
+    settings = {**defaults, **{k: v for k, v in found.items() if k in keys or k == "clip_per"}}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in settings:
+            sys.exit(f"throughput.py: --set {item}: no such setting; choose one of "
+                     f"{', '.join(settings)}")
+        settings[key] = yaml.safe_load(value)
+    return settings, config
+
+
+def local_mirror(config):
+    """A folder holding ptb.{train,valid,test}.txt: config's data.url if local, else the shared
+    copy beside the repo; None when neither is there."""
+    url = str((config.get("data") or {}).get("url", ""))
+    for candidate in (url.removeprefix("file://"), SHARED_PTB):
+        folder = Path(candidate) if candidate else None
+        if folder and all((folder / f"ptb.{s}.txt").is_file() for s in PTB_TOKENS):
+            return folder
+    return None
+
+
+def ptb_arrays(mirror, config, batch, eval_batch, folder):
+    """The data stages on the local mirror: download (copy, verify), vocab, batchify; timed."""
+    from rnnlm.batchify import batchify_file
+    from rnnlm.data import download
+    from rnnlm.vocab import build_vocab_files, read_vocab
+
+    start, raw = time.perf_counter(), folder / "ptb"
+    download(str(mirror), raw, sha256=(config.get("data") or {}).get("sha256"))
+    texts = [raw / f"ptb.{s}.txt" for s in PTB_TOKENS]
+    build_vocab_files(*texts, folder / "vocab.tsv", folder / "stats.json")
+    arrays = {split: batchify_file(text, folder / "vocab.tsv", size, folder / f"{split}.npy")
+              for split, text, size in zip(PTB_TOKENS, texts, (batch, eval_batch, eval_batch),
+                                           strict=True)}
+    return arrays, len(read_vocab(folder / "vocab.tsv")), time.perf_counter() - start
+
+
+def generated_arrays(batch, eval_batch, seed=0):
+    """Random ids in arrays of the shapes PTB's would have."""
+    rng = np.random.default_rng(seed)
+    return {split: rng.integers(0, PTB_VOCAB, size=(tokens // size, size), dtype=np.int32)
+            for (split, tokens), size in zip(PTB_TOKENS.items(), (batch, eval_batch, eval_batch),
+                                             strict=True)}
+
+
+# --- measurements ----------------------------------------------------------------------------
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+class Trainer:
+    """The project's trainer (rnnlm.train.Run) stepping through the training array."""
+
+    def __init__(self, model_config, train_config, ctx, train, valid, folder):
+        from rnnlm.checkpoint import Checkpoint
+        from rnnlm.model import RNNModel
+        from rnnlm.mx import mxnet as mx
+        from rnnlm.train import Run
+
+        mx.random.seed(train_config.seed)
+        self.model = RNNModel(model_config)
+        self.model.initialize_weights([ctx])
+        self.model.hybridize(static_alloc=True, static_shape=True)
+        self.run = Run(train_config, self.model, [ctx], [train], [valid],
+                       Checkpoint(folder / "checkpoint", {}))
+        self.next = 0
+
+    def steps(self, n):
+        """n windows; the losses come to the host once, at the end, as at a log point."""
+        from rnnlm.mx import nd
+
+        pending = []
+        for _ in range(n):
+            pending.append(self.run.step(*self.run.windows[self.next % len(self.run.windows)]))
+            self.next += 1
+        return nd.concat(*[p[0] for p in pending], dim=0).asnumpy()
+
+
+class Reference:
+    """benchmarks/reference.py's tutorial loop on a copy of the trainer's initial weights."""
+
+    def __init__(self, model_config, train_config, ctx, train, source_model, max_norm):
+        from reference import ReferenceLoop, TutorialModel, copy_weights
+
+        self.model = TutorialModel(model_config)
+        self.model.initialize(ctx=ctx)
+        copy_weights(source_model, self.model)
+        self.loop = ReferenceLoop(self.model, train, train_config.lr, max_norm, ctx)
+        self.starts = range(0, train.shape[0] - 1, train_config.bptt)
+        self.bptt, self.next = train_config.bptt, 0
+
+    def steps(self, n):
+        losses = []
+        for _ in range(n):
+            losses.append(self.loop.step(self.starts[self.next % len(self.starts)], self.bptt))
+            self.next += 1
+        return np.array(losses)
+
+
+def time_gemm(m, k, n, repeats):
+    """Seconds per product of an (m x k) by (k x n) matrix: the faster of dot and FullyConnected."""
+    from rnnlm.mx import nd
+
+    a, b = nd.random.uniform(-1, 1, (m, k)), nd.random.uniform(-1, 1, (k, n))
+    bt = b.T.copy()  # FullyConnected multiplies by the transpose of its (n, k) weight
+    calls = {"dot": lambda: nd.dot(a, b),
+             "fc": lambda: nd.FullyConnected(a, bt, no_bias=True, num_hidden=n, flatten=False)}
+    best = math.inf
+    for call in calls.values():
+        call().wait_to_read()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            out = call()
+        out.wait_to_read()
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return best
+
+
+def gemm_seconds(shapes):
+    """Seconds of one window's matrix products, each shape timed for about 20 ms."""
+    total = 0.0
+    for m, k, n, calls in shapes:
+        repeats = max(3, min(2000, int(2e8 / (2 * m * k * n))))
+        total += calls * time_gemm(m, k, n, repeats)
+    return total
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def measure(args):
+    """All four measurements, interleaved over ``args.repeats`` rounds; the best of each."""
+    from rnnlm.model import ModelConfig
+    from rnnlm.mx import mxnet as mx
+    from rnnlm.mx import nd
+    from rnnlm.train import TrainConfig, split_loss
+
+    settings, config = experiment_settings(args.experiment, args.config, args.set)
+    batch, eval_batch, bptt = (settings[k] for k in ("batch_size", "eval_batch_size", "bptt"))
+    with tempfile.TemporaryDirectory(prefix="rnnlm-bench-") as tmp:
+        folder = Path(tmp)
+        mirror = None if args.synthetic else local_mirror(config)
+        if mirror:
+            arrays, vocab_size, data_seconds = ptb_arrays(mirror, config, batch, eval_batch,
+                                                          folder)
+        else:
+            arrays, vocab_size, data_seconds = generated_arrays(batch, eval_batch), PTB_VOCAB, None
+        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        model_config = ModelConfig(args.mode, vocab_size, **{
+            k: v for k, v in settings.items() if k in model_fields and k != "vocab_size"})
+        train_config = TrainConfig(**{k: v for k, v in settings.items() if k in train_fields})
+        ctx = mx.cpu()
+        train = nd.array(arrays["train"], dtype="float32", ctx=ctx)
+        valid = nd.array(arrays["valid"], dtype="float32", ctx=ctx)
+        ours = Trainer(model_config, train_config, ctx, train, valid, folder)
+        max_norm = (train_config.max_norm(batch) if hasattr(train_config, "max_norm")
+                    else train_config.clip * bptt * batch)  # a trainer before clip_per
+        theirs = Reference(model_config, train_config, ctx, train, ours.model, max_norm)
+        rows = min(args.batches * bptt + 1, valid.shape[0])
+        eval_part = valid[:rows]
+        shapes = gemms(args.mode, model_config.emsize, model_config.nhid, model_config.nlayers,
+                       vocab_size, batch, bptt)
+        ours.steps(WARMUP), theirs.steps(WARMUP), split_loss(ours.model, [valid[:2 * bptt + 1]],
+                                                             bptt)
+        best = {"train": math.inf, "reference": math.inf, "eval": math.inf, "gemm": math.inf}
+        chunks = np.diff(np.linspace(0, args.batches, min(args.batches, 5) + 1).round()).astype(int)
+        for _ in range(args.repeats):
+            ours_s = theirs_s = 0.0
+            for n in chunks:  # alternate in chunks: both see the machine's load of the moment
+                ours_s += timed(ours.steps, n)[0]
+                theirs_s += timed(theirs.steps, n)[0]
+            best["train"], best["reference"] = min(best["train"], ours_s), min(
+                best["reference"], theirs_s)
+            best["eval"] = min(best["eval"], timed(split_loss, ours.model, [eval_part], bptt)[0])
+            best["gemm"] = min(best["gemm"], args.batches * gemm_seconds(shapes))
+    sizes = (args.mode, model_config.emsize, model_config.nhid, model_config.nlayers, vocab_size)
+    train_tokens, eval_tokens = args.batches * bptt * batch, (rows - 1) * eval_batch
+    flops = {"train": args.batches * window_flops(*sizes, batch, bptt),
+             "eval": (rows - 1) / bptt * window_flops(*sizes, eval_batch, bptt, train=False)}
+    flops["reference"] = flops["train"]
+    flops["gemm"] = args.batches * sum(2 * m * k * n * c for m, k, n, c in shapes)
+    lines = []
+    for what in ("train", "eval", "reference", "gemm"):
+        tokens = eval_tokens if what == "eval" else train_tokens
+        lines.append({"what": what, "mode": args.mode, "experiment": args.experiment,
+                      "tokens_per_s": tokens / best[what],
+                      "gflops": flops[what] / best[what] / 1e9,
+                      "seconds": best[what], "peak_rss_mb": peak_rss_mb()})
+    lines[0].update(x_reference=best["reference"] / best["train"],
+                    gemm_share=lines[0]["gflops"] / lines[3]["gflops"],
+                    data_seconds=data_seconds, threads=args.threads, batches=args.batches,
+                    data="ptb" if mirror else "generated", set=args.set)
+    return lines
+
+
+# --- README ----------------------------------------------------------------------------------
+
+BEGIN, END = "<!-- figures:begin", "<!-- figures:end -->"
+COLUMNS = ("experiment", "mode", "threads", "train tok/s", "reference tok/s", "x reference",
+           "eval tok/s", "GEMM GFLOP/s", "train GFLOP/s", "GEMM share", "peak RSS MB",
+           "data s", "load avg")
+
+
+def table_row(lines, load):
+    train, ev, ref, gemm = lines
+    data = "-" if train["data_seconds"] is None else f"{train['data_seconds']:.1f}"
+    return [" ".join([train["experiment"], *train["set"]]), train["mode"], str(train["threads"]),
+            f"{train['tokens_per_s']:,.0f}", f"{ref['tokens_per_s']:,.0f}",
+            f"{train['x_reference']:.2f}", f"{ev['tokens_per_s']:,.0f}",
+            f"{gemm['gflops']:.1f}", f"{train['gflops']:.1f}", f"{100 * train['gemm_share']:.0f}%",
+            f"{train['peak_rss_mb']:,.0f}", data, load]
+
+
+def write_readme(lines, load, path=README):
+    """Replace this (experiment, mode)'s row of the marked table; rows live in its JSON comment."""
+    text = path.read_text()
+    head, rest = text.split(BEGIN, 1)
+    block, tail = rest.split(END, 1)
+    rows = json.loads(block.split("\n", 1)[0].strip().removesuffix("-->") or "[]")
+    row = table_row(lines, load)
+    rows = sorted([r for r in rows if r[:2] != row[:2]] + [row], key=lambda r: (r[0], r[1]))
+    table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    stamp = (f"Last row written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs.")
+    path.write_text(f"{head}{BEGIN} {json.dumps(rows)} -->\n" + "\n".join(table)
+                    + f"\n\n{stamp}\n{END}{tail}")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", required=True, choices=tuple(GATES))
+    p.add_argument("--experiment", required=True, help="an experiment of config.yaml or a preset")
+    p.add_argument("--batches", type=int, required=True, help="windows timed per measurement")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for MXNet (default: config.yaml's threads)")
+    p.add_argument("--repeats", type=int, default=3, help="rounds; the fastest of each counts")
+    p.add_argument("--config", type=Path, default=REPO / "config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one of the experiment's settings, e.g. --set bptt=35")
+    p.add_argument("--synthetic", action="store_true", help="generated arrays even if PTB is here")
+    p.add_argument("--write-readme", action="store_true",
+                   help="put this run's row into benchmarks/README.md's table")
+    args = p.parse_args(argv)
+    if args.batches < 1 or args.repeats < 1:
+        p.error("--batches and --repeats must be at least 1")
+    if args.threads is None:
+        args.threads = (yaml.safe_load(args.config.read_text()) or {}).get("threads", 2)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from rnnlm.cli import _use_threads  # the pipeline's thread settings, before mxnet loads
+
+    _use_threads(args.threads)
+    lines = measure(args)
+    for line in lines:
+        print(json.dumps(line), flush=True)
+    if args.write_readme:
+        write_readme(lines, " ".join(f"{x:.1f}" for x in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()
