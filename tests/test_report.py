@@ -40,7 +40,8 @@ def runs(tmp_path):
 def test_table_has_one_row_per_run_named_by_its_folders(runs):
     table = collect_runs(runs)
     assert list(table.columns) == ["experiment", "mode", "param_count", "best_valid_ppl",
-                                   "test_ppl", "epochs", "train_seconds", "tokens_per_s"]
+                                   "test_ppl", "published_test_ppl", "gap_pct", "epochs",
+                                   "train_seconds", "tokens_per_s"]
     assert list(zip(table["experiment"], table["mode"], strict=True)) == [
         ("tutorial", "lstm"), ("tutorial", "gru"), ("big", "lstm"), ("big", "gru")]
     assert list(table["test_ppl"]) == [100, 101, 102, 103]
@@ -49,10 +50,10 @@ def test_table_has_one_row_per_run_named_by_its_folders(runs):
 
 def test_markdown_aligns_and_formats_numbers_for_reading(runs):
     lines = markdown(collect_runs(runs[:1])).splitlines()
-    assert lines[0] == ("| experiment | mode | parameters | best valid ppl | test ppl | epochs "
-                        "| train s | tokens/s |")
-    assert lines[1] == "| :-- | :-- | --: | --: | --: | --: | --: | --: |"
-    assert lines[2] == "| tutorial | lstm | 12,345 | 100.00 | 100.00 | 3 | 12.2 | 4,568 |"
+    assert lines[0] == ("| experiment | mode | parameters | best valid ppl | test ppl "
+                        "| published test ppl | gap % | epochs | train s | tokens/s |")
+    assert lines[1] == "| :-- | :-- | --: | --: | --: | --: | --: | --: | --: | --: |"
+    assert lines[2] == "| tutorial | lstm | 12,345 | 100.00 | 100.00 |  |  | 3 | 12.2 | 4,568 |"
 
 
 def test_cli_table_writes_csv_and_markdown(runs, tmp_path):

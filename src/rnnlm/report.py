@@ -22,6 +22,8 @@ COLUMNS = (
     ("param_count", "summary.json", "parameters", "{:,}"),
     ("best_valid_ppl", "summary.json", "best valid ppl", "{:.2f}"),
     ("test_ppl", "test.json", "test ppl", "{:.2f}"),
+    ("published_test_ppl", None, "published test ppl", "{:.1f}"),  # of a preset; else empty
+    ("gap_pct", None, "gap %", "{:+.1f}"),  # 100 * (test_ppl - published) / published
     ("epochs", "summary.json", "epochs", "{}"),
     ("train_seconds", "summary.json", "train s", "{:.1f}"),
     ("tokens_per_s", "summary.json", "tokens/s", "{:,.0f}"),
@@ -49,12 +51,15 @@ def read_run(run_dir):
     return row
 
 
-def collect_runs(run_dirs):
-    """The table as a DataFrame, one row per run folder, in the order given."""
+def collect_runs(run_dirs, published=None):
+    """The table as a DataFrame, one row per run folder, in the order given; ``published`` maps
+    an experiment to its published test perplexity, set beside its runs with the relative gap."""
     rows = [read_run(run_dir) for run_dir in run_dirs]
     if not rows:
         raise RnnlmError("no run folders given; pass --runs results/EXPERIMENT/MODE ...")
     table = pd.DataFrame(rows, columns=[column for column, *_ in COLUMNS])
+    table["published_test_ppl"] = table["experiment"].map(published or {}).astype(float)
+    table["gap_pct"] = 100 * (table["test_ppl"] / table["published_test_ppl"] - 1)
     twice = table[table.duplicated(["experiment", "mode"])]
     if len(twice):
         first = twice.iloc[0]
@@ -68,14 +73,15 @@ def markdown(table):
     align = [":--" if column in TEXT_COLUMNS else "--:" for column, *_ in COLUMNS]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     for row in table.itertuples(index=False):
-        cells = [fmt.format(value) for value, (_, _, _, fmt) in zip(row, COLUMNS, strict=True)]
+        cells = ["" if pd.isna(value) else fmt.format(value)
+                 for value, (_, _, _, fmt) in zip(row, COLUMNS, strict=True)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_table(run_dirs, csv_path, md_path):
+def write_table(run_dirs, csv_path, md_path, published=None):
     """Write the perplexity table as CSV (full precision) and Markdown; return it."""
-    table = collect_runs(run_dirs)
+    table = collect_runs(run_dirs, published)
     write_text(csv_path, table.to_csv(index=False))
     write_text(md_path, markdown(table))
     log.info("%s, %s: %d runs", csv_path, md_path, len(table))

@@ -24,6 +24,8 @@ rule table:
         runtime=10,
     params:
         runs=run_dirs,
+        published=published_args,
         code=code_digest("report"),
     shell:
-        "rnnlm table --runs {params.runs:q} --csv {output.csv:q} --md {output.md:q} > {log:q} 2>&1"
+        "rnnlm table --runs {params.runs:q} --csv {output.csv:q} --md {output.md:q}"
+        " {params.published} > {log:q} 2>&1"

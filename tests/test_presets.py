@@ -1,0 +1,200 @@
+"""Preset experiments (workflow/presets/): they validate, `run` selects them, a config experiment
+of the same name overrides them key by key, both clipping semantics hold, and the table sets the
+published perplexity beside ours."""
+
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, write_corpus
+from snakemake.utils import validate
+from test_report import make_run
+from test_workflow import snakemake, write_config
+
+from rnnlm import cli
+from rnnlm.model import ModelConfig, RNNModel
+from rnnlm.mx import mxnet as mx
+from rnnlm.vocab import read_vocab
+
+PRESETS = REPO / "workflow" / "presets"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+# The settings the issue and the sources give (workflow/presets/*.yaml cite each one).
+EXPECTED = {
+    "zaremba-small": {"nhid": 200, "dropout": 0.0, "init_range": 0.1, "epochs": 13,
+                      "batch_size": 20, "bptt": 20, "lr": 1.0, "decay_after": 4,
+                      "decay_factor": 0.5, "clip": 5.0, "clip_per": "example", "tied": False},
+    "zaremba-medium": {"nhid": 650, "dropout": 0.5, "init_range": 0.05, "epochs": 39,
+                       "batch_size": 20, "bptt": 35, "lr": 1.0, "decay_after": 6,
+                       "decay_factor": 1 / 1.2, "clip": 5.0, "clip_per": "example"},
+    "zaremba-large": {"nhid": 1500, "dropout": 0.65, "init_range": 0.04, "epochs": 55,
+                      "batch_size": 20, "bptt": 35, "lr": 1.0, "decay_after": 14,
+                      "decay_factor": 1 / 1.15, "clip": 10.0, "clip_per": "example"},
+    "tied-medium": {"emsize": 650, "nhid": 650, "dropout": 0.5, "tied": True, "epochs": 40,
+                    "lr_schedule": "plateau", "clip": 0.2, "clip_per": "token"},
+    "tied-large": {"emsize": 1500, "nhid": 1500, "dropout": 0.65, "tied": True, "epochs": 40,
+                   "lr_schedule": "plateau", "clip": 0.2, "clip_per": "token"},
+}
+PUBLISHED_TEST = {"zaremba-small": 114.5, "zaremba-medium": 82.7, "zaremba-large": 78.4,
+                  "tied-medium": 75.3, "tied-large": 72.0}
+SMALL_FLAGS = ("--emsize 200 --nhid 200 --nlayers 2 --dropout 0.0 --init-range 0.1 --lr 1.0 "
+               "--clip 5.0 --clip-per example --epochs 13 --bptt 20 --seed 1 --lr-schedule fixed "
+               "--decay-after 4 --decay-factor 0.5 --no-tied")
+
+
+def schema_experiment(path):
+    """A preset file through the config schema as an experiment; returns it with defaults."""
+    preset = yaml.safe_load(path.read_text())
+    published = preset.pop("published")
+    doc = {"experiments": {path.stem: preset}}
+    validate(doc, str(SCHEMA))
+    return doc["experiments"][path.stem], published
+
+
+def test_every_preset_validates_as_an_experiment_and_has_its_published_numbers():
+    assert sorted(p.stem for p in PRESETS.glob("*.yaml")) == sorted(EXPECTED)
+    experiment_keys = set(yaml.safe_load(SCHEMA.read_text())["properties"]["experiments"][
+        "additionalProperties"]["properties"])
+    for name, expected in EXPECTED.items():
+        exp, published = schema_experiment(PRESETS / f"{name}.yaml")
+        assert set(exp) == experiment_keys  # every key, defaults filled
+        assert {k: exp[k] for k in expected} == pytest.approx(expected), name
+        assert not exp["tied"] or exp["emsize"] == exp["nhid"]
+        assert published["test"] == PUBLISHED_TEST[name] and published["source"]
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """A working directory on a generated mirror, with the test suite's two experiments."""
+    mirror = tmp_path_factory.mktemp("mirror")
+    return write_config(tmp_path_factory.mktemp("fresh"), mirror, write_corpus(mirror))
+
+
+def shell_commands(workdir, *config, **kwargs):
+    result = snakemake(workdir, "--dry-run", "--printshellcmds", "--config", *config, **kwargs)
+    return re.findall(r"^(?:Shell command: )?(rnnlm \S+ .*)$", result.stdout, re.M)
+
+
+def test_run_selects_a_preset_in_every_mode_with_its_published_number(fresh):
+    commands = shell_commands(fresh, "run=[zaremba-small, small]")
+    train = [c for c in commands if c.startswith("rnnlm train") and "zaremba-small" in c]
+    assert sorted(re.search(r"--mode (\S+)", c).group(1) for c in train) == sorted(
+        ["rnn_relu", "rnn_tanh", "lstm", "gru"])
+    for command in train:
+        assert "--train results/data/train.b20.npy --valid results/data/valid.b20.npy" in command
+        assert SMALL_FLAGS in command
+    [table] = [c for c in commands if c.startswith("rnnlm table")]
+    assert "results/small/lstm" in table  # the other experiment has no published number
+    assert table.endswith("--published zaremba-small=114.5 > results/logs/table.log 2>&1")
+
+
+def test_config_experiment_of_a_preset_name_overrides_it_key_by_key(fresh, tmp_path):
+    """Keys set in config.yaml and in --config win; the preset gives the others."""
+    config = yaml.safe_load((fresh / "config.yaml").read_text())
+    config["experiments"]["zaremba-small"] = {"nhid": 300, "max_batches": 7}
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    [train] = [c for c in shell_commands(workdir, "run=[zaremba-small]", "modes=[gru]",
+                                         "experiments={zaremba-small: {epochs: 2}}")
+               if c.startswith("rnnlm train")]
+    expected = (SMALL_FLAGS.replace("--nhid 200", "--nhid 300").replace("--epochs 13", "--epochs 2")
+                .replace("--no-tied", "--max-batches 7 --no-tied"))
+    assert expected in train
+
+
+def test_unknown_run_name_lists_experiments_and_presets(fresh):
+    result = snakemake(fresh, "--config", "run=[zaremba-tiny]", check=False)
+    assert result.returncode != 0
+    assert ("config key run: 'zaremba-tiny' is not in experiments (known: small, wide) nor a "
+            "preset (workflow/presets/: tied-large, tied-medium, zaremba-large, zaremba-medium, "
+            "zaremba-small)") in result.stderr
+
+
+def test_bad_preset_file_stops_the_workflow_naming_file_and_key(fresh, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(REPO / "Snakefile", repo / "Snakefile")
+    shutil.copytree(REPO / "workflow", repo / "workflow")
+    (repo / "workflow/presets/broken.yaml").write_text("nhid: 0\npublished: {test: 80}\n")
+    result = snakemake(fresh, snakefile=repo / "Snakefile", check=False)
+    assert result.returncode != 0
+    assert "preset workflow/presets/broken.yaml: key nhid: 0 is less than the minimum of 1" in (
+        result.stderr)
+
+
+def train_one_window(tmp_path, clip_per, clip=1e-3, lr=1.0, bptt=5):
+    """`rnnlm train` for one window of a small LSTM without dropout; returns ||step||."""
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus)
+    data, run = tmp_path / "data", tmp_path / clip_per
+    assert cli.main(["vocab", *[f"--{s}={corpus}/ptb.{s}.txt" for s in ("train", "valid", "test")],
+                     "--vocab", f"{data}/vocab.tsv", "--stats", f"{data}/stats.json"]) == 0
+    for split in ("train", "valid"):
+        assert cli.main(["batchify", "--corpus", f"{corpus}/ptb.{split}.txt", "--vocab",
+                         f"{data}/vocab.tsv", "--batch-size", "4", "--out",
+                         f"{data}/{split}.npy"]) == 0
+    model_flags = {"emsize": 8, "nhid": 8, "nlayers": 1, "dropout": 0.0, "init_range": 0.1}
+    assert cli.main(["train", "--mode", "lstm", "--vocab", f"{data}/vocab.tsv", "--train",
+                     f"{data}/train.npy", "--valid", f"{data}/valid.npy", "--out-dir", str(run),
+                     *[f"--{k.replace('_', '-')}={v}" for k, v in model_flags.items()],
+                     "--no-tied", "--lr", str(lr), "--clip", str(clip), "--clip-per", clip_per,
+                     "--bptt", str(bptt), "--epochs", "1", "--max-batches", "1",
+                     "--seed", "3"]) == 0
+    config = ModelConfig("lstm", len(read_vocab(data / "vocab.tsv")), tied=False, **model_flags)
+    mx.random.seed(3)  # the initial weights, drawn as `train` draws them
+    before = RNNModel(config)
+    before.initialize_weights([mx.cpu()])
+    after = RNNModel(config)
+    after.load_parameters(str(run / "model.params"), ctx=mx.cpu())
+    steps = [(a.data() - b.data()).asnumpy() for a, b in zip(
+        after.collect_params().values(), before.collect_params().values(), strict=True)]
+    return float(np.sqrt(sum((s.astype(np.float64) ** 2).sum() for s in steps)))
+
+
+@pytest.mark.parametrize(("clip_per", "bound"), [("token", 1e-3 * 5), ("example", 1e-3)])
+def test_clipping_bounds_the_step_as_documented(tmp_path, clip_per, bound):
+    """Where clipping binds, SGD moves the weights by lr x the cap on the per-example gradient:
+    token: clip per token, summed over the bptt (5) steps; example: clip itself."""
+    assert train_one_window(tmp_path, clip_per) == pytest.approx(bound, rel=1e-3)
+
+
+def test_table_sets_the_published_perplexity_and_gap_beside_preset_runs(tmp_path):
+    runs = [make_run(tmp_path / "results", "zaremba-small", "lstm", test_ppl=120.225),
+            make_run(tmp_path / "results", "tutorial", "lstm", test_ppl=150.0)]
+    csv, md = tmp_path / "perplexity.csv", tmp_path / "perplexity.md"
+    assert cli.main(["table", "--runs", *map(str, runs), "--csv", str(csv), "--md", str(md),
+                     "--published", "zaremba-small=114.5"]) == 0
+    table = pd.read_csv(csv)
+    assert table["published_test_ppl"].tolist()[0] == 114.5
+    assert table["gap_pct"].tolist()[0] == pytest.approx(5.0)  # 120.225 is 5% above 114.5
+    assert table[["published_test_ppl", "gap_pct"]].iloc[1].isna().all()
+    lines = md.read_text().splitlines()
+    assert "| published test ppl | gap % |" in lines[0]
+    assert "| 120.22 | 114.5 | +5.0 |" in lines[2] and "| 150.00 |  |  |" in lines[3]
+
+
+def test_bad_published_pair_is_a_usage_error(tmp_path, capsys):
+    run = make_run(tmp_path / "results", "tutorial", "lstm")
+    with pytest.raises(SystemExit):
+        cli.main(["table", "--runs", str(run), "--csv", str(tmp_path / "t.csv"), "--md",
+                  str(tmp_path / "t.md"), "--published", "tutorial:80"])
+    assert "'tutorial:80' is not EXPERIMENT=PPL" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_zaremba_small_runs_two_windows_on_the_real_ptb(shared_ptb, tmp_path):
+    """The real preset (its dims, batch, bptt, clipping) for two windows: CI's preset run."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    snakemake(tmp_path, "results/perplexity.csv", "--cores", "2", "--config",
+              f"data={{url: {shared_ptb.as_uri()}}}",
+              "run=[zaremba-small]", "modes=[lstm]",
+              "experiments={zaremba-small: {max_batches: 2, epochs: 1}}")
+    table = pd.read_csv(tmp_path / "results/perplexity.csv")
+    [row] = table.itertuples()
+    assert (row.experiment, row.mode, row.param_count) == ("zaremba-small", "lstm", 4_653_200)
+    assert row.published_test_ppl == 114.5
+    assert row.gap_pct == pytest.approx(100 * (row.test_ppl / 114.5 - 1))
+    assert 1000 < row.test_ppl < 10000  # two windows: a little better than uniform (10,000)
