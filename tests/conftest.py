@@ -39,3 +39,10 @@ def corpus(tmp_path):
     """A generated mirror folder and its digests."""
     mirror = tmp_path / "mirror"
     return mirror, write_corpus(mirror)
+
+
+@pytest.fixture(scope="session")
+def tiny_mirror(tmp_path_factory):
+    """A generated mirror shared by a session's pipeline runs (never modified), and its digests."""
+    mirror = tmp_path_factory.mktemp("tiny_mirror")
+    return mirror, write_corpus(mirror, lines_per_split=(300, 60, 60))

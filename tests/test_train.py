@@ -217,15 +217,15 @@ def test_a_huge_lr_stops_with_a_clear_error(small, tmp_path, capsys):
 def test_a_nan_names_its_batch_and_keeps_the_last_good_checkpoint(small, tmp_path, monkeypatch,
                                                                    capsys):
     calls = iter(range(1, 10_000))
-    original = rnnlm.train.clip_global_norm
+    original = rnnlm.train.global_norm
 
-    def poisoned(grads, max_norm):
-        norm = original(grads, max_norm)
+    def poisoned(grads):
+        norm = original(grads)
         return norm * np.nan if next(calls) == 13 else norm  # epoch 2, window 3
 
     flags = dict(epochs=3, max_batches=10, log_interval=5)
     with monkeypatch.context() as patch:
-        patch.setattr(rnnlm.train, "clip_global_norm", poisoned)
+        patch.setattr(rnnlm.train, "global_norm", poisoned)
         assert cli.main(train_argv(small, tmp_path, **flags)) == 1
     err = capsys.readouterr().err
     assert "gradient norm became nan at epoch 2 batch 3" in err

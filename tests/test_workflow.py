@@ -34,9 +34,10 @@ AFTER_EVALUATE = {"table": 1, "plots": 1, "all": 1}
 AFTER_TRAIN = {"evaluate": 8, "predict": 8, "compare_predictions": 1, **AFTER_EVALUATE}
 
 
-def snakemake(workdir, *args, snakefile=REPO / "Snakefile", check=True):
+def snakemake(workdir, *args, snakefile=REPO / "Snakefile", check=True, first_on_path=BIN):
     """Run the real snakemake on the repository's (or another) Snakefile in `workdir`."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    path = os.pathsep.join(map(str, [first_on_path, BIN, os.environ.get("PATH", "")]))
+    env = {**os.environ, "PATH": path}
     result = subprocess.run(
         [str(SNAKEMAKE), "-s", str(snakefile), "--directory", str(workdir), *args],
         capture_output=True, text=True, env=env, timeout=1200)
@@ -221,8 +222,8 @@ def test_config_defaults_fill_experiments_from_the_schema(fresh):
     assert len(train) == 4
     assert ("--train results/data/train.b32.npy --valid results/data/valid.b10.npy" in train[0])
     assert ("--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 --lr 1.0 "
-            "--clip 0.2 --epochs 1 --bptt 5 --seed 1 --lr-schedule plateau --decay-after 0 "
-            "--decay-factor 0.25 --tied --device cpu") in train[0]
+            "--clip 0.2 --clip-per token --epochs 1 --bptt 5 --seed 1 --lr-schedule plateau "
+            "--decay-after 0 --decay-factor 0.25 --tied --device cpu") in train[0]
 
 
 def test_gpu_device_requests_the_gpu_resource(fresh):
@@ -236,6 +237,39 @@ def test_gpu_device_requests_the_gpu_resource(fresh):
     for job in jobs:
         if re.search(r"^rule (download|vocab|batchify|table|plots):", job, re.M):
             assert not re.search(r"\bgpu=", job)
+
+
+FAKE_TRAIN = """#!/bin/sh
+# `rnnlm train` stand-in that logs when it ran and what device it was given; the rest is real.
+[ "$1" = train ] || exec {real} "$@"
+out=$(echo "$*" | sed -n 's/.*--out-dir \\([^ ]*\\).*/\\1/p')
+echo "start $(date +%s.%N) $*" >> {log}
+sleep 2
+for f in model.params model.json metrics.csv summary.json; do touch "$out/$f"; done
+echo "end $(date +%s.%N) $out" >> {log}
+"""
+
+
+@pytest.mark.parametrize(("budget", "at_once"), [(1, 1), (4, 4)])
+def test_gpu_budget_limits_the_training_jobs_at_once(mirror, tmp_path, budget, at_once):
+    """`--resources gpu=N` with `device: gpu` runs at most N one-GPU training jobs at once, each
+    told to use the GPU it was given. No GPU here: a fake `rnnlm train` records the jobs."""
+    log = tmp_path / "train.log"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "rnnlm").write_text(FAKE_TRAIN.format(real=BIN / "rnnlm", log=log))
+    (fake / "rnnlm").chmod(0o755)
+    workdir = write_config(tmp_path / "wd", *mirror, run=["small"])
+    snakemake(workdir, "train_all", "--cores", "4", "--resources", f"gpu={budget}", "--config",
+              "device=gpu", "gpus=1", first_on_path=fake)
+    lines = [line.split(" ", 2) for line in log.read_text().splitlines()]
+    assert sum(kind == "start" for kind, _, _ in lines) == len(MODES)
+    assert all("--device gpu --gpus 1" in rest for kind, _, rest in lines if kind == "start")
+    running = most = 0
+    for kind, _, _ in sorted(lines, key=lambda line: float(line[1])):
+        running += 1 if kind == "start" else -1
+        most = max(most, running)
+    assert most == at_once
 
 
 def test_lint_finds_nothing_but_the_missing_conda_envs(fresh):
@@ -262,7 +296,7 @@ def test_snakefmt_is_clean():
 def test_cluster_profiles_parse(fresh, profile):
     result = snakemake(fresh, "--workflow-profile", str(REPO / "workflow/profiles" / profile),
                        "--dry-run", "--config", "device=gpu")
-    assert "train" in result.stdout and "partition=gpu" in result.stdout
+    assert "train" in result.stdout and "gpu=1" in result.stdout  # tests/cluster submits them
 
 
 def fake_commands(folder, **scripts):
@@ -296,16 +330,18 @@ def test_cluster_generic_status_script(tmp_path, squeue, sacct, answer):
     assert result.stdout == f"{answer}\n"
 
 
-@pytest.mark.parametrize(("gpus", "flag"), [("0", ""), ("2", " --gpus=2")])
-def test_cluster_generic_submit_script(tmp_path, gpus, flag):
+@pytest.mark.parametrize(("gpus", "flags"), [("0", "--partition=cpu"),
+                                             ("2", "--partition=gpu --gpus=2")])
+def test_cluster_generic_submit_script(tmp_path, gpus, flags):
     env = fake_commands(tmp_path, sbatch='echo "$*" > sbatch.args; echo "77;cluster"')
     script = REPO / "workflow/profiles/cluster-generic/submit.sh"
-    result = subprocess.run([str(script), "train", "2", "4000", "25", gpus, "gpu", "job.sh"],
+    result = subprocess.run([str(script), "train", "2", "4000", "25", gpus, "cpu", "gpu",
+                             "job.sh"],
                             capture_output=True, text=True, env=env, cwd=tmp_path)
     assert result.stdout == "77\n"
     assert (tmp_path / "sbatch.args").read_text() == (
         "--parsable --job-name=smk-train --cpus-per-task=2 --mem=4000M --time=25 "
-        f"--partition=gpu --output=results/logs/cluster/train-%j.log{flag} job.sh\n")
+        f"--output=results/logs/cluster/train-%j.log {flags} job.sh\n")
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 A checkpoint is a folder of files whose names carry their position (``e3b1200``: epoch 3 after
 1200 windows) plus ``checkpoint.json``, written last and atomically: it is the commit record that
 names the files of the latest complete checkpoint. Files it does not name are debris of an
-interrupted write and are deleted at the next save. It also holds the run's hyperparameters and
+interrupted write and are deleted at the next save, except ``metrics.csv``: the finished
+epochs' metrics, for a reader watching the run. It also holds the run's hyperparameters and
 data digests; a run with other settings refuses to resume from it instead of mixing the two.
 """
 
@@ -97,7 +98,7 @@ class Checkpoint:
 
     def _delete_unnamed(self, keep):
         for path in self.folder.iterdir():
-            if path.name != self.record.name and path.name not in keep:
+            if path.name not in (self.record.name, "metrics.csv") and path.name not in keep:
                 path.unlink(missing_ok=True)
 
     def remove(self):

@@ -1,7 +1,8 @@
 """`rnnlm <stage>`: one subcommand per pipeline stage, the entry point every Snakemake rule calls.
 
 Flags reuse the config schema's key names. Errors the user can fix (RnnlmError) print one line
-and exit 1; anything else is a bug and keeps its traceback.
+and exit 1 (128 + the signal when a stopped run saved its checkpoint); anything else is a bug and
+keeps its traceback.
 """
 
 import argparse
@@ -94,8 +95,8 @@ def _train(args):
     model_config = ModelConfig(args.mode, len(read_vocab(args.vocab)), emsize=args.emsize,
                                nhid=args.nhid, nlayers=args.nlayers, dropout=args.dropout,
                                tied=args.tied, init_range=args.init_range)
-    config = TrainConfig(lr=args.lr, clip=args.clip, epochs=args.epochs, bptt=args.bptt,
-                         seed=args.seed, lr_schedule=args.lr_schedule,
+    config = TrainConfig(lr=args.lr, clip=args.clip, clip_per=args.clip_per, epochs=args.epochs,
+                         bptt=args.bptt, seed=args.seed, lr_schedule=args.lr_schedule,
                          decay_after=args.decay_after, decay_factor=args.decay_factor,
                          max_batches=args.max_batches, log_interval=args.log_interval,
                          checkpoint_minutes=args.checkpoint_minutes)
@@ -119,7 +120,11 @@ def _add_train(sub):
     p.add_argument("--init-range", type=float, default=0.1, help="weights start in +-this")
     p.add_argument("--lr", type=float, default=1.0, help="SGD learning rate per example")
     p.add_argument("--clip", type=float, default=0.2,
-                   help="gradient norm cap per token (applied as clip * bptt * batch)")
+                   help="gradient norm cap (applied as clip * bptt * batch, see --clip-per)")
+    p.add_argument("--clip-per", choices=("token", "example"), default="token",
+                   help="token: clip bounds the mean token loss's gradient (MXNet tutorial); "
+                        "example: the loss summed over steps, averaged over the batch "
+                        "(Zaremba et al., TF ptb_word_lm; applied as clip * batch)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--bptt", type=int, default=5, help="steps of back-propagation per window")
     p.add_argument("--seed", type=int, default=1)
@@ -243,7 +248,18 @@ def _add_compare_predictions(sub):
 def _table(args):
     from rnnlm.report import write_table
 
-    write_table(args.runs, args.csv, args.md)
+    write_table(args.runs, args.csv, args.md, published=dict(args.published))
+
+
+def _published(text):
+    """EXPERIMENT=PPL as (experiment, ppl): a published test perplexity."""
+    name, _, ppl = text.partition("=")
+    try:
+        if name and float(ppl) > 0:
+            return name, float(ppl)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not EXPERIMENT=PPL with PPL > 0")
 
 
 def _add_runs(p):
@@ -257,6 +273,9 @@ def _add_table(sub):
     _add_runs(p)
     p.add_argument("--csv", type=Path, required=True, help="output CSV, one row per run")
     p.add_argument("--md", type=Path, required=True, help="output Markdown table")
+    p.add_argument("--published", nargs="*", type=_published, default=[],
+                   metavar="EXPERIMENT=PPL",
+                   help="published test perplexity of an experiment, shown beside its runs")
     p.set_defaults(func=_table)
 
 
@@ -296,7 +315,7 @@ def main(argv=None):
         args.func(args)
     except RnnlmError as err:
         print(f"rnnlm {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
     return 0
 
 

@@ -11,7 +11,22 @@ os.umask(_UMASK)
 
 
 class RnnlmError(Exception):
-    """A problem the user can fix: the CLI prints it as one line and exits 1, no traceback."""
+    """A problem the user can fix: the CLI prints it as one line and exits ``exit_code``, no
+    traceback."""
+
+    exit_code = 1
+
+
+def check_writable(folder):
+    """Fail now, not after hours of training, when ``folder`` cannot take the outputs."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise RnnlmError(f"output folder {folder} is not writable ({err.strerror}); fix its "
+                         "permissions or choose another --out-dir") from None
 
 
 @contextlib.contextmanager

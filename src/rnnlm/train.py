@@ -3,19 +3,24 @@
 Per window of ``bptt`` steps the token losses of all (bptt x batch) rows are summed and
 back-propagated, gradients are clipped to a global norm of ``clip * bptt * batch``, and SGD steps
 at ``lr`` per example (the trainer divides the summed gradient by the batch): the tutorial's
-hyperparameters mean the same here. The hidden state flows from window to window, detached, and
-restarts at zero each epoch. On several devices each batch's columns are split across them and
-the gradients summed before clipping, so the step is the same as on one.
+hyperparameters mean the same here. With ``clip_per="example"`` the cap is ``clip * batch``:
+Zaremba et al.'s and TensorFlow ptb_word_lm's clip of the loss summed over the window's steps and
+averaged over the batch (their lr means the same as ours). The hidden state flows from window to
+window, detached, and restarts at zero each epoch. On several devices each batch's columns are
+split across them and the gradients summed before clipping, so the step is the same as on one.
 
 Nothing waits for the device per window: losses and gradient norms stay there until a report
 every ``log_interval`` windows, where they are checked to be finite.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
 import platform
+import signal
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -25,7 +30,7 @@ import numpy as np
 import rnnlm
 from rnnlm.checkpoint import Checkpoint, RunState, digest, gather_states, restore, write_metrics
 from rnnlm.device import contexts, load_array, omp_threads
-from rnnlm.io import RnnlmError, atomic_path, write_json
+from rnnlm.io import RnnlmError, atomic_path, check_writable, write_json
 from rnnlm.model import RNNModel, save_model_config
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
@@ -33,13 +38,16 @@ from rnnlm.mx import mxnet as mx
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("plateau", "fixed")
+CLIP_PER = ("token", "example")  # what `clip` bounds: the mean token's or one sequence's gradient
 PLATEAU_FACTOR = 0.25  # the tutorial's: lr x0.25 and back to the best weights when valid stalls
+EVAL_WINDOW = 35  # rows per evaluation window at least (state carried: speed only)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     lr: float = 1.0  # SGD step per example: the summed gradient is divided by the batch size
     clip: float = 0.2  # cap on the global gradient norm per token (scaled by bptt * batch)
+    clip_per: str = "token"  # or "example": clip per window sequence (scaled by batch only)
     epochs: int = 1
     bptt: int = 5  # window length of truncated back-propagation
     seed: int = 1
@@ -53,8 +61,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.lr_schedule not in SCHEDULES:
             raise RnnlmError(f"unknown lr schedule {self.lr_schedule!r}; choose plateau or fixed")
+        if self.clip_per not in CLIP_PER:
+            raise RnnlmError(f"unknown clip_per {self.clip_per!r}; choose token or example")
         for name in ("epochs", "bptt", "log_interval", "max_batches"):
-            if (getattr(self, name) or 1) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:  # None: no cap
                 raise RnnlmError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "clip", "decay_factor"):
             if not getattr(self, name) > 0:
@@ -64,6 +74,10 @@ class TrainConfig:
         """The settings a result depends on (not how often it reports or checkpoints)."""
         fields = dataclasses.asdict(self)
         return {k: v for k, v in fields.items() if k not in ("log_interval", "checkpoint_minutes")}
+
+    def max_norm(self, batch_size):
+        """Cap on the global norm of a window's gradient summed over its bptt x batch tokens."""
+        return self.clip * batch_size * (self.bptt if self.clip_per == "token" else 1)
 
     def fixed_lr(self, epoch):
         return self.lr * self.decay_factor ** max(0, epoch - self.decay_after)
@@ -79,41 +93,74 @@ def windows(steps, bptt):
     return [(i, min(bptt, steps - 1 - i)) for i in range(0, steps - 1, bptt)]
 
 
-def window_loss(model, loss_fn, parts, states, start, length):
-    """Token losses of one window, one (length * B_k,) array per device; updates ``states``."""
+class WindowLoss(gluon.HybridBlock):
+    """The model and its summed token loss as one graph: ``(ids, targets, state) -> (loss, state)``.
+
+    The loss is Gluon's SoftmaxCrossEntropyLoss summed over the window, ``-pick(log_softmax)``,
+    inside the model's graph: one cached call per window, no reshapes or loss ops in Python.
+    """
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+
+    def hybrid_forward(self, F, inputs, targets, states):
+        logits, states = self.model(inputs, states)  # (T, B, V)
+        return -F.pick(F.log_softmax(logits, axis=-1), targets, axis=-1).sum(), states  # (1,)
+
+
+def loss_graph(model):
+    net = WindowLoss(model)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def window_loss(net, parts, states, start, length):
+    """Summed token loss of one window, one (1,) array per device; updates ``states``."""
     losses = []
     for k, part in enumerate(parts):
-        x, y = part[start:start + length], part[start + 1:start + 1 + length]
-        logits, states[k] = model(x, states[k])  # (T, B_k, V)
-        losses.append(loss_fn(logits.reshape((-3, -1)), y.reshape((-1,))))  # rows (T * B_k, V)
+        x, y = part[start:start + length], part[start + 1:start + 1 + length]  # (T, B_k) views
+        loss, states[k] = net(x, y, states[k])
+        losses.append(loss)
     return losses
 
 
 def split_loss(model, parts, bptt):
-    """Mean token loss over a whole array in predict mode, the state carried; and its tokens."""
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    """Mean token loss over a whole array in predict mode, the state carried; and its tokens.
+
+    The state carries across windows, so their length changes only the speed: at least
+    EVAL_WINDOW rows each, as longer products run faster than ``bptt``'s.
+    """
+    net = loss_graph(model)
     states = [model.begin_state(p.shape[1], p.context) for p in parts]
     totals = [nd.zeros((1,), ctx=p.context, dtype="float64") for p in parts]
     steps = parts[0].shape[0]
-    for start, length in windows(steps, bptt):
-        losses = window_loss(model, loss_fn, parts, states, start, length)
+    for start, length in windows(steps, max(bptt, EVAL_WINDOW)):
+        losses = window_loss(net, parts, states, start, length)
         for total, loss in zip(totals, losses, strict=True):
-            total += loss.sum().astype("float64")
+            total += loss.astype("float64")
     tokens = (steps - 1) * sum(p.shape[1] for p in parts)
     return sum(float(t.asscalar()) for t in totals) / tokens, tokens
 
 
-def clip_global_norm(grads, max_norm):
-    """Scale one device's ``grads`` to a global norm of at most ``max_norm``; return the norm.
+def global_norm(grads):
+    """The global norm of one device's ``grads``, left there as a (1,) array."""
+    return nd.sqrt(nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum())
 
-    Unlike gluon.utils.clip_global_norm it never brings the norm to the host: the scale
-    min(1, max_norm / norm) stays an array, so Python never waits for the device here.
+
+def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size):
+    """w -= lr * min(1, max_norm / norm) * g / batch_size on ``ctx``: clip and SGD step at once.
+
+    gluon.utils.clip_global_norm then Trainer.step, without their costs: the clip factor stays
+    an array (Python never waits for the norm), no pass rescales the gradients first, and each
+    array gets its own update (MXNet's multi-array kernels visit every array per element).
     """
-    norm = nd.sqrt(nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum())  # (1,)
-    scale = nd.minimum(max_norm / (norm + 1e-8), 1.0)
-    for g in grads:
-        nd.broadcast_mul(g, scale, out=g)
-    return norm
+    rate = nd.minimum(max_norm / (norm + 1e-8), 1.0) * lr  # (1,)
+    no_decay = nd.zeros((1,), ctx=ctx)
+    for p in params:
+        w = p.data(ctx)
+        nd.preloaded_multi_sgd_update(w, p.grad(ctx), rate, no_decay, rescale_grad=1 / batch_size,
+                                      num_weights=1, out=w)
 
 
 def perplexity(loss):
@@ -123,6 +170,29 @@ def perplexity(loss):
 def reseed(seed, epoch, batch):
     """Dropout noise from a fixed point per (epoch, batch), so a resumed epoch draws the same."""
     mx.random.seed(zlib.crc32(f"{seed}:{epoch}:{batch}".encode()) % 2**31)
+
+
+class Stopped(RnnlmError):
+    """A run asked to stop (SIGTERM from a scheduler, Ctrl-C) that saved its checkpoint first."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.exit_code = 128 + signum  # what the shell reports for a process the signal killed
+
+
+@contextlib.contextmanager
+def stop_signals(caught):
+    """While training, SIGTERM and SIGINT only append to ``caught``; the loop acts on it."""
+    if threading.current_thread() is not threading.main_thread():  # handlers need the main one
+        yield
+        return
+    stops = (signal.SIGTERM, signal.SIGINT)
+    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 class Progress:
@@ -155,16 +225,19 @@ class Run:
     def __init__(self, config, model, ctxs, train_parts, valid_parts, ckpt):
         self.cfg, self.model, self.ctxs, self.ckpt = config, model, ctxs, ckpt
         self.train, self.valid = train_parts, valid_parts
+        # Sums gradients across devices and holds the lr and optimizer state checkpoints save;
+        # the step itself is clipped_sgd's.
         self.trainer = gluon.Trainer(model.collect_params(), "sgd",
                                      {"learning_rate": config.lr, "momentum": 0.0, "wd": 0.0},
                                      kvstore="device", update_on_kvstore=False)
-        self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.net = loss_graph(model)
         self.params = list(model.collect_params().values())
         self.batch_size = sum(p.shape[1] for p in train_parts)
         self.windows = windows(train_parts[0].shape[0], config.bptt)[:config.max_batches]
         self.hidden = self.zero_state()
         self.progress = Progress()
         self.saved_at = time.monotonic()
+        self.stop = []  # signals caught: stop at the next window, after a checkpoint
 
     def zero_state(self):
         return [self.model.begin_state(p.shape[1], p.context) for p in self.train]
@@ -177,33 +250,38 @@ class Run:
         return state
 
     def fit(self, state):
-        while state.epoch <= self.cfg.epochs:
-            if state.batch == 0:
-                self.hidden = self.zero_state()
-                reseed(self.cfg.seed, state.epoch, 0)
-            self.train_epoch(state)
-            self.end_epoch(state)
+        with stop_signals(self.stop):
+            while state.epoch <= self.cfg.epochs:
+                if state.batch == 0:
+                    self.hidden = self.zero_state()
+                    reseed(self.cfg.seed, state.epoch, 0)
+                self.train_epoch(state)
+                self.end_epoch(state)
 
     def step(self, start, length):
         """One window on every device; returns its loss sum and gradient norm, left on device."""
         self.hidden = [[s.detach() for s in h] for h in self.hidden]
         with autograd.record():
-            losses = window_loss(self.model, self.loss_fn, self.train, self.hidden, start, length)
+            losses = window_loss(self.net, self.train, self.hidden, start, length)
         autograd.backward(losses)
         self.trainer.allreduce_grads()  # every device now holds the summed gradient
-        max_norm = self.cfg.clip * self.cfg.bptt * self.batch_size
-        norms = [clip_global_norm([p.grad(c) for p in self.params], max_norm) for c in self.ctxs]
-        self.trainer.update(self.batch_size)
+        max_norm = self.cfg.max_norm(self.batch_size)
+        norms = [global_norm([p.grad(c) for p in self.params]) for c in self.ctxs]
+        for c, norm in zip(self.ctxs, norms, strict=True):
+            clipped_sgd(self.params, c, norm, max_norm, self.trainer.learning_rate,
+                        self.batch_size)
         ctx = self.ctxs[0]
-        return nd.add_n(*[loss.sum().as_in_context(ctx) for loss in losses]), norms[0], length
+        return nd.add_n(*[loss.as_in_context(ctx) for loss in losses]), norms[0], length
 
     def train_epoch(self, state):
         pending, clock = [], time.monotonic()
         for i in range(state.batch, len(self.windows)):
             pending.append(self.step(*self.windows[i]))
-            if len(pending) == self.cfg.log_interval or i == len(self.windows) - 1:
+            if len(pending) == self.cfg.log_interval or i == len(self.windows) - 1 or self.stop:
                 self.report(state, pending, clock)
                 pending = []
+                if self.stop:
+                    self.halt(state)
                 if i + 1 < len(self.windows) and self.checkpoint_due():
                     self.save(state)
                 clock = time.monotonic()
@@ -228,6 +306,12 @@ class Run:
         self.progress.report(state, len(self.windows), losses.sum() / tokens, tokens, seconds,
                              len(pending))
 
+    def halt(self, state):
+        self.save(state)
+        raise Stopped(f"stopped by {signal.Signals(self.stop[0]).name} at epoch {state.epoch} "
+                      f"after {state.batch} of {len(self.windows)} windows; checkpoint saved in "
+                      f"{self.ckpt.folder}: run the same command to resume", self.stop[0])
+
     def diverged(self, state, batch, what, value):
         record = self.ckpt.load()
         kept = (f"the last good checkpoint (epoch {record['state']['epoch']} after "
@@ -251,7 +335,8 @@ class Run:
         state.epoch, state.batch, state.loss_sum, state.tokens, state.seconds = (
             state.epoch + 1, 0, 0.0, 0, 0.0)
         self.save(state)
-        write_metrics(self.ckpt.folder.parent / "metrics.csv", state.metrics)
+        write_metrics(self.ckpt.folder / "metrics.csv", state.metrics)  # not the declared output:
+        # a killed job must leave nothing that Snakemake would find incomplete and refuse to rerun
 
     def schedule(self, state, valid_loss):
         """Keep the best weights; plateau: on no improvement, lr x0.25 and back to the best."""
@@ -278,8 +363,10 @@ class Run:
 def train(model_config, config, train_path, valid_path, out_dir, device="cpu", gpus=1):
     """Train, or resume, one model; write model.params/.json, metrics.csv and summary.json."""
     ctxs = contexts(device, gpus)
+    check_writable(out_dir)
     train_parts = load_array(train_path, model_config.vocab_size, ctxs)
     valid_parts = load_array(valid_path, model_config.vocab_size, ctxs)
+    check_one_window(train_path, train_parts, config.bptt)
     fingerprint = {**dataclasses.asdict(model_config), **config.hyperparameters(),
                    "train_sha256": digest(train_path), "valid_sha256": digest(valid_path)}
     ckpt = Checkpoint(Path(out_dir) / "checkpoint", fingerprint)
@@ -295,6 +382,16 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     write_outputs(run, state, device)
     ckpt.remove()
     return state
+
+
+def check_one_window(path, parts, bptt):
+    """A training array must fill one window: ``bptt`` input rows and their targets."""
+    steps, columns = parts[0].shape[0], sum(p.shape[1] for p in parts)
+    if steps < bptt + 1:
+        raise RnnlmError(f"{path}: {steps * columns} tokens ({steps} steps x {columns} columns) "
+                         f"are too few for one window of bptt {bptt}: need at least "
+                         f"{columns * (bptt + 1)} tokens at batch size {columns}; use a longer "
+                         "training split or a smaller batch_size or bptt")
 
 
 def write_outputs(run, state, device):

@@ -34,7 +34,9 @@ def check_config(config):
         if name not in config["experiments"]:
             known = ", ".join(sorted(config["experiments"]))
             raise config_error(
-                "run", f"{name!r} is not in experiments (known: {known})"
+                "run",
+                f"{name!r} is not in experiments (known: {known}) nor a preset "
+                f"(workflow/presets/: {', '.join(PRESETS)})",
             )
     for name, exp in config["experiments"].items():
         if name in RESERVED:
@@ -72,18 +74,84 @@ def coerce_strings(value, schema):
     return value
 
 
+def validated(doc, error):
+    """`doc` checked against the schema, its defaults filled; a failure raises
+    `error(path, message)`, naming the key in one line instead of the whole schema dump.
+    """
+    try:
+        validate(doc, str(SCHEMA))
+    except WorkflowError as err:
+        cause = err.__context__
+        if not hasattr(cause, "absolute_path"):
+            raise
+        raise error(list(map(str, cause.absolute_path)), cause.message) from None
+    return doc
+
+
+def preset_error(path, key, problem):
+    return WorkflowError(
+        f"preset {path.relative_to(workflow.basedir)}: key {key or '(top level)'}: {problem} "
+        "(keys and bounds as for experiments in workflow/schemas/config.schema.yaml)"
+    )
+
+
+def read_preset(path):
+    """One preset file: (the experiment, validated as one with the schema's defaults filled,
+    its `published` numbers)."""
+    exp = yaml.safe_load(path.read_text())
+    if not isinstance(exp, dict):
+        raise preset_error(path, "", "expected a mapping of experiment keys")
+    published = exp.pop("published", None) or {}
+    if not isinstance(published, dict):
+        raise preset_error(
+            path, "published", "expected a mapping of valid, test, source"
+        )
+    for key, value in published.items():
+        if key not in ("valid", "test", "source"):
+            raise preset_error(path, f"published.{key}", "use valid, test, source")
+        number = type(value) in (int, float) and value > 0
+        if key != "source" and value is not None and not number:
+            raise preset_error(path, f"published.{key}", f"{value!r} is not a ppl > 0")
+    doc = {"experiments": {path.stem: exp}}
+    validated(doc, lambda at, msg: preset_error(path, ".".join(at[2:]), msg))
+    return doc["experiments"][path.stem], published
+
+
+def add_presets(config, own_keys):
+    """Put the presets named in `run` into `experiments`; an experiment of the same name in the
+    config overrides the preset's keys with those it sets (`own_keys`, read before defaults).
+    """
+    for name in config["run"]:
+        if name in PRESETS:
+            own = config["experiments"].get(name, {})
+            keys = own_keys.get(name, ())
+            config["experiments"][name] = {
+                **PRESETS[name][0],
+                **{key: own[key] for key in keys},
+            }
+
+
+def published_test_ppl():
+    """Experiment -> published test perplexity, for the presets in `run` that have one."""
+    tests = {
+        name: PRESETS[name][1].get("test") for name in config["run"] if name in PRESETS
+    }
+    return {name: ppl for name, ppl in tests.items() if ppl is not None}
+
+
 SCHEMA = Path(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+PRESETS = {
+    path.stem: read_preset(path)
+    for path in sorted(Path(workflow.basedir, "workflow", "presets").glob("*.yaml"))
+}
 coerce_strings(config, yaml.safe_load(SCHEMA.read_text()))
-try:
-    validate(config, str(SCHEMA))
-except (
-    WorkflowError
-) as err:  # name the key in one line instead of the whole schema dump
-    cause = err.__context__
-    if not hasattr(cause, "absolute_path"):
-        raise
-    key = ".".join(map(str, cause.absolute_path)) or "(top level)"
-    raise config_error(key, cause.message) from None
+OWN_KEYS = {  # before validate() fills in the defaults
+    name: set(exp)
+    for name, exp in (config.get("experiments") or {}).items()
+    if isinstance(exp, dict)
+}
+validated(config, lambda at, msg: config_error(".".join(at) or "(top level)", msg))
+add_presets(config, OWN_KEYS)
 check_config(config)
 
 
@@ -220,8 +288,8 @@ def device_flags(wildcards, resources):
 
 # Experiment keys that are `rnnlm train` flags (batch sizes come from the arrays' widths).
 TRAIN_FLAGS = (
-    """emsize nhid nlayers dropout init_range lr clip epochs bptt seed lr_schedule
-decay_after decay_factor max_batches""".split()
+    """emsize nhid nlayers dropout init_range lr clip clip_per epochs bptt seed
+lr_schedule decay_after decay_factor max_batches""".split()
 )
 
 
@@ -235,6 +303,13 @@ def train_flags(wildcards):
         if exp[key] is not None
     ]
     return " ".join([*flags, "--tied" if exp["tied"] else "--no-tied"])
+
+
+def published_args(wildcards):
+    """`--published EXPERIMENT=PPL ...` for the presets in `run` with a published test
+    perplexity: a recorded param, so a corrected number reruns the table."""
+    pairs = [f"{name}={ppl}" for name, ppl in published_test_ppl().items()]
+    return shlex.join(["--published", *pairs]) if pairs else ""
 
 
 def prompt_args(wildcards):

@@ -1,0 +1,196 @@
+"""Shared by the fault tests: a tiny workflow in a temporary folder, run by the real `snakemake`
+(helpers of tests/test_workflow.py) or `rnnlm`, and readers that say whether an output is whole."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from conftest import REPO
+from test_workflow import SNAKEMAKE, snakemake, write_config
+
+RNNLM = Path(sys.executable).with_name("rnnlm")
+# One experiment, tiny: a train job takes seconds, each of its epochs about one.
+TINY = {"emsize": 8, "nhid": 8, "nlayers": 1, "epochs": 2, "batch_size": 4, "eval_batch_size": 2,
+        "bptt": 4}
+
+
+def tiny_workflow(workdir, mirror, digests, modes=("lstm",), **experiment):
+    """config.yaml of one experiment `tiny` (TINY, updated by ``experiment``) in ``workdir``."""
+    return write_config(Path(workdir), mirror, digests, modes=list(modes), run=["tiny"],
+                        experiments={"tiny": {**TINY, **experiment}})
+
+
+def start_snakemake(workdir, *args):
+    """A `snakemake --cores 1` in its own process group, as a batch system starts a job."""
+    path = Path(workdir) / f"snakemake.{time.monotonic_ns()}.out"
+    with open(path, "w") as out:
+        job = subprocess.Popen([str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory",
+                                str(workdir), "--cores", "1", *args], stdout=out,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    job.output = path  # what the user sees on the terminal
+    return job
+
+
+def wait_for(condition, job, timeout=300, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert job.poll() is None, f"the job ended (status {job.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.02)
+
+
+def kill_group(job, sig):
+    """``sig`` to the job's whole process group (snakemake and its jobs), as a scheduler does."""
+    os.killpg(job.pid, sig)
+    return job.wait(timeout=300)
+
+
+def rnnlm(*argv, **kwargs):
+    return subprocess.run([str(RNNLM), *map(str, argv)], capture_output=True, text=True,
+                          timeout=600, **kwargs)
+
+
+def error_line(text):
+    """The last line of a stage's output: the one-line error the user reads."""
+    lines = text.strip().splitlines()
+    assert lines and "Traceback" not in text, text[-3000:]
+    return lines[-1]
+
+
+def copy_workdir(src, dst):
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+def read_checkpoint(run_dir):
+    record = Path(run_dir) / "checkpoint" / "checkpoint.json"
+    return json.loads(record.read_text()) if record.is_file() else None
+
+
+def metrics_epochs(path):
+    with open(path) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def stray_temporaries(workdir):
+    """Temporary files an atomic write left in results/ or resources/ (checkpoints excluded:
+    their next save cleans them)."""
+    return [p for top in ("results", "resources") for p in (Path(workdir) / top).rglob(".*.tmp")
+            if "checkpoint" not in p.parts]
+
+
+# ---- is a declared output whole? One reader per kind of file the rules declare. ----------------
+def _params(path):
+    from rnnlm.mx import nd
+
+    assert nd.load(str(path)), path
+
+
+def _png(path):
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82"), path
+
+
+def _text(path):
+    assert path.read_text().endswith("\n"), path
+
+
+def _tsv(path):
+    rows = path.read_text().splitlines()
+    assert rows[0] == "id\tword\tcount" and all(len(r.split("\t")) == 3 for r in rows[1:]), path
+
+
+READERS = {".json": lambda p: json.loads(p.read_text()), ".npy": np.load, ".params": _params,
+           ".png": _png, ".csv": lambda p: list(csv.DictReader(open(p))), ".md": _text,
+           ".txt": _text, ".tsv": _tsv}
+
+
+def assert_whole(path):
+    """Read ``path`` to the end with the reader of its kind; fails on a torn file."""
+    READERS[path.suffix](path)
+
+
+def declared_outputs(workdir):
+    """Every file a rule declares as output that exists now, from `snakemake --summary`."""
+    result = snakemake(workdir, "--summary", "--nolock", check=False)
+    paths = [line.split("\t")[0] for line in result.stdout.splitlines()[1:] if "\t" in line]
+    return [Path(workdir) / p for p in paths if (Path(workdir) / p).is_file()]
+
+
+# The message fragment each case must show (the README table quotes these, tests/faults check
+# both: the real output contains the fragment, the README table contains it verbatim).
+MESSAGES = {
+    "unknown mode": "config key modes.1: 'lstmm' is not one of",
+    "unknown key": "config key (top level): Additional properties are not allowed ('epoch' was "
+                   "unexpected)",
+    "unknown experiment key": "config key experiments.tiny: Additional properties are not "
+                              "allowed ('lr_rate' was unexpected)",
+    "zero lr": "config key experiments.tiny.lr: 0 is less than or equal to the minimum of 0",
+    "negative epochs": "config key experiments.tiny.epochs: -2 is less than the minimum of 1",
+    "zero batch size": "config key experiments.tiny.batch_size: 0 is less than the minimum of 1",
+    "negative bptt": "config key experiments.tiny.bptt: -1 is less than the minimum of 1",
+    "dropout 1": "config key experiments.tiny.dropout: 1 is greater than or equal to the maximum "
+                 "of 1",
+    "negative dropout": "config key experiments.tiny.dropout: -0.1 is less than the minimum of 0",
+    "tied sizes differ": "config key experiments.tiny.tied: tied weights need emsize == nhid "
+                         "(got 8 and 16); set tied: false or make them equal",
+    "gpu without gpus": "config key gpus: device gpu needs gpus >= 1",
+    "experiment name not a folder name": "config key experiments: 'a/b' does not match",
+    "missing file": "no such file at the mirror; set data.url (or --url) to a directory or "
+                    "file:// URL holding ptb.{train,valid,test}.txt",
+    "truncated file": "checksum mismatch (expected sha256",
+    "checksum mismatch": "the file is corrupt or truncated: replace it at the mirror or fix "
+                         "data.sha256",
+    "mirror unreachable": "after 3 attempts; offline? set data.url (or --url)",
+    "non-UTF-8 corpus": "line 3 is not UTF-8 (invalid continuation byte at byte 23); fix or "
+                        "re-download the file",
+    "empty split": "empty split (no tokens); check the file at the mirror",
+    "split too short": "are too few for one window of bptt 4: need at least 20 tokens at batch "
+                       "size 4; use a longer training split or a smaller batch_size or bptt",
+    "SIGTERM": "stopped by SIGTERM at epoch",
+    "SIGTERM resume": "checkpoint saved in results/tiny/lstm/checkpoint: run the same command to "
+                      "resume",
+    "diverging run": "lower --lr (now 1e+06) or --clip (now 0.2); the last good checkpoint",
+    "no GPU": "--device gpu, but MXNet sees no GPU (a CPU-only mxnet build, or no working CUDA "
+              "driver); run with --device cpu, or install a CUDA build of MXNet (e.g. "
+              "mxnet-cu112) on a machine whose GPU driver works",
+    "output folder not writable": "is not writable (Not a directory); fix its permissions or "
+                                  "choose another --out-dir",
+    "training job killed": "Error in rule train:",
+    "second run in the same folder": "Error: Directory cannot be locked.",
+    "snakemake itself killed": "It can be removed with the --unlock argument.",
+}
+
+
+def run_failing(workdir, log, *targets):
+    """`snakemake` that must fail in the job logging to ``log``: its one-line error."""
+    result = snakemake(workdir, "--cores", "1", *targets, check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert log in result.stdout + result.stderr  # Snakemake points the user to the log
+    return error_line((Path(workdir) / log).read_text())
+
+
+def group_process(job, *words):
+    """Pid of the process in ``job``'s group whose command line holds ``words`` (or None)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getpgid(int(proc.name)) == job.pid:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                if all(w.encode() in argv for w in words):
+                    return int(proc.name)
+        except (OSError, ProcessLookupError):
+            continue
+    return None
+
+
+def prepare_data(workdir):
+    """Run the data stages of the tiny workflow: the start that training tests copy."""
+    snakemake(workdir, "--cores", "1", "results/data/train.b4.npy", "results/data/valid.b2.npy",
+              "results/data/test.b2.npy")
+    return workdir

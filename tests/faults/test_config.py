@@ -1,0 +1,68 @@
+"""Config faults: each stops `snakemake` before any job runs, in one line naming the key; and the
+same values given to `rnnlm` directly stop it before any work."""
+
+import pytest
+from markov import make_source, train_argv
+from markov import write_corpus as write_arrays
+
+from faults.pipeline import MESSAGES, snakemake, tiny_workflow
+from rnnlm import cli
+
+BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
+    "unknown mode": ["modes=[lstm, lstmm]"],
+    "unknown key": ["epoch=3"],
+    "unknown experiment key": ["experiments={tiny: {lr_rate: 1}}"],
+    "zero lr": ["experiments={tiny: {lr: 0}}"],
+    "negative epochs": ["experiments={tiny: {epochs: -2}}"],
+    "zero batch size": ["experiments={tiny: {batch_size: 0}}"],
+    "negative bptt": ["experiments={tiny: {bptt: -1}}"],
+    "dropout 1": ["experiments={tiny: {dropout: 1}}"],
+    "negative dropout": ["experiments={tiny: {dropout: -0.1}}"],
+    "tied sizes differ": ["experiments={tiny: {nhid: 16}}"],
+    "gpu without gpus": ["device=gpu", "gpus=0"],
+    "experiment name not a folder name": ["experiments={a/b: {}}", "run=[a/b]"],
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, tiny_mirror):
+    return tiny_workflow(tmp_path_factory.mktemp("config"), *tiny_mirror)
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS)
+def test_bad_config_stops_before_any_job_naming_the_key(workdir, case):
+    result = snakemake(workdir, "--cores", "1", "--config", *BAD_CONFIGS[case], check=False)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("config key ")]
+    assert len(lines) == 1 and MESSAGES[case] in lines[0], result.stderr[-2000:]
+    assert lines[0].endswith("(see workflow/schemas/config.schema.yaml)")
+    assert "rule " not in result.stdout + result.stderr  # no job was even planned
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
+
+@pytest.fixture(scope="module")
+def arrays(tmp_path_factory):
+    return write_arrays(tmp_path_factory.mktemp("arrays"), make_source(symbols=6),
+                        tokens=(2_000, 500, 500))
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    ({"lr": 0}, "lr must be positive, got 0.0"),
+    ({"epochs": 0}, "epochs must be at least 1, got 0"),
+    ({"bptt": -3}, "bptt must be at least 1, got -3"),
+    ({"dropout": 1}, "dropout must be in [0, 1), got 1.0"),
+    ({"nhid": 12, "tied": True}, "tied weights need emsize == nhid"),
+])
+def test_bad_train_flags_stop_rnnlm_before_any_work(arrays, tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert cli.main(train_argv(arrays, out, **flags)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlm train: error: ") and err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+def test_unknown_mode_is_a_usage_error(arrays, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(train_argv(arrays, tmp_path / "run", mode="lstmm"))
+    assert stop.value.code == 2
+    assert "argument --mode: invalid choice: 'lstmm'" in capsys.readouterr().err

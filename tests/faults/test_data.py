@@ -1,0 +1,89 @@
+"""Data faults through `snakemake`: a bad mirror or corpus stops the stage that meets it with
+one line naming the file and the fix, and leaves no partial output, only what was done before."""
+
+import socket
+
+import pytest
+from conftest import SPLITS, write_corpus
+
+from faults.pipeline import MESSAGES, run_failing, stray_temporaries, tiny_workflow
+
+CORPUS = [f"ptb.{s}.txt" for s in SPLITS]
+
+
+def bad_mirror(tmp_path, damage):
+    """A mirror and the digests config.yaml expects, with one kind of damage."""
+    mirror = tmp_path / "mirror"
+    digests = write_corpus(mirror, lines_per_split=(300, 60, 60))
+    valid = mirror / "ptb.valid.txt"
+    if damage == "missing file":
+        valid.unlink()
+    elif damage == "truncated file":
+        valid.write_bytes(valid.read_bytes()[:-100])
+    elif damage == "checksum mismatch":
+        valid.write_bytes(valid.read_bytes().replace(b"w1", b"w2", 1))
+    return mirror, digests
+
+
+def no_download_left(workdir):
+    folder = workdir / "resources" / "ptb"
+    return not folder.exists() or list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["missing file", "truncated file", "checksum mismatch"])
+def test_bad_mirror_file_stops_the_download_and_leaves_no_file(tmp_path, damage):
+    workdir = tiny_workflow(tmp_path / "work", *bad_mirror(tmp_path, damage))
+    error = run_failing(workdir, "results/logs/download.log")
+    assert error.startswith("rnnlm download: error: ") and "ptb.valid.txt" in error
+    assert MESSAGES[damage] in error
+    assert no_download_left(workdir)  # not even the two good splits
+
+
+def test_unreachable_mirror_says_offline_and_how_to_set_one(tmp_path, tiny_mirror):
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tiny_workflow(tmp_path, *tiny_mirror)
+    error = run_failing(workdir, "results/logs/download.log", "--config",
+                        f"data={{url: 'http://127.0.0.1:{port}/ptb'}}")
+    assert MESSAGES["mirror unreachable"] in error
+    assert f"127.0.0.1:{port}/ptb/ptb.train.txt" in error
+    assert no_download_left(workdir)
+
+
+def corpus_with(tmp_path, split, text):
+    """The generated corpus with one split replaced by ``text``; digests that match it."""
+    mirror = tmp_path / "mirror"
+    write_corpus(mirror, lines_per_split=(300, 60, 60))
+    (mirror / f"ptb.{split}.txt").write_bytes(text)
+    from rnnlm.data import sha256_of
+
+    return mirror, {s: sha256_of(mirror / f"ptb.{s}.txt") for s in SPLITS}
+
+
+@pytest.mark.parametrize(("case", "split", "text"), [
+    ("non-UTF-8 corpus", "valid", b" w1 w2 \n w3 \n w4 w5 caf\xe9 \n"),
+    ("empty split", "test", b""),
+])
+def test_bad_corpus_stops_the_vocab_naming_the_file(tmp_path, case, split, text):
+    workdir = tiny_workflow(tmp_path / "work", *corpus_with(tmp_path, split, text))
+    error = run_failing(workdir, "results/logs/vocab.log", "results/data/vocab.tsv")
+    assert error.startswith(f"rnnlm vocab: error: resources/ptb/ptb.{split}.txt: ")
+    assert MESSAGES[case] in error
+    assert not list((workdir / "results" / "data").glob("*"))  # neither vocab.tsv nor stats
+    assert all((workdir / "resources/ptb" / name).is_file() for name in CORPUS)  # kept
+    assert not stray_temporaries(workdir)
+
+
+def test_split_too_short_for_one_window_says_how_many_tokens(tmp_path):
+    """Batch size 4, bptt 4: 20 tokens fill one window; 3 lines of 3 words + <eos> are 16."""
+    workdir = tiny_workflow(tmp_path / "work", *corpus_with(
+        tmp_path, "train", b" w1 w2 <unk> \n w3 w4 w5 \n w6 w7 w8 \n w9 w10 w11 \n"))
+    error = run_failing(workdir, "results/logs/train/tiny/lstm.log", "train_all")
+    assert error.startswith("rnnlm train: error: results/data/train.b4.npy: 16 tokens (4 steps")
+    assert MESSAGES["split too short"] in error
+    run = workdir / "results" / "tiny" / "lstm"
+    assert not run.exists() or list(run.iterdir()) == []
+    for kept in ("vocab.tsv", "stats.json", "train.b4.npy", "valid.b2.npy"):
+        assert (workdir / "results" / "data" / kept).is_file()
+    assert not stray_temporaries(workdir)

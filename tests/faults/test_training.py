@@ -1,0 +1,140 @@
+"""Training faults: killed jobs resume where they stopped, a stopped job checkpoints first, a
+diverging run keeps its last good checkpoint, and device and folder problems stop before any
+training. Through `snakemake` on the tiny workflow, and `rnnlm train` where a flag is needed."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from faults.pipeline import (
+    MESSAGES,
+    RNNLM,
+    copy_workdir,
+    error_line,
+    group_process,
+    metrics_epochs,
+    read_checkpoint,
+    rnnlm,
+    run_failing,
+    snakemake,
+    start_snakemake,
+    tiny_workflow,
+    wait_for,
+)
+
+RUN = "results/tiny/lstm"
+LOG = "results/logs/train/tiny/lstm.log"
+
+
+@pytest.fixture
+def workdir(data_ready, tmp_path, tiny_mirror):
+    """A copy of ``data_ready`` whose training runs 3 epochs, long enough to be interrupted."""
+    return tiny_workflow(copy_workdir(data_ready, tmp_path / "work"), *tiny_mirror, epochs=3)
+
+
+def interrupted_in_epoch_2(workdir, sig, target):
+    """Start `snakemake train_all`, send ``sig`` once epoch 1 is checkpointed; the ended job."""
+    job = start_snakemake(workdir, "train_all")
+    wait_for(lambda: (read_checkpoint(workdir / RUN) or {"state": {"epoch": 1}})["state"][
+        "epoch"] == 2, job, what="a checkpoint of epoch 1")
+    if target == "job":  # the training process only, as the kernel's OOM killer does
+        os.kill(group_process(job, "train"), sig)
+    else:  # the whole group, as a scheduler does
+        os.killpg(job.pid, sig)
+    job.wait(timeout=300)
+    return job
+
+
+def assert_resumes_and_finishes(workdir, epoch, batch):
+    """The same command again: resumes at (epoch, batch) and ends with every epoch once."""
+    snakemake(workdir, "--cores", "1", "train_all")
+    log = (workdir / LOG).read_text()
+    assert f"resuming from {RUN}/checkpoint: epoch {epoch} after {batch} of " in log
+    assert "end of epoch   1 " not in log  # epoch 1 is not trained again
+    assert metrics_epochs(workdir / RUN / "metrics.csv") == [1, 2, 3]
+    assert not (workdir / RUN / "checkpoint").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_the_same_command_resumes(workdir):
+    job = interrupted_in_epoch_2(workdir, signal.SIGKILL, "job")
+    assert job.returncode == 1 and MESSAGES["training job killed"] in job.output.read_text()
+    saved = read_checkpoint(workdir / RUN)["state"]
+    assert saved["epoch"] >= 2 and [m["epoch"] for m in saved["metrics"]] == list(
+        range(1, saved["epoch"]))
+    assert not (workdir / RUN / "metrics.csv").exists()  # no declared output: nothing incomplete
+    assert_resumes_and_finishes(workdir, saved["epoch"], saved["batch"])
+
+
+@pytest.mark.slow
+def test_sigterm_writes_a_checkpoint_then_exits_143(workdir):
+    """A scheduler's SIGTERM to the job's group: the job saves where it is, Snakemake waits."""
+    job = interrupted_in_epoch_2(workdir, signal.SIGTERM, "group")
+    assert job.returncode == 1 and MESSAGES["training job killed"] in job.output.read_text()
+    saved = read_checkpoint(workdir / RUN)["state"]
+    error = error_line((workdir / LOG).read_text())
+    assert error == (f"rnnlm train: error: stopped by SIGTERM at epoch {saved['epoch']} after "
+                     f"{saved['batch']} of 160 windows; checkpoint saved in {RUN}/checkpoint: "
+                     "run the same command to resume")
+    assert MESSAGES["SIGTERM"] in error and MESSAGES["SIGTERM resume"] in error
+    assert_resumes_and_finishes(workdir, saved["epoch"], saved["batch"])
+
+
+def test_sigterm_exit_status_is_143(data_ready, tmp_path):
+    """`rnnlm train` alone: the status a shell shows for a process SIGTERM ended."""
+    out = tmp_path / "run"
+    job = subprocess.Popen([str(RNNLM), *train_command(data_ready, out, "--epochs", "50")],
+                           stderr=subprocess.PIPE, text=True)
+    record = out / "checkpoint" / "checkpoint.json"
+    wait_for(record.is_file, job, what="a checkpoint")
+    time.sleep(0.2)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=300) == 143
+    assert "stopped by SIGTERM at epoch " in error_line(job.stderr.read())
+    assert read_checkpoint(out)["state"]["epoch"] >= 2
+
+
+def train_command(workdir, out, *flags):
+    """`rnnlm train` arguments on the tiny workflow's arrays, rnn_relu (a huge lr blows it up)."""
+    data = workdir / "results" / "data"
+    return ["train", "--mode", "rnn_relu", "--vocab", str(data / "vocab.tsv"),
+            "--train", str(data / "train.b4.npy"), "--valid", str(data / "valid.b2.npy"),
+            "--out-dir", str(out), "--emsize", "8", "--nhid", "8", "--nlayers", "1",
+            "--bptt", "4", "--threads", "1", *flags]
+
+
+def test_diverging_run_stops_clearly_and_keeps_the_last_good_checkpoint(data_ready, tmp_path):
+    out = tmp_path / "run"
+    result = rnnlm(*train_command(data_ready, out, "--lr", "1e6", "--log-interval", "1",
+                                  "--checkpoint-minutes", "0"))
+    assert result.returncode == 1
+    error = error_line(result.stderr)
+    assert error.startswith("rnnlm train: error: training ") and MESSAGES["diverging run"] in error
+    saved = read_checkpoint(out)
+    assert f"(epoch 1 after {saved['state']['batch']} windows) stays in {out}/checkpoint" in error
+    assert saved["state"]["batch"] >= 1
+    assert (out / "checkpoint" / saved["files"]["params"]).is_file()
+    assert not (out / "summary.json").exists() and not (out / "model.params").exists()
+
+
+def test_gpu_on_a_machine_without_one_stops_before_training(workdir):
+    from rnnlm.mx import mxnet as mx
+
+    if mx.context.num_gpus() > 0:
+        pytest.skip("this machine has a GPU")
+    error = run_failing(workdir, LOG, "train_all", "--config", "device=gpu", "gpus=1")
+    assert error == f"rnnlm train: error: {MESSAGES['no GPU']}"
+    assert not (workdir / RUN).exists() or list((workdir / RUN).iterdir()) == []
+
+
+def test_output_folder_not_writable_stops_before_training(data_ready, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a folder under a file cannot be made, even by root
+    result = rnnlm(*train_command(data_ready, blocker / "run"))
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (f"rnnlm train: error: output folder {blocker / 'run'} "
+                                         f"{MESSAGES['output folder not writable']}")
+    assert "MXNet CPU threads" in result.stderr and "epoch" not in result.stderr
