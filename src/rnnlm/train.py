@@ -148,15 +148,15 @@ def global_norm(grads):
     return nd.sqrt(nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum())
 
 
-def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size):
-    """w -= lr * min(1, max_norm / norm) * g / batch_size on ``ctx``: clip and SGD step at once.
+def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size, no_decay):
+    """w -= lr * min(1, max_norm / norm) * g / batch_size on ``ctx``: clip and SGD step at once
+    (``no_decay``: a (1,) zero weight decay on ``ctx``, made once per run, not per step).
 
     gluon.utils.clip_global_norm then Trainer.step, without their costs: the clip factor stays
     an array (Python never waits for the norm), no pass rescales the gradients first, and each
     array gets its own update (MXNet's multi-array kernels visit every array per element).
     """
     rate = nd.minimum(max_norm / (norm + 1e-8), 1.0) * lr  # (1,)
-    no_decay = nd.zeros((1,), ctx=ctx)
     for p in params:
         w = p.data(ctx)
         nd.preloaded_multi_sgd_update(w, p.grad(ctx), rate, no_decay, rescale_grad=1 / batch_size,
@@ -231,6 +231,7 @@ class Run:
                                      {"learning_rate": config.lr, "momentum": 0.0, "wd": 0.0},
                                      kvstore="device", update_on_kvstore=False)
         self.net = loss_graph(model)
+        self.no_decay = [nd.zeros((1,), ctx=c) for c in ctxs]
         self.params = list(model.collect_params().values())
         self.batch_size = sum(p.shape[1] for p in train_parts)
         self.windows = windows(train_parts[0].shape[0], config.bptt)[:config.max_batches]
@@ -267,9 +268,9 @@ class Run:
         self.trainer.allreduce_grads()  # every device now holds the summed gradient
         max_norm = self.cfg.max_norm(self.batch_size)
         norms = [global_norm([p.grad(c) for p in self.params]) for c in self.ctxs]
-        for c, norm in zip(self.ctxs, norms, strict=True):
+        for c, norm, no_decay in zip(self.ctxs, norms, self.no_decay, strict=True):
             clipped_sgd(self.params, c, norm, max_norm, self.trainer.learning_rate,
-                        self.batch_size)
+                        self.batch_size, no_decay)
         ctx = self.ctxs[0]
         return nd.add_n(*[loss.as_in_context(ctx) for loss in losses]), norms[0], length
 
