@@ -2,6 +2,8 @@
 
 import hashlib
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PTB = REPO.parent / "shared" / "data" / "ptb"
 SPLITS = ("train", "valid", "test")
+RNNLM = Path(sys.executable).with_name("rnnlm")  # the console script of this environment
+
+
+def rnnlm(*argv, **kwargs):
+    """Run the `rnnlm` command as a user does; its exit code, stdout and stderr."""
+    return subprocess.run([str(RNNLM), *map(str, argv)], capture_output=True, text=True,
+                          timeout=600, **kwargs)
 
 
 @pytest.fixture

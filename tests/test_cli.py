@@ -1,16 +1,12 @@
 """The `rnnlm` console script: real subprocesses, exit codes, one-line errors without tracebacks."""
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-RNNLM = Path(sys.executable).with_name("rnnlm")
+from conftest import rnnlm
 
 
 def run(*args, cwd=None):
-    return subprocess.run([str(RNNLM), *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return rnnlm(*args, cwd=cwd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
 def test_console_script_lists_every_stage():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, write_corpus
+from conftest import REPO
 
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
@@ -68,9 +68,8 @@ def write_config(workdir, mirror, digests, **overrides):
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mirror")
-    return folder, write_corpus(folder, lines_per_split=(300, 60, 60))
+def mirror(tiny_mirror):
+    return tiny_mirror
 
 
 @pytest.fixture(scope="module")

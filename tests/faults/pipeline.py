@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import numpy as np
 from conftest import REPO
 from test_workflow import SNAKEMAKE, snakemake, write_config
 
-RNNLM = Path(sys.executable).with_name("rnnlm")
 # One experiment, tiny: a train job takes seconds, each of its epochs about one.
 TINY = {"emsize": 8, "nhid": 8, "nlayers": 1, "epochs": 2, "batch_size": 4, "eval_batch_size": 2,
         "bptt": 4}
@@ -49,11 +47,6 @@ def kill_group(job, sig):
     """``sig`` to the job's whole process group (snakemake and its jobs), as a scheduler does."""
     os.killpg(job.pid, sig)
     return job.wait(timeout=300)
-
-
-def rnnlm(*argv, **kwargs):
-    return subprocess.run([str(RNNLM), *map(str, argv)], capture_output=True, text=True,
-                          timeout=600, **kwargs)
 
 
 def error_line(text):

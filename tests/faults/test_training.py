@@ -8,16 +8,15 @@ import subprocess
 import time
 
 import pytest
+from conftest import RNNLM, rnnlm
 
 from faults.pipeline import (
     MESSAGES,
-    RNNLM,
     copy_workdir,
     error_line,
     group_process,
     metrics_epochs,
     read_checkpoint,
-    rnnlm,
     run_failing,
     snakemake,
     start_snakemake,
