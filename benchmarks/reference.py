@@ -2,9 +2,11 @@
 
 Written in the word-language-model tutorial's style on purpose: an imperative Block, the Gluon
 loss per row, ``L.backward()``, ``gluon.utils.clip_global_norm`` (a host sync), ``trainer.step``
-and ``asscalar`` every batch. The one departure: each recurrent layer is its own one-layer block
-with dropout between them, as in rnnlm.model (the tutorial's fused multi-layer block skips that
-dropout on the CPU), so that from the same weights both compute the same function.
+and ``asscalar`` every batch. The one departure, by default: each recurrent layer is its own
+one-layer block with dropout between them, as in rnnlm.model (the tutorial's fused multi-layer
+block skips that dropout on the CPU), so that from the same weights both compute the same
+function. ``fused=True`` builds the tutorial's own block instead, to time the tutorial itself
+(the same function only at dropout 0).
 """
 
 from rnnlm.model import LAYERS
@@ -14,7 +16,7 @@ from rnnlm.mx import autograd, gluon
 class TutorialModel(gluon.Block):
     """The tutorial's RNNModel: embedding, dropout, recurrent layers, dropout, dense decoder."""
 
-    def __init__(self, config, **kwargs):
+    def __init__(self, config, fused=False, **kwargs):
         super().__init__(**kwargs)
         c, (cls, options) = config, LAYERS[config.mode]
         self.nhid = c.nhid
@@ -22,7 +24,10 @@ class TutorialModel(gluon.Block):
             self.drop = gluon.nn.Dropout(c.dropout)
             self.encoder = gluon.nn.Embedding(c.vocab_size, c.emsize)
             self.rnns = gluon.nn.Sequential()  # a container only; forward walks it by hand
-            for i in range(c.nlayers):
+            if fused:  # one block of nlayers, dropout between them asked for (and lost on CPU)
+                self.rnns.add(getattr(gluon.rnn, cls)(c.nhid, c.nlayers, dropout=c.dropout,
+                                                      input_size=c.emsize, **options))
+            for i in range(0 if fused else c.nlayers):
                 self.rnns.add(getattr(gluon.rnn, cls)(
                     c.nhid, input_size=c.emsize if i == 0 else c.nhid, **options))
             shared = self.encoder.params if c.tied else None

@@ -8,9 +8,11 @@ one JSON line per measurement, ``what`` being:
 - ``train``: rnnlm.train's Run.step for N windows, in 5 chunks each synced at its end (as at
   a log point), alternating with the reference's chunks;
 - ``eval``: rnnlm.train.split_loss, the evaluate stage's loop, over N windows of the valid split;
-- ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data;
+- ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data
+  (``--tutorial-block``: on the tutorial's own fused multi-layer block);
 - ``gemm``: the matrix products of N training windows alone, each shape timed through MXNet
   (the faster of nd.dot and FullyConnected): the speed limit the trainer is measured against.
+  Its ``x_reference`` is the ceiling: the trainer's ratio if all else took no time.
 
 Each line has ``tokens_per_s``, ``gflops`` (by ``window_flops``), ``seconds`` and ``peak_rss_mb``
 (the process's peak so far); train adds ``x_reference`` and ``gemm_share``. Every measurement is
@@ -181,10 +183,10 @@ class Trainer:
 class Reference:
     """benchmarks/reference.py's tutorial loop on a copy of the trainer's initial weights."""
 
-    def __init__(self, model_config, train_config, ctx, train, source_model, max_norm):
+    def __init__(self, model_config, train_config, ctx, train, source_model, max_norm, fused):
         from reference import ReferenceLoop, TutorialModel, copy_weights
 
-        self.model = TutorialModel(model_config)
+        self.model = TutorialModel(model_config, fused=fused)
         self.model.initialize(ctx=ctx)
         copy_weights(source_model, self.model)
         self.loop = ReferenceLoop(self.model, train, train_config.lr, max_norm, ctx)
@@ -261,7 +263,8 @@ def measure(args):
         ours = Trainer(model_config, train_config, ctx, train, valid, folder)
         max_norm = (train_config.max_norm(batch) if hasattr(train_config, "max_norm")
                     else train_config.clip * bptt * batch)  # a trainer before clip_per
-        theirs = Reference(model_config, train_config, ctx, train, ours.model, max_norm)
+        theirs = Reference(model_config, train_config, ctx, train, ours.model, max_norm,
+                           args.tutorial_block)
         rows = min(args.batches * bptt + 1, valid.shape[0])
         eval_part = valid[:rows]
         shapes = gemms(args.mode, model_config.emsize, model_config.nhid, model_config.nlayers,
@@ -279,6 +282,8 @@ def measure(args):
                 best["reference"], theirs_s)
             best["eval"] = min(best["eval"], timed(split_loss, ours.model, [eval_part], bptt)[0])
             best["gemm"] = min(best["gemm"], args.batches * gemm_seconds(shapes))
+        if args.profile:
+            profile(ours, args.batches, args.profile)
     sizes = (args.mode, model_config.emsize, model_config.nhid, model_config.nlayers, vocab_size)
     train_tokens, eval_tokens = args.batches * bptt * batch, (rows - 1) * eval_batch
     flops = {"train": args.batches * window_flops(*sizes, batch, bptt),
@@ -296,23 +301,40 @@ def measure(args):
                     gemm_share=lines[0]["gflops"] / lines[3]["gflops"],
                     data_seconds=data_seconds, threads=args.threads, batches=args.batches,
                     data="ptb" if mirror else "generated", set=args.set)
+    lines[2].update(block="fused" if args.tutorial_block else "stacked")
+    lines[3].update(x_reference=best["reference"] / best["gemm"])
     return lines
+
+
+def profile(trainer, batches, path):
+    """MXNet's per-operator time over ``batches`` trainer windows, as its aggregate table."""
+    from rnnlm.mx import mxnet as mx
+
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                           filename=str(path.with_suffix(".trace.json")))
+    mx.profiler.set_state("run")
+    trainer.steps(batches)
+    mx.profiler.set_state("stop")
+    path.write_text(f"{batches} windows of the trainer\n" + mx.profiler.dumps(reset=True))
 
 
 # --- README ----------------------------------------------------------------------------------
 
 BEGIN, END = "<!-- figures:begin", "<!-- figures:end -->"
 COLUMNS = ("experiment", "mode", "threads", "train tok/s", "reference tok/s", "x reference",
-           "eval tok/s", "GEMM GFLOP/s", "train GFLOP/s", "GEMM share", "peak RSS MB",
-           "data s", "load avg")
+           "GEMM x reference", "eval tok/s", "GEMM GFLOP/s", "train GFLOP/s", "GEMM share",
+           "peak RSS MB", "data s", "load avg")
 
 
 def table_row(lines, load):
     train, ev, ref, gemm = lines
     data = "-" if train["data_seconds"] is None else f"{train['data_seconds']:.1f}"
-    return [" ".join([train["experiment"], *train["set"]]), train["mode"], str(train["threads"]),
+    label = [train["experiment"], *train["set"]] + (["tutorial-block"] if ref["block"] == "fused"
+                                                      else [])
+    return [" ".join(label), train["mode"], str(train["threads"]),
             f"{train['tokens_per_s']:,.0f}", f"{ref['tokens_per_s']:,.0f}",
-            f"{train['x_reference']:.2f}", f"{ev['tokens_per_s']:,.0f}",
+            f"{train['x_reference']:.2f}", f"{gemm['x_reference']:.2f}",
+            f"{ev['tokens_per_s']:,.0f}",
             f"{gemm['gflops']:.1f}", f"{train['gflops']:.1f}", f"{100 * train['gemm_share']:.0f}%",
             f"{train['peak_rss_mb']:,.0f}", data, load]
 
@@ -344,7 +366,11 @@ def parse_args(argv=None):
     p.add_argument("--config", type=Path, default=REPO / "config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one of the experiment's settings, e.g. --set bptt=35")
+    p.add_argument("--tutorial-block", action="store_true",
+                   help="time the reference on the tutorial's fused multi-layer block")
     p.add_argument("--synthetic", action="store_true", help="generated arrays even if PTB is here")
+    p.add_argument("--profile", type=Path, metavar="FILE",
+                   help="also write MXNet's per-operator times over N trainer windows to FILE")
     p.add_argument("--write-readme", action="store_true",
                    help="put this run's row into benchmarks/README.md's table")
     args = p.parse_args(argv)

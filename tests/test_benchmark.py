@@ -24,9 +24,11 @@ import throughput  # noqa: E402
 KEYS = {"what", "mode", "experiment", "tokens_per_s", "gflops", "seconds", "peak_rss_mb"}
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["stacked", "tutorial-block"])
 @pytest.mark.parametrize("mode", MODES)
-def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, mode):
-    """Same weights and windows, dropout 0, a clip that bites: the same losses and weights."""
+def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, mode, fused):
+    """Same weights and windows, dropout 0, a clip that bites: the same losses and weights,
+    whether the reference stacks one-layer blocks or runs the tutorial's fused one."""
     rng = np.random.default_rng(0)
     data = nd.array(rng.integers(0, 30, size=(40, 6)), dtype="float32")
     config = ModelConfig(mode, 30, emsize=12, nhid=12, nlayers=2, dropout=0.0, init_range=0.3)
@@ -35,7 +37,7 @@ def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, mode):
     ours = RNNModel(config)
     ours.initialize_weights([mx.cpu()])
     ours.hybridize(static_alloc=True, static_shape=True)
-    theirs = reference.TutorialModel(config)
+    theirs = reference.TutorialModel(config, fused=fused)
     theirs.initialize(ctx=mx.cpu())
     reference.copy_weights(ours, theirs)
     run = Run(train, ours, [mx.cpu()], [data], [data], Checkpoint(tmp_path, {}))
@@ -62,14 +64,17 @@ def test_flops_of_a_window_by_hand():
     assert extra == 3 * 2 * (3 * 2 * 6 + 3 * 2 * 6) + 2 * 2 * 3 * 6
 
 
-def test_the_script_prints_one_json_line_per_measurement(tmp_path):
+@pytest.mark.parametrize("flags", [["--profile", "ops.txt"], ["--tutorial-block"]],
+                         ids=["stacked-profiled", "tutorial-block"])
+def test_the_script_prints_one_json_line_per_measurement(tmp_path, flags):
     config = tmp_path / "config.yaml"
     config.write_text("experiments:\n  tiny: {emsize: 8, nhid: 8, nlayers: 1, batch_size: 4,"
                       " eval_batch_size: 2, bptt: 3}\nthreads: 1\n")
     out = subprocess.run(
         [sys.executable, str(BENCHMARKS / "throughput.py"), "--mode", "gru", "--experiment",
          "tiny", "--batches", "2", "--threads", "1", "--repeats", "1", "--synthetic",
-         "--config", str(config)], capture_output=True, text=True, check=True, timeout=120)
+         "--config", str(config), *flags],
+        capture_output=True, text=True, check=True, timeout=120, cwd=tmp_path)
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [line["what"] for line in lines] == ["train", "eval", "reference", "gemm"]
     for line in lines:
@@ -79,3 +84,8 @@ def test_the_script_prints_one_json_line_per_measurement(tmp_path):
     train = lines[0]
     assert train["data"] == "generated" and train["data_seconds"] is None
     assert train["x_reference"] == pytest.approx(lines[2]["seconds"] / train["seconds"])
+    assert lines[3]["x_reference"] == pytest.approx(lines[2]["seconds"] / lines[3]["seconds"])
+    assert lines[2]["block"] == ("fused" if "--tutorial-block" in flags else "stacked")
+    if "--profile" in flags:  # the trainer's operators, timed by MXNet's profiler
+        ops = (tmp_path / "ops.txt").read_text()
+        assert "FullyConnected" in ops and "preloaded_multi_sgd_update" in ops
