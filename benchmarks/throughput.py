@@ -240,7 +240,7 @@ def measure(args):
     from rnnlm.model import ModelConfig
     from rnnlm.mx import mxnet as mx
     from rnnlm.mx import nd
-    from rnnlm.train import TrainConfig, split_loss
+    from rnnlm.train import TrainConfig, loss_graph, split_loss
 
     settings, config = experiment_settings(args.experiment, args.config, args.set)
     batch, eval_batch, bptt = (settings[k] for k in ("batch_size", "eval_batch_size", "bptt"))
@@ -269,8 +269,8 @@ def measure(args):
         eval_part = valid[:rows]
         shapes = gemms(args.mode, model_config.emsize, model_config.nhid, model_config.nlayers,
                        vocab_size, batch, bptt)
-        ours.steps(WARMUP), theirs.steps(WARMUP), split_loss(ours.model, [valid[:2 * bptt + 1]],
-                                                             bptt)
+        eval_net = loss_graph(ours.model)
+        ours.steps(WARMUP), theirs.steps(WARMUP), split_loss(eval_net, [eval_part], bptt)
         best = {"train": math.inf, "reference": math.inf, "eval": math.inf, "gemm": math.inf}
         chunks = np.diff(np.linspace(0, args.batches, min(args.batches, 5) + 1).round()).astype(int)
         for _ in range(args.repeats):
@@ -280,7 +280,7 @@ def measure(args):
                 theirs_s += timed(theirs.steps, n)[0]
             best["train"], best["reference"] = min(best["train"], ours_s), min(
                 best["reference"], theirs_s)
-            best["eval"] = min(best["eval"], timed(split_loss, ours.model, [eval_part], bptt)[0])
+            best["eval"] = min(best["eval"], timed(split_loss, eval_net, [eval_part], bptt)[0])
             best["gemm"] = min(best["gemm"], args.batches * gemm_seconds(shapes))
         if args.profile:
             profile(ours, args.batches, args.profile)

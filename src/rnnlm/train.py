@@ -110,6 +110,7 @@ class WindowLoss(gluon.HybridBlock):
 
 
 def loss_graph(model):
+    """WindowLoss of ``model``, compiled on its first call: build one per use and keep it."""
     net = WindowLoss(model)
     net.hybridize(static_alloc=True, static_shape=True)
     return net
@@ -125,14 +126,14 @@ def window_loss(net, parts, states, start, length):
     return losses
 
 
-def split_loss(model, parts, bptt):
-    """Mean token loss over a whole array in predict mode, the state carried; and its tokens.
+def split_loss(net, parts, bptt):
+    """Mean token loss of ``net`` (a loss_graph) over a whole array in predict mode, the state
+    carried; and its tokens.
 
     The state carries across windows, so their length changes only the speed: at least
     EVAL_WINDOW rows each, as longer products run faster than ``bptt``'s.
     """
-    net = loss_graph(model)
-    states = [model.begin_state(p.shape[1], p.context) for p in parts]
+    states = [net.model.begin_state(p.shape[1], p.context) for p in parts]
     totals = [nd.zeros((1,), ctx=p.context, dtype="float64") for p in parts]
     steps = parts[0].shape[0]
     for start, length in windows(steps, max(bptt, EVAL_WINDOW)):
@@ -231,6 +232,7 @@ class Run:
                                      {"learning_rate": config.lr, "momentum": 0.0, "wd": 0.0},
                                      kvstore="device", update_on_kvstore=False)
         self.net = loss_graph(model)
+        self.eval_net = loss_graph(model)  # its own graph: other shapes, no gradients
         self.no_decay = [nd.zeros((1,), ctx=c) for c in ctxs]
         self.params = list(model.collect_params().values())
         self.batch_size = sum(p.shape[1] for p in train_parts)
@@ -322,7 +324,7 @@ class Run:
                          f"lower --lr (now {state.lr:g}) or --clip (now {self.cfg.clip:g}); {kept}")
 
     def end_epoch(self, state):
-        valid_loss, _ = split_loss(self.model, self.valid, self.cfg.bptt)
+        valid_loss, _ = split_loss(self.eval_net, self.valid, self.cfg.bptt)
         if not math.isfinite(valid_loss):
             self.diverged(state, len(self.windows), "validation loss", valid_loss)
         train_loss, tok_s = state.loss_sum / state.tokens, state.tokens / max(state.seconds, 1e-9)
