@@ -2,9 +2,9 @@
 
 A checkpoint is a folder of files whose names carry their position (``e3b1200``: epoch 3 after
 1200 windows) plus ``checkpoint.json``, written last and atomically: it is the commit record that
-names the files of the latest complete checkpoint. Files it does not name are debris of an
-interrupted write and are deleted at the next save, except ``metrics.csv``: the finished
-epochs' metrics, for a reader watching the run. It also holds the run's hyperparameters and
+names the files of the latest complete checkpoint, among them ``metrics.csv``: the finished
+epochs' metrics, for a reader watching the run. Files it does not name are debris of an
+interrupted write and are deleted at the next save. It also holds the run's hyperparameters and
 data digests; a run with other settings refuses to resume from it instead of mixing the two.
 """
 
@@ -73,16 +73,19 @@ class Checkpoint:
         return self.folder / name
 
     def save(self, state, model, trainer, hidden):
-        """Parameters, trainer state and hidden state at ``state``'s position, then the record."""
+        """Parameters, trainer state, hidden state and metrics at ``state``'s position, then the
+        record."""
         tag = _tag(state)
         files = {"params": f"model-{tag}.params", "trainer": f"trainer-{tag}.states",
-                 "hidden": f"hidden-{tag}.nd", "best": self.best_path(state.best_epoch).name}
+                 "hidden": f"hidden-{tag}.nd", "best": self.best_path(state.best_epoch).name,
+                 "metrics": "metrics.csv"}
         with atomic_path(self.path(files["params"])) as tmp:
             model.save_parameters(str(tmp))
         with atomic_path(self.path(files["trainer"])) as tmp:
             trainer.save_states(str(tmp))
         with atomic_path(self.path(files["hidden"])) as tmp:
             nd.save(str(tmp), hidden)
+        write_metrics(self.path(files["metrics"]), state.metrics)
         record = {"format": FORMAT, "fingerprint": self.fingerprint, "files": files,
                   "state": dataclasses.asdict(state)}
         write_json(self.record, record)
@@ -98,7 +101,7 @@ class Checkpoint:
 
     def _delete_unnamed(self, keep):
         for path in self.folder.iterdir():
-            if path.name not in (self.record.name, "metrics.csv") and path.name not in keep:
+            if path.name != self.record.name and path.name not in keep:
                 path.unlink(missing_ok=True)
 
     def remove(self):

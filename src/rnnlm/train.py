@@ -337,9 +337,8 @@ class Run:
         self.schedule(state, valid_loss)
         state.epoch, state.batch, state.loss_sum, state.tokens, state.seconds = (
             state.epoch + 1, 0, 0.0, 0, 0.0)
-        self.save(state)
-        write_metrics(self.ckpt.folder / "metrics.csv", state.metrics)  # not the declared output:
-        # a killed job must leave nothing that Snakemake would find incomplete and refuse to rerun
+        self.save(state)  # with metrics.csv, in the checkpoint: not the declared output, since a
+        # killed job must leave nothing that Snakemake would find incomplete and refuse to rerun
 
     def schedule(self, state, valid_loss):
         """Keep the best weights; plateau: on no improvement, lr x0.25 and back to the best."""
