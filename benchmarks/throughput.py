@@ -261,10 +261,8 @@ def measure(args):
         train = nd.array(arrays["train"], dtype="float32", ctx=ctx)
         valid = nd.array(arrays["valid"], dtype="float32", ctx=ctx)
         ours = Trainer(model_config, train_config, ctx, train, valid, folder)
-        max_norm = (train_config.max_norm(batch) if hasattr(train_config, "max_norm")
-                    else train_config.clip * bptt * batch)  # a trainer before clip_per
-        theirs = Reference(model_config, train_config, ctx, train, ours.model, max_norm,
-                           args.tutorial_block)
+        theirs = Reference(model_config, train_config, ctx, train, ours.model,
+                           train_config.max_norm(batch), args.tutorial_block)
         rows = min(args.batches * bptt + 1, valid.shape[0])
         eval_part = valid[:rows]
         shapes = gemms(args.mode, model_config.emsize, model_config.nhid, model_config.nlayers,
