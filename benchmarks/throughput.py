@@ -100,7 +100,7 @@ def experiment_settings(name, config_path, overrides=()):
         presets = sorted(p.stem for p in (REPO / "workflow" / "presets").glob("*.yaml"))
         sys.exit(f"throughput.py: no experiment {name!r} in {config_path} or workflow/presets; "
                  f"choose one of {', '.join([*config.get('experiments', {}), *presets])}")
-    settings = {**defaults, **{k: v for k, v in found.items() if k in keys or k == "clip_per"}}
+    settings = {**defaults, **{k: v for k, v in found.items() if k in keys}}
     for item in overrides:
         key, _, value = item.partition("=")
         if key not in settings:
@@ -113,10 +113,12 @@ def experiment_settings(name, config_path, overrides=()):
 def local_mirror(config):
     """A folder holding ptb.{train,valid,test}.txt: config's data.url if local, else the shared
     copy beside the repo; None when neither is there."""
+    from rnnlm.data import split_filename
+
     url = str((config.get("data") or {}).get("url", ""))
     for candidate in (url.removeprefix("file://"), SHARED_PTB):
         folder = Path(candidate) if candidate else None
-        if folder and all((folder / f"ptb.{s}.txt").is_file() for s in PTB_TOKENS):
+        if folder and all((folder / split_filename(s)).is_file() for s in PTB_TOKENS):
             return folder
     return None
 
@@ -127,9 +129,8 @@ def ptb_arrays(mirror, config, batch, eval_batch, folder):
     from rnnlm.data import download
     from rnnlm.vocab import build_vocab_files, read_vocab
 
-    start, raw = time.perf_counter(), folder / "ptb"
-    download(str(mirror), raw, sha256=(config.get("data") or {}).get("sha256"))
-    texts = [raw / f"ptb.{s}.txt" for s in PTB_TOKENS]
+    start = time.perf_counter()
+    texts = download(str(mirror), folder / "ptb", sha256=(config.get("data") or {}).get("sha256"))
     build_vocab_files(*texts, folder / "vocab.tsv", folder / "stats.json")
     arrays = {split: batchify_file(text, folder / "vocab.tsv", size, folder / f"{split}.npy")
               for split, text, size in zip(PTB_TOKENS, texts, (batch, eval_batch, eval_batch),
