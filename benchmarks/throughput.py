@@ -7,7 +7,7 @@ one JSON line per measurement, ``what`` being:
 
 - ``train``: rnnlm.train's Run.step for N windows, in 5 chunks each synced at its end (as at
   a log point), alternating with the reference's chunks;
-- ``eval``: rnnlm.train.split_loss, the evaluate stage's loop, over N windows of the valid split;
+- ``eval``: rnnlm.step.split_loss, the evaluate stage's loop, over N windows of the valid split;
 - ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data
   (``--tutorial-block``: on the tutorial's own fused multi-layer block);
 - ``gemm``: the matrix products of N training windows alone, each shape timed through MXNet
@@ -241,7 +241,8 @@ def measure(args):
     from rnnlm.model import ModelConfig
     from rnnlm.mx import mxnet as mx
     from rnnlm.mx import nd
-    from rnnlm.train import TrainConfig, loss_graph, split_loss
+    from rnnlm.step import loss_graph, split_loss
+    from rnnlm.train import TrainConfig
 
     settings, config = experiment_settings(args.experiment, args.config, args.set)
     batch, eval_batch, bptt = (settings[k] for k in ("batch_size", "eval_batch_size", "bptt"))

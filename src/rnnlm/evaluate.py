@@ -6,7 +6,7 @@ import math
 from rnnlm.device import contexts, load_array
 from rnnlm.io import write_json
 from rnnlm.model import load_model
-from rnnlm.train import loss_graph, split_loss
+from rnnlm.step import loss_graph, split_loss
 
 log = logging.getLogger(__name__)
 

@@ -34,13 +34,21 @@ from rnnlm.io import RnnlmError, atomic_path, check_writable, write_json
 from rnnlm.model import RNNModel, save_model_config
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.step import (
+    clipped_sgd,
+    global_norm,
+    loss_graph,
+    perplexity,
+    split_loss,
+    window_loss,
+    windows,
+)
 
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("plateau", "fixed")
 CLIP_PER = ("token", "example")  # what `clip` bounds: the mean token's or one sequence's gradient
 PLATEAU_FACTOR = 0.25  # the tutorial's: lr x0.25 and back to the best weights when valid stalls
-EVAL_WINDOW = 35  # rows per evaluation window at least (state carried: speed only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,91 +89,6 @@ class TrainConfig:
 
     def fixed_lr(self, epoch):
         return self.lr * self.decay_factor ** max(0, epoch - self.decay_after)
-
-
-def windows(steps, bptt):
-    """(start, length) of each window over an array of ``steps`` rows; targets are one row down.
-
-        row      0 1 2 3 4 5 6 7 8 9        steps 10, bptt 4
-        inputs   [0 . . 3][4 . . 7][8]
-        targets    [1 . . 4][5 . . 8][9]
-    """
-    return [(i, min(bptt, steps - 1 - i)) for i in range(0, steps - 1, bptt)]
-
-
-class WindowLoss(gluon.HybridBlock):
-    """The model and its summed token loss as one graph: ``(ids, targets, state) -> (loss, state)``.
-
-    The loss is Gluon's SoftmaxCrossEntropyLoss summed over the window, ``-pick(log_softmax)``,
-    inside the model's graph: one cached call per window, no reshapes or loss ops in Python.
-    """
-
-    def __init__(self, model, **kwargs):
-        super().__init__(**kwargs)
-        self.model = model
-
-    def hybrid_forward(self, F, inputs, targets, states):
-        logits, states = self.model(inputs, states)  # (T, B, V)
-        return -F.pick(F.log_softmax(logits, axis=-1), targets, axis=-1).sum(), states  # (1,)
-
-
-def loss_graph(model):
-    """WindowLoss of ``model``, compiled on its first call: build one per use and keep it."""
-    net = WindowLoss(model)
-    net.hybridize(static_alloc=True, static_shape=True)
-    return net
-
-
-def window_loss(net, parts, states, start, length):
-    """Summed token loss of one window, one (1,) array per device; updates ``states``."""
-    losses = []
-    for k, part in enumerate(parts):
-        x, y = part[start:start + length], part[start + 1:start + 1 + length]  # (T, B_k) views
-        loss, states[k] = net(x, y, states[k])
-        losses.append(loss)
-    return losses
-
-
-def split_loss(net, parts, bptt):
-    """Mean token loss of ``net`` (a loss_graph) over a whole array in predict mode, the state
-    carried; and its tokens.
-
-    The state carries across windows, so their length changes only the speed: at least
-    EVAL_WINDOW rows each, as longer products run faster than ``bptt``'s.
-    """
-    states = [net.model.begin_state(p.shape[1], p.context) for p in parts]
-    totals = [nd.zeros((1,), ctx=p.context, dtype="float64") for p in parts]
-    steps = parts[0].shape[0]
-    for start, length in windows(steps, max(bptt, EVAL_WINDOW)):
-        losses = window_loss(net, parts, states, start, length)
-        for total, loss in zip(totals, losses, strict=True):
-            total += loss.astype("float64")
-    tokens = (steps - 1) * sum(p.shape[1] for p in parts)
-    return sum(float(t.asscalar()) for t in totals) / tokens, tokens
-
-
-def global_norm(grads):
-    """The global norm of one device's ``grads``, left there as a (1,) array."""
-    return nd.sqrt(nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum())
-
-
-def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size, no_decay):
-    """w -= lr * min(1, max_norm / norm) * g / batch_size on ``ctx``: clip and SGD step at once
-    (``no_decay``: a (1,) zero weight decay on ``ctx``, made once per run, not per step).
-
-    gluon.utils.clip_global_norm then Trainer.step, without their costs: the clip factor stays
-    an array (Python never waits for the norm), no pass rescales the gradients first, and each
-    array gets its own update (MXNet's multi-array kernels visit every array per element).
-    """
-    rate = nd.minimum(max_norm / (norm + 1e-8), 1.0) * lr  # (1,)
-    for p in params:
-        w = p.data(ctx)
-        nd.preloaded_multi_sgd_update(w, p.grad(ctx), rate, no_decay, rescale_grad=1 / batch_size,
-                                      num_weights=1, out=w)
-
-
-def perplexity(loss):
-    return math.exp(loss) if loss < 700 else math.inf  # a finite loss can still overflow exp
 
 
 def reseed(seed, epoch, batch):
