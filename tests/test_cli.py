@@ -2,7 +2,10 @@
 
 import os
 
+import pytest
 from conftest import rnnlm
+
+from rnnlm import cli
 
 
 def run(*args, cwd=None):
@@ -40,3 +43,20 @@ def test_too_short_split_says_how_many_tokens_are_needed(tmp_path):
 def test_bad_arguments_are_usage_errors():
     assert run("batchify", "--batch-size", "many").returncode == 2
     assert run("no-such-stage").returncode == 2
+
+
+@pytest.mark.parametrize(("device", "preset", "engine"), [
+    ("cpu", None, "NaiveEngine"),  # the package's choice on the CPU
+    ("gpu", None, None),  # GPUs keep MXNet's threaded default
+    ("cpu", "ThreadedEnginePerDevice", "ThreadedEnginePerDevice"),  # the user's wins
+])
+def test_the_engine_is_chosen_for_the_device_unless_the_user_chose(monkeypatch, device, preset,
+                                                                   engine):
+    monkeypatch.delenv("MXNET_ENGINE_TYPE", raising=False)
+    if preset:
+        monkeypatch.setenv("MXNET_ENGINE_TYPE", preset)
+    for name in ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS", "MXNET_CPU_WORKER_NTHREADS"):
+        monkeypatch.delenv(name, raising=False)
+    cli._use_threads(2, device)
+    assert os.environ.get("MXNET_ENGINE_TYPE") == engine
+    assert os.environ["OMP_NUM_THREADS"] == "2"

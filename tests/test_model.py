@@ -71,6 +71,24 @@ def test_weights_start_within_init_range_biases_at_zero():
             assert 0 < values.max() <= 0.05, name
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_pytorch_rnn_init_draws_recurrent_weights_and_biases_within_one_over_sqrt_nhid(mode):
+    """PyTorch's nn.LSTM/GRU/RNN default: every recurrent weight and bias uniform in
+    +-1/sqrt(nhid); the embedding (and decoder) keep init_range, the decoder bias 0."""
+    model = build(mode, nhid=25, emsize=25, init_range=0.01, rnn_init="pytorch")
+    recurrent = set(model.rnn.collect_params())
+    for name, param in model.collect_params().items():
+        values = np.abs(param.data().asnumpy())
+        if name in recurrent:  # 1/sqrt(25) = 0.2: far above init_range, biases too
+            assert 0.1 < values.max() <= 0.2, name
+        elif name.endswith("bias"):
+            assert values.max() == 0, name
+        else:
+            assert 0 < values.max() <= 0.01, name
+    with pytest.raises(RnnlmError, match="unknown rnn_init 'torch'; choose one of init_range"):
+        build(mode, rnn_init="torch")
+
+
 def _one_step(mode):
     """One step of a one-layer ``mode`` model's recurrent layer, and the same by hand."""
     layer = build(mode, nlayers=1).rnn.layer0

@@ -16,6 +16,7 @@ from test_workflow import snakemake, write_config
 
 from rnnlm import cli
 from rnnlm.model import ModelConfig, RNNModel
+from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.vocab import read_vocab
 
@@ -36,12 +37,20 @@ EXPECTED = {
                     "lr_schedule": "plateau", "clip": 0.2, "clip_per": "token"},
     "tied-large": {"emsize": 1500, "nhid": 1500, "dropout": 0.65, "tied": True, "epochs": 40,
                    "lr_schedule": "plateau", "clip": 0.2, "clip_per": "token"},
+    **{name: {"emsize": 200, "nhid": 200, "nlayers": 2, "dropout": 0.2, "tied": tied,
+              "init_range": 0.1, "rnn_init": "pytorch", "lr": 20 / 35, "clip": 0.25,
+              "clip_per": "token", "epochs": epochs, "batch_size": 20, "eval_batch_size": 10,
+              "bptt": 35, "seed": 1111, "lr_schedule": "plateau", "restore_best": False}
+       for name, tied, epochs in (("pytorch-small", False, 6), ("pytorch-small-tied", True, 6),
+                                  ("pytorch-tied", True, 40))},
 }
 PUBLISHED_TEST = {"zaremba-small": 114.5, "zaremba-medium": 82.7, "zaremba-large": 78.4,
-                  "tied-medium": 75.3, "tied-large": 72.0}
-SMALL_FLAGS = ("--emsize 200 --nhid 200 --nlayers 2 --dropout 0.0 --init-range 0.1 --lr 1.0 "
-               "--clip 5.0 --clip-per example --epochs 13 --bptt 20 --seed 1 --lr-schedule fixed "
-               "--decay-after 4 --decay-factor 0.5 --no-tied")
+                  "tied-medium": 75.3, "tied-large": 72.0, "pytorch-small": 117.61,
+                  "pytorch-small-tied": 110.44, "pytorch-tied": 87.17}
+SMALL_FLAGS = ("--emsize 200 --nhid 200 --nlayers 2 --dropout 0.0 --init-range 0.1 "
+               "--rnn-init init_range --lr 1.0 --clip 5.0 --clip-per example --epochs 13 "
+               "--bptt 20 --seed 1 --lr-schedule fixed --decay-after 4 --decay-factor 0.5 "
+               "--restore-best --no-tied")
 
 
 def schema_experiment(path):
@@ -101,7 +110,7 @@ def test_config_experiment_of_a_preset_name_overrides_it_key_by_key(fresh, tmp_p
                                          "experiments={zaremba-small: {epochs: 2}}")
                if c.startswith("rnnlm train")]
     expected = (SMALL_FLAGS.replace("--nhid 200", "--nhid 300").replace("--epochs 13", "--epochs 2")
-                .replace("--no-tied", "--max-batches 7 --no-tied"))
+                .replace("--decay-factor 0.5", "--decay-factor 0.5 --max-batches 7"))
     assert expected in train
 
 
@@ -109,8 +118,9 @@ def test_unknown_run_name_lists_experiments_and_presets(fresh):
     result = snakemake(fresh, "--config", "run=[zaremba-tiny]", check=False)
     assert result.returncode != 0
     assert ("config key run: 'zaremba-tiny' is not in experiments (known: small, wide) nor a "
-            "preset (workflow/presets/: tied-large, tied-medium, zaremba-large, zaremba-medium, "
-            "zaremba-small)") in result.stderr
+            "preset (workflow/presets/: pytorch-small, pytorch-small-tied, pytorch-tied, "
+            "tied-large, tied-medium, zaremba-large, zaremba-medium, zaremba-small)") in (
+                result.stderr)
 
 
 def test_bad_preset_file_stops_the_workflow_naming_file_and_key(fresh, tmp_path):
@@ -126,7 +136,8 @@ def test_bad_preset_file_stops_the_workflow_naming_file_and_key(fresh, tmp_path)
 
 
 def train_one_window(tmp_path, clip_per, clip=1e-3, lr=1.0, bptt=5):
-    """`rnnlm train` for one window of a small LSTM without dropout; returns ||step||."""
+    """`rnnlm train` for one window of a small LSTM without dropout: the model before, the model
+    after, and the training array."""
     corpus = tmp_path / "corpus"
     write_corpus(corpus)
     data, run = tmp_path / "data", tmp_path / clip_per
@@ -149,16 +160,42 @@ def train_one_window(tmp_path, clip_per, clip=1e-3, lr=1.0, bptt=5):
     before.initialize_weights([mx.cpu()])
     after = RNNModel(config)
     after.load_parameters(str(run / "model.params"), ctx=mx.cpu())
-    steps = [(a.data() - b.data()).asnumpy() for a, b in zip(
-        after.collect_params().values(), before.collect_params().values(), strict=True)]
-    return float(np.sqrt(sum((s.astype(np.float64) ** 2).sum() for s in steps)))
+    return before, after, np.load(data / "train.npy")
+
+
+def weights(model):
+    return [p.data().asnumpy().astype(np.float64) for p in model.collect_params().values()]
 
 
 @pytest.mark.parametrize(("clip_per", "bound"), [("token", 1e-3 * 5), ("example", 1e-3)])
 def test_clipping_bounds_the_step_as_documented(tmp_path, clip_per, bound):
     """Where clipping binds, SGD moves the weights by lr x the cap on the per-example gradient:
     token: clip per token, summed over the bptt (5) steps; example: clip itself."""
-    assert train_one_window(tmp_path, clip_per) == pytest.approx(bound, rel=1e-3)
+    before, after, _ = train_one_window(tmp_path, clip_per)
+    steps = [a - b for a, b in zip(weights(after), weights(before), strict=True)]
+    assert np.sqrt(sum((s**2).sum() for s in steps)) == pytest.approx(bound, rel=1e-3)
+
+
+@pytest.mark.parametrize("clip", [0.25, 1e-3])  # 1e-3: the clip binds
+def test_pytorch_mapping_takes_the_pytorch_examples_step(tmp_path, clip):
+    """The pytorch-* presets' mapping (lr 20 / bptt, clip_per token, the same clip): one window
+    moves the weights as PyTorch's main.py does, CrossEntropyLoss's mean over the window's
+    tokens, clip_grad_norm(params, clip), p -= 20 * grad."""
+    bptt = 5
+    before, after, data = train_one_window(tmp_path, "token", clip=clip, lr=20 / bptt, bptt=bptt)
+    x, y = nd.array(data[:bptt]), nd.array(data[1:bptt + 1])
+    params = list(before.collect_params().values())
+    with autograd.record():
+        logits, _ = before(x, before.begin_state(data.shape[1], mx.cpu()))
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(logits.reshape((-3, -1)),
+                                                    y.reshape((-1,))).mean()
+    loss.backward()
+    grads = [p.grad().asnumpy().astype(np.float64) for p in params]
+    norm = np.sqrt(sum((g**2).sum() for g in grads))
+    scale = min(1.0, clip / (norm + 1e-6))
+    expected = [w - 20 * scale * g for w, g in zip(weights(before), grads, strict=True)]
+    for theirs, ours in zip(expected, weights(after), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=2e-6)
 
 
 def test_table_sets_the_published_perplexity_and_gap_beside_preset_runs(tmp_path):

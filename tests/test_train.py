@@ -149,6 +149,19 @@ def test_plateau_quarters_lr_and_goes_back_to_the_best_weights(small, tmp_path, 
     assert summary["best_epoch"] == 4 and summary["best_valid_ppl"] == pytest.approx(math.exp(1.5))
 
 
+def test_plateau_without_restore_best_quarters_lr_and_trains_on(small, tmp_path, monkeypatch):
+    """The PyTorch example's schedule: lr / 4 on no improvement, the weights kept as they are."""
+    scripted = iter([2.0, 2.5, 2.6, 1.5])
+    monkeypatch.setattr(rnnlm.train, "split_loss", lambda *a: (next(scripted), 100))
+    loaded = []
+    monkeypatch.setattr(RNNModel, "load_parameters", lambda self, path, **kw: loaded.append(path))
+    argv = train_argv(small, tmp_path, epochs=4, max_batches=3, lr=1.0, no_restore_best=True)
+    assert cli.main(argv) == 0
+    assert [r["lr"] for r in metrics(tmp_path)] == [1.0, 1.0, 0.25, 0.0625]
+    assert loaded == []
+    assert read_json(tmp_path / "summary.json")["best_epoch"] == 4
+
+
 def test_the_same_seed_repeats_a_run_with_dropout(small, tmp_path):
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):

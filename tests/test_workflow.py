@@ -220,9 +220,10 @@ def test_config_defaults_fill_experiments_from_the_schema(fresh):
     train = re.findall(r"^(?:Shell command: )?(rnnlm train .*)$", result.stdout, re.M)
     assert len(train) == 4
     assert ("--train results/data/train.b32.npy --valid results/data/valid.b10.npy" in train[0])
-    assert ("--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 --lr 1.0 "
-            "--clip 0.2 --clip-per token --epochs 1 --bptt 5 --seed 1 --lr-schedule plateau "
-            "--decay-after 0 --decay-factor 0.25 --tied --device cpu") in train[0]
+    assert ("--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 "
+            "--rnn-init init_range --lr 1.0 --clip 0.2 --clip-per token --epochs 1 --bptt 5 "
+            "--seed 1 --lr-schedule plateau --decay-after 0 --decay-factor 0.25 --restore-best "
+            "--tied --device cpu") in train[0]
 
 
 def test_gpu_device_requests_the_gpu_resource(fresh):

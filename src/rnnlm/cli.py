@@ -68,9 +68,17 @@ def _add_batchify(sub):
 MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")  # rnnlm.model.MODES, without importing mxnet
 
 
-def _use_threads(threads):
-    """MXNet reads its CPU thread counts once, when libmxnet loads: set them before a stage module
-    imports mxnet (the handlers import their stage lazily for this). --threads 0 keeps MXNet's."""
+def _use_threads(threads, device="cpu"):
+    """MXNet reads its CPU thread counts and its engine once, when libmxnet loads: set them before
+    a stage module imports mxnet (the handlers import their stage lazily for this). --threads 0
+    keeps MXNet's counts.
+
+    On the CPU the operators run one after another in the calling thread (NaiveEngine): the
+    threaded engine's hand-offs cost a fifth of a small window on 2 cores and buy nothing there
+    (benchmarks/README.md). GPUs keep the threaded engine, which overlaps copies and kernels. A
+    MXNET_ENGINE_TYPE set by the user wins."""
+    if device == "cpu":
+        os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
     if threads:
         os.environ["OMP_NUM_THREADS"] = os.environ["MXNET_OMP_MAX_THREADS"] = str(threads)
         os.environ["MXNET_CPU_WORKER_NTHREADS"] = "1"  # one engine worker runs n-thread operators
@@ -85,7 +93,7 @@ def _add_device_flags(p):
 
 
 def _train(args):
-    _use_threads(args.threads)
+    _use_threads(args.threads, args.device)
     from rnnlm.device import check_threads
     from rnnlm.model import ModelConfig
     from rnnlm.train import TrainConfig, train
@@ -94,9 +102,11 @@ def _train(args):
     check_threads(args.threads)
     model_config = ModelConfig(args.mode, len(read_vocab(args.vocab)), emsize=args.emsize,
                                nhid=args.nhid, nlayers=args.nlayers, dropout=args.dropout,
-                               tied=args.tied, init_range=args.init_range)
+                               tied=args.tied, init_range=args.init_range,
+                               rnn_init=args.rnn_init)
     config = TrainConfig(lr=args.lr, clip=args.clip, clip_per=args.clip_per, epochs=args.epochs,
                          bptt=args.bptt, seed=args.seed, lr_schedule=args.lr_schedule,
+                         restore_best=args.restore_best,
                          decay_after=args.decay_after, decay_factor=args.decay_factor,
                          max_batches=args.max_batches, log_interval=args.log_interval,
                          checkpoint_minutes=args.checkpoint_minutes)
@@ -118,6 +128,9 @@ def _add_train(sub):
     p.add_argument("--tied", action=argparse.BooleanOptionalAction, default=True,
                    help="decoder shares the embedding matrix (needs emsize == nhid)")
     p.add_argument("--init-range", type=float, default=0.1, help="weights start in +-this")
+    p.add_argument("--rnn-init", choices=("init_range", "pytorch"), default="init_range",
+                   help="pytorch: recurrent weights and biases start in +-1/sqrt(nhid), as "
+                        "PyTorch's nn.LSTM does (default: init_range, biases 0)")
     p.add_argument("--lr", type=float, default=1.0, help="SGD learning rate per example")
     p.add_argument("--clip", type=float, default=0.2,
                    help="gradient norm cap (applied as clip * bptt * batch, see --clip-per)")
@@ -131,6 +144,9 @@ def _add_train(sub):
     p.add_argument("--lr-schedule", choices=("plateau", "fixed"), default="plateau",
                    help="plateau: x0.25 and back to the best weights when validation stalls; "
                         "fixed: x decay-factor every epoch after decay-after")
+    p.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=True,
+                   help="plateau schedule: also go back to the best weights (the MXNet "
+                        "tutorial); --no-restore-best trains on (the PyTorch example)")
     p.add_argument("--decay-after", type=int, default=0, help="fixed schedule: first epoch E")
     p.add_argument("--decay-factor", type=float, default=0.25, help="fixed schedule: factor f")
     p.add_argument("--max-batches", type=int, default=None,
@@ -143,7 +159,7 @@ def _add_train(sub):
 
 
 def _evaluate(args):
-    _use_threads(args.threads)
+    _use_threads(args.threads, args.device)
     from rnnlm.device import check_threads
     from rnnlm.evaluate import evaluate
 
@@ -165,7 +181,7 @@ def _add_evaluate(sub):
 
 
 def _predict(args):
-    _use_threads(args.threads)
+    _use_threads(args.threads, args.device)
     import json
 
     from rnnlm.device import check_threads, contexts
@@ -206,7 +222,7 @@ def _add_predict(sub):
 
 
 def _generate(args):
-    _use_threads(args.threads)
+    _use_threads(args.threads, args.device)
     from rnnlm.device import check_threads, contexts
     from rnnlm.predict import as_text, generate, load_run, parse_prompt
 

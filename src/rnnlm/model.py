@@ -11,6 +11,7 @@ Hyperparameters live in a frozen ``ModelConfig`` saved as ``model.json`` beside 
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from rnnlm.io import RnnlmError, read_json, write_text
@@ -24,6 +25,7 @@ LAYERS = {
     "gru": ("GRU", {}),
 }
 MODES = tuple(LAYERS)
+RNN_INITS = ("init_range", "pytorch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,9 @@ class ModelConfig:
     dropout: float = 0.2
     tied: bool = True
     init_range: float = 0.1  # weights start uniform in [-init_range, init_range], biases at 0
+    # "pytorch": the recurrent layers' weights and biases start as PyTorch's nn.LSTM/GRU/RNN do,
+    # uniform in +-1/sqrt(nhid); the embedding and decoder keep init_range
+    rnn_init: str = "init_range"
 
     def __post_init__(self):
         if self.mode not in LAYERS:
@@ -47,6 +52,9 @@ class ModelConfig:
             raise RnnlmError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.init_range <= 0:
             raise RnnlmError(f"init_range must be positive, got {self.init_range}")
+        if self.rnn_init not in RNN_INITS:
+            raise RnnlmError(f"unknown rnn_init {self.rnn_init!r}; choose one of "
+                             f"{', '.join(RNN_INITS)}")
         if self.tied and self.emsize != self.nhid:
             raise RnnlmError(f"tied weights need emsize == nhid (got emsize {self.emsize}, "
                              f"nhid {self.nhid}); make them equal or use --no-tied")
@@ -112,6 +120,10 @@ class RNNModel(gluon.HybridBlock):
 
     def initialize_weights(self, ctx):
         self.initialize(init.Uniform(self.config.init_range), ctx=ctx)
+        if self.config.rnn_init == "pytorch":  # an explicit init overrides the biases' zeros too
+            bound = 1 / math.sqrt(self.config.nhid)
+            for param in self.rnn.collect_params().values():
+                param.initialize(init.Uniform(bound), ctx=ctx, force_reinit=True)
 
     def param_count(self):
         """Trainable numbers; a tied matrix counts once."""

@@ -60,6 +60,7 @@ class TrainConfig:
     bptt: int = 5  # window length of truncated back-propagation
     seed: int = 1
     lr_schedule: str = "plateau"  # or "fixed": epoch e at lr * decay_factor ** (e - decay_after)
+    restore_best: bool = True  # plateau: also go back to the best weights (False: PyTorch's way)
     decay_after: int = 0
     decay_factor: float = 0.25
     max_batches: int | None = None  # cap on windows per epoch (smoke tests, benchmarks)
@@ -264,15 +265,20 @@ class Run:
         # killed job must leave nothing that Snakemake would find incomplete and refuse to rerun
 
     def schedule(self, state, valid_loss):
-        """Keep the best weights; plateau: on no improvement, lr x0.25 and back to the best."""
+        """Keep the best weights; plateau: on no improvement, lr x0.25 and (restore_best) back to
+        the best weights."""
         if state.best_loss is None or valid_loss < state.best_loss:
             state.best_loss, state.best_epoch = valid_loss, state.epoch
             self.ckpt.save_best(self.model, state.epoch)
         elif self.cfg.lr_schedule == "plateau":
             state.lr *= PLATEAU_FACTOR
-            self.model.load_parameters(str(self.ckpt.best_path(state.best_epoch)), ctx=self.ctxs)
-            log.info("no improvement: lr %g, back to the weights of epoch %d", state.lr,
-                     state.best_epoch)
+            if self.cfg.restore_best:
+                self.model.load_parameters(str(self.ckpt.best_path(state.best_epoch)),
+                                           ctx=self.ctxs)
+                log.info("no improvement: lr %g, back to the weights of epoch %d", state.lr,
+                         state.best_epoch)
+            else:
+                log.info("no improvement: lr %g, training on from these weights", state.lr)
         if self.cfg.lr_schedule == "fixed":
             state.lr = self.cfg.fixed_lr(state.epoch + 1)
         self.trainer.set_learning_rate(state.lr)

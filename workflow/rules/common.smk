@@ -36,7 +36,7 @@ def check_config(config):
             raise config_error(
                 "run",
                 f"{name!r} is not in experiments (known: {known}) nor a preset "
-                f"(workflow/presets/: {', '.join(PRESETS)})",
+                f"(workflow/presets/: {', '.join(sorted(PRESETS))})",
             )
     for name, exp in config["experiments"].items():
         if name in RESERVED:
@@ -288,9 +288,12 @@ def device_flags(wildcards, resources):
 
 # Experiment keys that are `rnnlm train` flags (batch sizes come from the arrays' widths).
 TRAIN_FLAGS = (
-    """emsize nhid nlayers dropout init_range lr clip clip_per epochs bptt seed
+    """emsize nhid nlayers dropout init_range rnn_init lr clip clip_per epochs bptt seed
 lr_schedule decay_after decay_factor max_batches""".split()
 )
+
+
+SWITCHES = ("restore_best", "tied")  # booleans: --key or --no-key
 
 
 def train_flags(wildcards):
@@ -302,7 +305,8 @@ def train_flags(wildcards):
         for key in TRAIN_FLAGS
         if exp[key] is not None
     ]
-    return " ".join([*flags, "--tied" if exp["tied"] else "--no-tied"])
+    switches = [f"--{'' if exp[key] else 'no-'}{key.replace('_', '-')}" for key in SWITCHES]
+    return " ".join([*flags, *switches])
 
 
 def published_args(wildcards):
