@@ -28,11 +28,11 @@ CTX = mx.cpu()
 WORDS = ["the", "market", "said", "N", "shares", "rose", "fell", "in", UNK, EOS]
 
 
-def untrained_run(folder, mode="lstm", dropout=0.5):
+def untrained_run(folder, mode="lstm", dropout=0.5, words=WORDS):
     """A run folder (model.json + model.params) of a random model, and its vocab.tsv."""
-    vocab = Vocab(WORDS, [len(WORDS) - i for i in range(len(WORDS))])
+    vocab = Vocab(words, [len(words) - i for i in range(len(words))])
     write_vocab(vocab, folder / "vocab.tsv")
-    run = folder / "exp" / mode
+    run = folder / "exp" / mode / "seed1"
     run.mkdir(parents=True)
     config = ModelConfig(mode, len(vocab), emsize=8, nhid=8, nlayers=2, dropout=dropout,
                          init_range=1.0)
@@ -92,6 +92,27 @@ def test_unknown_words_warn_and_read_as_unk(lstm, caplog):
     assert "zebra quagga" in caplog.text and UNK in caplog.text
 
 
+def test_a_prompt_the_vocabulary_cannot_read_is_reported_not_fatal(tmp_path, capsys):
+    """A corpus without <unk>: its prompt's unknown words cannot be read. The prediction says so
+    (JSON, table, comparison) and the other prompts are answered: a run never fails on it."""
+    words = [w for w in WORDS if w != UNK]
+    run, vocab_path = untrained_run(tmp_path, words=words)
+    out, md = tmp_path / "predictions.json", tmp_path / "predictions.md"
+    assert main(["predict", "--run-dir", str(run), "--vocab", str(vocab_path), "--prompts",
+                 "the company said", "the market", "--top-k", "2", "--corpus", "mine",
+                 "--out", str(out)]) == 0
+    assert "cannot be read: prompt 'the company said': company not in the vocabulary" in (
+        capsys.readouterr().out)
+    unread, read = json.loads(out.read_text())["predictions"]
+    assert unread["top"] == [] and "which has no <unk>" in unread["error"]
+    assert unread["unknown"] == ["company"] and len(read["top"]) == 2
+    assert main(["compare-predictions", "--inputs", str(out), "--md", str(md)]) == 0
+    text = md.read_text()
+    assert "## mine: 9-word vocabulary" in text
+    assert "Cannot be read: prompt 'the company said': company" in text
+    assert "| rank | lstm |" in text.split("### `the market`")[1]
+
+
 @pytest.mark.parametrize("text", ["", "   \t "])
 def test_an_empty_prompt_is_a_clear_error(lstm, text):
     with pytest.raises(RnnlmError, match="empty prompt"):
@@ -122,7 +143,8 @@ def test_cli_predict_generate_and_comparison(lstm, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert [r["prompt"] for r in printed] == ["the market", "N shares"]
     saved = json.loads(out.read_text())
-    assert (saved["experiment"], saved["mode"], saved["predictions"]) == ("exp", "lstm", printed)
+    assert (saved["experiment"], saved["mode"], saved["seed"]) == ("exp", "lstm", 1)
+    assert (saved["vocab_size"], saved["predictions"]) == (len(WORDS), printed)
     assert main(["predict", *common, "--prompts", "the", "--top-k", "2"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0] == "prompt: the" and table[1].split() == ["rank", "word", "prob"]
@@ -141,10 +163,12 @@ def test_comparison_puts_modes_side_by_side(tmp_path):
     for mode in ("gru", "rnn_relu"):
         record = {"prompt": "the x", "tokens": ["the", UNK], "unknown": ["x"], "top": top}
         paths.append(tmp_path / f"{mode}.json")
-        paths[-1].write_text(json.dumps({"experiment": "e", "mode": mode,
+        paths[-1].write_text(json.dumps({"experiment": "e", "mode": mode, "seed": 1,
+                                         "corpus": "ptb", "vocab_size": 10_000,
                                          "predictions": [record]}))
     compare_predictions(paths, tmp_path / "p.md")
     lines = (tmp_path / "p.md").read_text().splitlines()
+    assert "## ptb: 10,000-word vocabulary" in lines  # the size from the data, not a caption
     assert "| rank | rnn_relu | gru |" in lines  # the modes in their usual order
     assert "| 1 | `<unk>` 0.500 | `<unk>` 0.500 |" in lines
     assert "| 2 | `a\\|b` 0.250 | `a\\|b` 0.250 |" in lines

@@ -14,12 +14,13 @@ from markov import make_source, train_argv, write_corpus
 
 import rnnlm.train
 from rnnlm import cli
-from rnnlm.checkpoint import Checkpoint
+from rnnlm.checkpoint import Checkpoint, digest
 from rnnlm.device import omp_threads
 from rnnlm.io import read_json
 from rnnlm.model import MODES, ModelConfig, RNNModel
-from rnnlm.mx import autograd, gluon, nd
+from rnnlm.mx import ENGINE, autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.provenance import settings_digest
 from rnnlm.train import Progress, Run, TrainConfig
 
 LOSSES = ("train_loss", "train_ppl", "valid_loss", "valid_ppl")
@@ -40,9 +41,13 @@ def small(tmp_path_factory):
                         tokens=(6_000, 1_000, 1_000))
 
 
-def metrics(run_dir):
-    with open(run_dir / "metrics.csv") as f:
+def metrics_file(path):
+    with open(path) as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def metrics(run_dir):
+    return metrics_file(run_dir / "metrics.csv")
 
 
 def assert_same_losses(a, b, tol=1e-4):
@@ -77,12 +82,24 @@ def test_every_mode_learns_the_markov_source(markov, tmp_path, mode):
 
 def test_a_run_writes_its_outputs_and_drops_its_checkpoint(small, tmp_path):
     run = tmp_path / "run"
-    assert cli.main(train_argv(small, run, "gru", epochs=2, max_batches=10)) == 0
+    assert cli.main(train_argv(small, run, "gru", epochs=2, max_batches=10, log_interval=4)) == 0
     assert sorted(p.name for p in run.iterdir()) == [
-        "metrics.csv", "model.json", "model.params", "summary.json"]
+        "metrics.csv", "model.json", "model.params", "progress.csv", "summary.json"]
     rows = metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(r["train_ppl"] == pytest.approx(math.exp(r["train_loss"])) for r in rows)
+    # 10 windows of 10 x 20 tokens per epoch, a report every 4 windows and at the epoch's end
+    assert [r["tokens_seen"] for r in rows] == [2000, 4000]
+    progress = metrics_file(run / "progress.csv")
+    assert [(r["epoch"], r["batch"]) for r in progress] == [(1, 4), (1, 8), (1, 10), (2, 4),
+                                                            (2, 8), (2, 10)]
+    assert [r["tokens_seen"] for r in progress] == [800, 1600, 2000, 2800, 3600, 4000]
+    assert all(r["train_ppl"] == pytest.approx(math.exp(r["train_loss"])) for r in progress)
+    # an epoch's training loss is the token-weighted mean of its reports'
+    first = progress[:3]
+    assert rows[0]["train_loss"] == pytest.approx(
+        (4 * first[0]["train_loss"] + 4 * first[1]["train_loss"] + 2 * first[2]["train_loss"])
+        / 10)
     summary = read_json(run / "summary.json")
     assert summary["hyperparameters"]["mode"] == "gru"
     assert summary["hyperparameters"]["batch_size"] == 20
@@ -90,8 +107,17 @@ def test_a_run_writes_its_outputs_and_drops_its_checkpoint(small, tmp_path):
     assert summary["epochs"] == 2 and summary["best_epoch"] in (1, 2)
     assert summary["best_valid_ppl"] == pytest.approx(min(r["valid_ppl"] for r in rows))
     assert summary["threads"] == omp_threads() and summary["device"] == "cpu"
-    assert set(summary["versions"]) == {"python", "mxnet", "numpy", "rnnlm"}
     assert summary["param_count"] > 0 and summary["tokens_per_s"] > 0
+    # the whole run (validation and checkpoints too) takes longer than its training windows
+    assert summary["wall_seconds"] > summary["train_seconds"] > 0
+    made = summary["provenance"]
+    assert made["mxnet"] == "1.9.1" and made["numpy"] and made["snakemake"] and made["python"]
+    assert made["seed"] == 1 and made["threads"] == omp_threads() and made["device"] == "cpu"
+    assert made["engine"] == ENGINE and made["cpu"] and made["gpus"] == []
+    assert made["data_sha256"] == {split: digest(small[split]) for split in ("train", "valid")}
+    assert made["settings_sha256"] == settings_digest(summary["hyperparameters"])
+    assert made["started"] <= made["finished"] and made["wall_seconds"] == summary["wall_seconds"]
+    assert (made["git_commit"] is None) or len(made["git_commit"]) == 40
     assert read_json(run / "model.json")["mode"] == "gru"
 
 
@@ -347,7 +373,11 @@ def test_threads_reach_mxnet_and_the_summary(small, tmp_path):
     threads = max(1, (os.cpu_count() or 2) // 2) + 1  # not MXNet's default (half the cores)
     result = _rnnlm(*train_argv(small, tmp_path, threads=threads, max_batches=2), timeout=120)
     assert result.returncode == 0, result.stderr
-    assert read_json(tmp_path / "summary.json")["threads"] == threads
+    summary = read_json(tmp_path / "summary.json")
+    assert summary["threads"] == summary["provenance"]["threads"] == threads
+    # the CLI chose the engine before mxnet loaded, and MXNet says it started it
+    assert summary["provenance"]["engine"] == "NaiveEngine"
+    assert "MXNet start using engine: NaiveEngine" in result.stderr
 
 
 def test_a_killed_run_resumes_after_its_last_epoch_and_ends_the_same(markov, tmp_path):

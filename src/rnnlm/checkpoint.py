@@ -33,9 +33,13 @@ class RunState:
     best_loss: float | None = None  # best validation loss so far
     best_epoch: int = 0
     metrics: list = dataclasses.field(default_factory=list)  # one dict per finished epoch
+    progress: list = dataclasses.field(default_factory=list)  # one dict per training report
     loss_sum: float = 0.0  # training loss summed over the `batch` windows done in `epoch`
     tokens: int = 0  # ... over this many tokens
     seconds: float = 0.0  # ... in this many seconds of training
+    tokens_seen: int = 0  # training tokens since the run began, every epoch
+    wall_seconds: float = 0.0  # the run's time in every attempt, up to its last checkpoint
+    started: str = ""  # when the run's first attempt began (UTC, ISO 8601)
 
 
 def digest(path):
@@ -131,9 +135,13 @@ def restore(saved, folder, model, trainer, ctxs):
     return state, hidden
 
 
-def write_metrics(path, rows):
-    columns = ("epoch", "lr", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "seconds",
-               "tokens_per_s")
+METRICS = ("epoch", "lr", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "seconds",
+           "tokens_per_s", "tokens_seen")
+PROGRESS = ("epoch", "batch", "tokens_seen", "lr", "train_loss", "train_ppl")
+
+
+def write_metrics(path, rows, columns=METRICS):
+    """A CSV of ``rows`` (dicts): metrics.csv by default, progress.csv with PROGRESS."""
     lines = [",".join(columns)] + [",".join(_cell(row[c]) for c in columns) for row in rows]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -193,11 +193,13 @@ def _predict(args):
     records = predict(model, vocab, args.prompts, ctx, args.top_k, args.sentence_start)
     print(json.dumps(records, indent=2) if args.json else format_table(records))
     if args.out:
-        write_predictions(args.out, records, args.run_dir, args.sentence_start)
+        write_predictions(args.out, records, args.run_dir, vocab, args.corpus,
+                          args.sentence_start)
 
 
 def _add_run_args(p):
-    p.add_argument("--run-dir", type=Path, required=True, help="trained run: results/EXP/MODE")
+    p.add_argument("--run-dir", type=Path, required=True,
+                   help="trained run: results/EXPERIMENT/MODE/seedN")
     p.add_argument("--vocab", type=Path, required=True, help="the vocab.tsv it was trained with")
     p.add_argument("--sentence-start", action=argparse.BooleanOptionalAction, default=True,
                    help="read the prompt after an implicit <eos>, as a sentence start "
@@ -217,7 +219,8 @@ def _add_predict(sub):
     p.add_argument("--top-k", type=int, default=10, help="next words to list per prompt")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--out", type=Path,
-                   help="also write predictions.json (the JSON plus experiment and mode)")
+                   help="also write predictions.json (the JSON plus experiment, mode, seed)")
+    p.add_argument("--corpus", help="the corpus's name, recorded in predictions.json")
     p.set_defaults(func=_predict)
 
 

@@ -5,6 +5,7 @@ It declares ``numpy<2`` for that reason alone; with these names back it imports 
 numpy 2 (``tests/test_mx.py`` keeps it so). Every other module imports mxnet from here.
 """
 
+import os
 import types
 import warnings
 
@@ -45,9 +46,12 @@ for _name, _value in _RESTORED.items():
     if _name not in np.__dict__:
         setattr(np, _name, _value)
 
+# The engine libmxnet starts as it loads, just below (rnnlm.cli chooses it for CPU jobs).
+ENGINE = os.environ.get("MXNET_ENGINE_TYPE", "ThreadedEnginePerDevice")
+
 with warnings.catch_warnings():  # mxnet imports distutils, deprecated since Python 3.10
     warnings.simplefilter("ignore", DeprecationWarning)
     import mxnet  # noqa: E402  (must follow the restoration above)
 from mxnet import autograd, gluon, init, nd  # noqa: E402
 
-__all__ = ["mxnet", "autograd", "gluon", "init", "nd"]
+__all__ = ["ENGINE", "mxnet", "autograd", "gluon", "init", "nd"]

@@ -1,7 +1,8 @@
 """Predict stage: ask a trained model for the next word, or let it write on.
 
 A prompt is split on whitespace; words outside the vocabulary are read as ``<unk>``, with a
-warning naming them. By default the prompt follows an implicit ``<eos>``: in PTB every sentence
+warning naming them. Where the vocabulary has no ``<unk>`` such a prompt cannot be read: the
+pipeline's predictions record that for the prompt instead of failing the run. By default the prompt follows an implicit ``<eos>``: in PTB every sentence
 follows one, so that is the sentence-start context. The model runs in predict mode (no dropout)
 from a zero state; the prompt goes through it as one sequence, which equals feeding it word by
 word (tests/test_predict.py checks both).
@@ -16,6 +17,7 @@ import numpy as np
 from rnnlm.io import RnnlmError, read_json, write_json, write_text
 from rnnlm.model import MODES, load_model
 from rnnlm.mx import autograd, nd
+from rnnlm.plan import Run
 from rnnlm.vocab import EOS, UNK, read_vocab
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,10 @@ def load_run(run_dir, vocab_path, ctx):
     return model, vocab
 
 
+class UnreadablePrompt(RnnlmError):
+    """A prompt with words the vocabulary cannot read: it has no <unk> to read them as."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Prompt:
     text: str
@@ -49,7 +55,7 @@ def parse_prompt(text, vocab, sentence_start=True):
         raise RnnlmError("empty prompt; give at least one word, e.g. 'the company said'")
     unknown = vocab.unknown(words)
     if unknown and vocab.unk_id is None:
-        raise RnnlmError(f"prompt {text!r}: {' '.join(unknown)} not in the vocabulary, which has "
+        raise UnreadablePrompt(f"prompt {text!r}: {' '.join(unknown)} not in the vocabulary, which has "
                          f"no {UNK}; use words of the training split")
     if unknown:
         hint = any(w != w.lower() or any(c.isdigit() for c in w) for w in unknown)
@@ -91,12 +97,22 @@ def top_words(probs, vocab, k):
 
 
 def predict(model, vocab, prompts, ctx, top_k=10, sentence_start=True):
-    """One record per prompt: {"prompt", "tokens", "unknown", "top": [{"word", "prob"}, ...]}."""
+    """One record per prompt: {"prompt", "tokens", "unknown", "top": [{"word", "prob"}, ...]};
+    a prompt that cannot be read has an "error" and no "top" words."""
     if top_k < 1:
         raise RnnlmError(f"top_k must be at least 1, got {top_k}")
-    parsed = [parse_prompt(text, vocab, sentence_start) for text in prompts]
-    return [{"prompt": p.text, "tokens": p.tokens, "unknown": p.unknown,
-             "top": top_words(next_word_probs(model, p, ctx), vocab, top_k)} for p in parsed]
+    records = []
+    for text in prompts:
+        try:
+            p = parse_prompt(text, vocab, sentence_start)
+        except UnreadablePrompt as err:
+            log.warning("%s", err)
+            records.append({"prompt": text, "tokens": [], "unknown": vocab.unknown(text.split()),
+                            "error": str(err), "top": []})
+            continue
+        records.append({"prompt": p.text, "tokens": p.tokens, "unknown": p.unknown,
+                        "top": top_words(next_word_probs(model, p, ctx), vocab, top_k)})
+    return records
 
 
 def generate(model, vocab, prompt, ctx, words, temperature=1.0, seed=None):
@@ -134,6 +150,9 @@ def format_table(records):
     for r in records:
         width = max([4] + [len(t["word"]) for t in r["top"]])
         head = f"prompt: {r['prompt']}"
+        if "error" in r:
+            blocks.append(f"{head}\n  cannot be read: {r['error']}")
+            continue
         if r["unknown"]:
             head += f"  (read as: {' '.join(r['tokens'])})"
         rows = [f"{'rank':>4}  {'word':<{width}}  {'prob':>8}"]
@@ -143,10 +162,12 @@ def format_table(records):
     return "\n\n".join(blocks)
 
 
-def write_predictions(path, records, run_dir, sentence_start=True):
-    """predictions.json of a run: its experiment and mode (the folder names) and the records."""
-    run_dir = Path(run_dir).resolve()
-    write_json(path, {"experiment": run_dir.parent.name, "mode": run_dir.name,
+def write_predictions(path, records, run_dir, vocab, corpus=None, sentence_start=True):
+    """predictions.json of a run: its experiment, mode and seed (from its folder), the corpus and
+    vocabulary size it predicts from, and the records."""
+    run = Run.of_folder(run_dir)
+    write_json(path, {"experiment": run.experiment, "mode": run.mode, "seed": run.seed,
+                      "corpus": corpus, "vocab_size": len(vocab),
                       "sentence_start": sentence_start, "predictions": records})
 
 
@@ -157,18 +178,22 @@ def _cell(top):
 
 def _run_order(run):
     mode = run["mode"]
-    return run["experiment"], MODES.index(mode) if mode in MODES else len(MODES), mode
+    return (run["corpus"] or "", run["experiment"], MODES.index(mode) if mode in MODES
+            else len(MODES), mode, run["seed"])
 
 
 def _columns(runs):
-    """Column titles: the mode alone when every run is of one experiment."""
-    one = len({r["experiment"] for r in runs}) == 1
-    return [r["mode"] if one else f"{r['experiment']}/{r['mode']}" for r in runs]
+    """Column titles: the mode alone when every run is of one experiment and seed."""
+    one = len({(r["experiment"], r["seed"]) for r in runs}) == 1
+    return [r["mode"] if one else f"{r['experiment']}/{r['mode']}/seed{r['seed']}" for r in runs]
 
 
 def _prompt_table(text, runs, titles):
     found = [next((p for p in r["predictions"] if p["prompt"] == text), None) for r in runs]
     lines = [f"### `{text}`", ""]
+    errors = sorted({p["error"] for p in found if p and "error" in p})
+    if errors:
+        return lines + [f"Cannot be read: {error}" for error in errors] + [""]
     unknown = sorted({w for p in found if p for w in p["unknown"]})
     if unknown:
         lines += [f"Not in the vocabulary, read as `{UNK}`: {', '.join(unknown)}", ""]
@@ -181,16 +206,19 @@ def _prompt_table(text, runs, titles):
 
 
 def compare_predictions(inputs, md_path):
-    """results/predictions.md: per prompt, the runs' top next words side by side."""
+    """results/predictions.md: per corpus and prompt, the runs' top next words side by side."""
     runs = sorted((read_json(p) for p in inputs), key=_run_order)
     if not runs:
         raise RnnlmError("no predictions.json given; run the predict stage first")
-    titles = _columns(runs)
-    prompts = list(dict.fromkeys(p["prompt"] for r in runs for p in r["predictions"]))
     lines = ["# Next-word predictions", "",
              "Most probable next words after each prompt (probability after the word), "
              "one column per model.", ""]
-    for text in prompts:
-        lines += _prompt_table(text, runs, titles)
+    corpora = dict.fromkeys((r["corpus"], r["vocab_size"]) for r in runs)
+    for corpus, size in corpora:
+        group = [r for r in runs if (r["corpus"], r["vocab_size"]) == (corpus, size)]
+        lines += [f"## {corpus or 'corpus'}: {size:,}-word vocabulary", ""]
+        prompts = dict.fromkeys(p["prompt"] for r in group for p in r["predictions"])
+        for text in prompts:
+            lines += _prompt_table(text, group, _columns(group))
     write_text(md_path, "\n".join(lines))
     return runs

@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import platform
 import signal
 import sys
 import threading
@@ -27,13 +26,21 @@ from pathlib import Path
 
 import numpy as np
 
-import rnnlm
-from rnnlm.checkpoint import Checkpoint, RunState, digest, gather_states, restore, write_metrics
+from rnnlm.checkpoint import (
+    PROGRESS,
+    Checkpoint,
+    RunState,
+    digest,
+    gather_states,
+    restore,
+    write_metrics,
+)
 from rnnlm.device import contexts, load_array, omp_threads
 from rnnlm.io import RnnlmError, atomic_path, check_writable, write_json
 from rnnlm.model import RNNModel, save_model_config
-from rnnlm.mx import autograd, gluon, nd
+from rnnlm.mx import ENGINE, autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.provenance import environment, now, settings_digest
 from rnnlm.step import (
     clipped_sgd,
     global_norm,
@@ -163,7 +170,7 @@ class Run:
         self.windows = windows(train_parts[0].shape[0], config.bptt)[:config.max_batches]
         self.hidden = self.zero_state()
         self.progress = Progress()
-        self.saved_at = time.monotonic()
+        self.saved_at = self.wall_mark = time.monotonic()
         self.stop = []  # signals caught: stop at the next window, after a checkpoint
 
     def zero_state(self):
@@ -226,12 +233,16 @@ class Run:
             self.diverged(state, state.batch + i + 1, what, value)
         tokens = sum(p[2] for p in pending) * self.batch_size
         seconds = time.monotonic() - clock
+        loss = float(losses.sum()) / tokens
         state.batch += len(pending)
         state.loss_sum += float(losses.sum())
         state.tokens += tokens
         state.seconds += seconds
-        self.progress.report(state, len(self.windows), losses.sum() / tokens, tokens, seconds,
-                             len(pending))
+        state.tokens_seen += tokens
+        state.progress.append({"epoch": state.epoch, "batch": state.batch,
+                               "tokens_seen": state.tokens_seen, "lr": state.lr,
+                               "train_loss": loss, "train_ppl": perplexity(loss)})
+        self.progress.report(state, len(self.windows), loss, tokens, seconds, len(pending))
 
     def halt(self, state):
         self.save(state)
@@ -255,7 +266,8 @@ class Run:
         state.metrics.append({
             "epoch": state.epoch, "lr": state.lr, "train_loss": train_loss,
             "train_ppl": perplexity(train_loss), "valid_loss": valid_loss,
-            "valid_ppl": perplexity(valid_loss), "seconds": state.seconds, "tokens_per_s": tok_s})
+            "valid_ppl": perplexity(valid_loss), "seconds": state.seconds, "tokens_per_s": tok_s,
+            "tokens_seen": state.tokens_seen})
         log.info("end of epoch %3d | %8.1f s | %8.0f tok/s | train ppl %9.2f | valid ppl %9.2f",
                  state.epoch, state.seconds, tok_s, perplexity(train_loss), perplexity(valid_loss))
         self.schedule(state, valid_loss)
@@ -287,8 +299,14 @@ class Run:
         return time.monotonic() - self.saved_at >= 60 * self.cfg.checkpoint_minutes
 
     def save(self, state):
+        self.count_wall_time(state)
         self.ckpt.save(state, self.model, self.trainer, gather_states(self.hidden))
         self.saved_at = time.monotonic()
+
+    def count_wall_time(self, state):
+        now = time.monotonic()
+        state.wall_seconds += now - self.wall_mark
+        self.wall_mark = now
 
 
 def train(model_config, config, train_path, valid_path, out_dir, device="cpu", gpus=1):
@@ -307,8 +325,8 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     model.initialize_weights(ctxs)
     model.hybridize(static_alloc=True, static_shape=True)
     run = Run(config, model, ctxs, train_parts, valid_parts, ckpt)
-    state = run.resume(saved) if saved else RunState(lr=config.fixed_lr(1) if
-                                                      config.lr_schedule == "fixed" else config.lr)
+    state = run.resume(saved) if saved else RunState(
+        lr=config.fixed_lr(1) if config.lr_schedule == "fixed" else config.lr, started=now())
     run.fit(state)
     write_outputs(run, state, device)
     ckpt.remove()
@@ -326,22 +344,34 @@ def check_one_window(path, parts, bptt):
 
 
 def write_outputs(run, state, device):
-    """The declared outputs of a finished run; summary.json last, as the mark of completion."""
+    """The declared outputs of a finished run; summary.json last, as the mark of completion.
+
+    Times: ``train_seconds`` counts the training windows only (each report interval, so neither
+    validation nor checkpoints), ``tokens_per_s`` is training tokens over it: the throughput
+    convention of the tutorial and the PyTorch example. ``wall_seconds`` is the whole run: its
+    training, validation and checkpoints, in every attempt up to that attempt's last checkpoint.
+    """
     out_dir = run.ckpt.folder.parent
     with atomic_path(out_dir / "model.params") as tmp:
         tmp.write_bytes(run.ckpt.best_path(state.best_epoch).read_bytes())
     save_model_config(run.model.config, out_dir / "model.json")
     write_metrics(out_dir / "metrics.csv", state.metrics)
+    write_metrics(out_dir / "progress.csv", state.progress, PROGRESS)
     seconds = sum(row["seconds"] for row in state.metrics)
     tokens = sum(row["seconds"] * row["tokens_per_s"] for row in state.metrics)
+    run.count_wall_time(state)
+    settings = {**dataclasses.asdict(run.model.config), **dataclasses.asdict(run.cfg),
+                "batch_size": run.batch_size, "eval_batch_size": sum(p.shape[1] for p in run.valid)}
+    data = {split: run.ckpt.fingerprint[f"{split}_sha256"] for split in ("train", "valid")}
     write_json(out_dir / "summary.json", {
-        "hyperparameters": {**dataclasses.asdict(run.model.config), **dataclasses.asdict(run.cfg),
-                            "batch_size": run.batch_size,
-                            "eval_batch_size": sum(p.shape[1] for p in run.valid)},
-        "param_count": run.model.param_count(), "best_epoch": state.best_epoch,
-        "best_valid_loss": state.best_loss, "best_valid_ppl": perplexity(state.best_loss),
-        "epochs": len(state.metrics), "train_seconds": seconds,
-        "tokens_per_s": tokens / max(seconds, 1e-9),
-        "threads": omp_threads(), "device": device, "gpus": len(run.ctxs) if device == "gpu" else 0,
-        "versions": {"python": platform.python_version(), "mxnet": mx.__version__,
-                     "numpy": np.__version__, "rnnlm": rnnlm.__version__}})
+        "hyperparameters": settings, "param_count": run.model.param_count(),
+        "best_epoch": state.best_epoch, "best_valid_loss": state.best_loss,
+        "best_valid_ppl": perplexity(state.best_loss), "epochs": len(state.metrics),
+        "train_seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
+        "wall_seconds": state.wall_seconds, "threads": omp_threads(), "device": device,
+        "gpus": len(run.ctxs) if device == "gpu" else 0,
+        "provenance": {**environment(), "engine": ENGINE, "threads": omp_threads(),
+                       "device": device,
+                       "seed": run.cfg.seed, "settings_sha256": settings_digest(settings),
+                       "data_sha256": data, "started": state.started, "finished": now(),
+                       "wall_seconds": state.wall_seconds}})

@@ -1,16 +1,16 @@
 rule batchify:
     input:
-        corpus=corpus,
+        corpus="resources/{corpus}/{split}.txt",
         vocab=rules.vocab.output.vocab,
     output:
-        array="results/data/{split}.b{batch_size}.npy",
+        array="results/data/{corpus}/{split}.b{batch_size}.npy",
     log:
-        logs("batchify/{split}.b{batch_size}.log"),
+        logs("batchify/{corpus}/{split}.b{batch_size}.log"),
     benchmark:
-        benchmarks("batchify/{split}.b{batch_size}.tsv")
+        benchmarks("batchify/{corpus}/{split}.b{batch_size}.tsv")
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=4000,
+        runtime=30,
     params:
         code=code_digest("batchify"),
     shell:

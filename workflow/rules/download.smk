@@ -5,21 +5,21 @@ localrules:
 
 rule download:
     output:
-        train="resources/ptb/ptb.train.txt",
-        valid="resources/ptb/ptb.valid.txt",
-        test="resources/ptb/ptb.test.txt",
+        train="resources/{corpus}/train.txt",
+        valid="resources/{corpus}/valid.txt",
+        test="resources/{corpus}/test.txt",
     log:
-        logs("download.log"),
+        logs("download/{corpus}.log"),
     benchmark:
-        benchmarks("download.tsv")
+        benchmarks("download/{corpus}.tsv")
     resources:
         mem_mb=500,
-        runtime=30,
+        runtime=60,
     params:
-        url=data_url,
-        sha256=[config["data"]["sha256"][split] for split in SPLITS],
+        url=corpus_url,
+        source=corpus_source,
         out_dir=output_dir,
         code=code_digest("data"),
     shell:
-        "rnnlm download --url {params.url:q} --out-dir {params.out_dir:q}"
-        " --sha256 {params.sha256:q} > {log:q} 2>&1"
+        "rnnlm download --corpus {wildcards.corpus} --url {params.url:q} {params.source}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -4,11 +4,11 @@ rule evaluate:
         config=rules.train.output.config,
         test=eval_array("test"),
     output:
-        test="results/{experiment}/{mode}/test.json",
+        test="results/{experiment}/{mode}/seed{seed}/test.json",
     log:
-        logs("evaluate/{experiment}/{mode}.log"),
+        logs("evaluate/{experiment}/{mode}/seed{seed}.log"),
     benchmark:
-        benchmarks("evaluate/{experiment}/{mode}.tsv")
+        benchmarks("evaluate/{experiment}/{mode}/seed{seed}.tsv")
     threads: config["threads"]
     resources:
         **gpu_resources(),

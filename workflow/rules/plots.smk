@@ -12,7 +12,8 @@ rule plots:
                 subcategory="learning curves",
                 labels={"experiment": name},
             )
-            for name in config["run"]
+            for name in PLAN.experiments
+            if "/" not in name
         ],
         test_ppl=report(
             "results/plots/test_ppl.png",

@@ -2,13 +2,13 @@ rule predict:
     input:
         params=rules.train.output.params,
         config=rules.train.output.config,
-        vocab=rules.vocab.output.vocab,
+        vocab=vocab_file,
     output:
-        "results/{experiment}/{mode}/predictions.json",
+        "results/{experiment}/{mode}/seed{seed}/predictions.json",
     log:
-        logs("predict/{experiment}/{mode}.log"),
+        logs("predict/{experiment}/{mode}/seed{seed}.log"),
     benchmark:
-        benchmarks("predict/{experiment}/{mode}.tsv")
+        benchmarks("predict/{experiment}/{mode}/seed{seed}.tsv")
     threads: 1
     resources:
         mem_mb=1000,
@@ -17,15 +17,17 @@ rule predict:
         run_dir=run_dir,
         prompts=prompt_args,
         top_k=config["predict"]["top_k"],
+        corpus=corpus_name,
         code=code_digest("predict"),
     shell:
         "rnnlm predict --run-dir {params.run_dir:q} --vocab {input.vocab:q} --prompts {params.prompts}"
-        " --top-k {params.top_k} --threads {threads} --out {output:q} > {log:q} 2>&1"
+        " --top-k {params.top_k} --corpus {params.corpus:q} --threads {threads} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule compare_predictions:
     input:
-        run_paths(rules.predict.output[0]),
+        run_paths(rules.predict.output[0], PLAN.predicted()),
     output:
         report(
             "results/predictions.md",

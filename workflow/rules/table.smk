@@ -24,7 +24,7 @@ rule table:
         runtime=10,
     params:
         runs=run_dirs,
-        published=published_args,
+        published=experiment_pairs("--published", PLAN.published),
         code=code_digest("report"),
     shell:
         "rnnlm table --runs {params.runs:q} --csv {output.csv:q} --md {output.md:q}"

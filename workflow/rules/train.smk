@@ -1,26 +1,27 @@
-# The resumable checkpoint in results/{experiment}/{mode}/checkpoint/ is deliberately not an
+# The resumable checkpoint in the run folder's checkpoint/ is deliberately not an
 # output: Snakemake deletes declared outputs before rerunning a job, and the resume needs it.
 rule train:
     input:
-        vocab=rules.vocab.output.vocab,
+        vocab=vocab_file,
         train=train_array,
         valid=eval_array("valid"),
     output:
-        params="results/{experiment}/{mode}/model.params",
-        config="results/{experiment}/{mode}/model.json",
-        metrics="results/{experiment}/{mode}/metrics.csv",
-        summary="results/{experiment}/{mode}/summary.json",
+        params="results/{experiment}/{mode}/seed{seed}/model.params",
+        config="results/{experiment}/{mode}/seed{seed}/model.json",
+        metrics="results/{experiment}/{mode}/seed{seed}/metrics.csv",
+        progress="results/{experiment}/{mode}/seed{seed}/progress.csv",
+        summary="results/{experiment}/{mode}/seed{seed}/summary.json",
     log:
-        logs("train/{experiment}/{mode}.log"),
+        logs("train/{experiment}/{mode}/seed{seed}.log"),
     benchmark:
-        benchmarks("train/{experiment}/{mode}.tsv")
+        benchmarks("train/{experiment}/{mode}/seed{seed}.tsv")
     threads: config["threads"]
     resources:
         **gpu_resources(),
         mem_mb=4000,
         runtime=train_runtime,
     params:
-        hyper=train_flags,
+        hyper=hyperparameters,
         device=device_flags,
         out_dir=output_dir,
         code=code_digest("train"),

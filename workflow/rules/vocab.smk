@@ -1,20 +1,21 @@
 rule vocab:
     input:
-        train=rules.download.output.train,
-        valid=rules.download.output.valid,
-        test=rules.download.output.test,
+        train=split_file("train"),
+        valid=split_file("valid"),
+        test=split_file("test"),
     output:
-        vocab="results/data/vocab.tsv",
-        stats="results/data/stats.json",
+        vocab="results/data/{corpus}/vocab.tsv",
+        stats="results/data/{corpus}/stats.json",
     log:
-        logs("vocab.log"),
+        logs("vocab/{corpus}.log"),
     benchmark:
-        benchmarks("vocab.tsv")
+        benchmarks("vocab/{corpus}.tsv")
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=4000,
+        runtime=30,
     params:
+        rules=vocab_rules,
         code=code_digest("vocab"),
     shell:
         "rnnlm vocab --train {input.train:q} --valid {input.valid:q} --test {input.test:q}"
-        " --vocab {output.vocab:q} --stats {output.stats:q} > {log:q} 2>&1"
+        " --vocab {output.vocab:q} --stats {output.stats:q} {params.rules} > {log:q} 2>&1"

@@ -1,0 +1,155 @@
+"""The workflow's configuration, checked and completed: the schema's defaults filled, presets and
+built-in corpora merged under what the user set, and the rules across keys that a schema cannot
+say. Every failure is one ``ConfigError`` naming the key, raised before any job runs.
+
+The workflow folder holds the schema (``schemas/config.schema.yaml``), the presets
+(``presets/*.yaml``, experiments with their published numbers) and the built-in corpora
+(``corpora/*.yaml``). A preset or corpus of the same name in the config is overridden by the keys
+the user set, and only those: defaults never hide a preset's value.
+"""
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from rnnlm.io import RnnlmError
+
+# An experiment is a folder under results/, beside these reserved ones.
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+RESERVED = ("benchmarks", "data", "logs", "plots", "sweeps")
+PUBLISHED_KEYS = ("valid", "test", "source")
+
+
+class ConfigError(RnnlmError):
+    def __init__(self, key, problem, where="see workflow/schemas/config.schema.yaml"):
+        super().__init__(f"config key {key or '(top level)'}: {problem} ({where})")
+
+
+def coerce_strings(value, schema):
+    """Read a string as YAML where the schema wants no string: `--config` parses nested values
+    as strings (`experiments={tutorial: {epochs: 3}}` gives '3'); files are already typed."""
+    if isinstance(value, dict):
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            sub = schema.get("properties", {}).get(key, extra)
+            if isinstance(sub, dict):
+                value[key] = coerce_strings(item, sub)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [coerce_strings(item, schema["items"]) for item in value]
+    elif isinstance(value, str):
+        types = schema.get("type", "string")
+        if "string" not in ([types] if isinstance(types, str) else types):
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+            return value if isinstance(parsed, str | dict) else parsed
+    return value
+
+
+def validated(doc, schema_path, error=ConfigError):
+    """``doc`` checked against the schema, its defaults filled; a failure raises
+    ``error(key, message)``, the key dotted: one line instead of the whole schema dump."""
+    from jsonschema.exceptions import ValidationError
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(doc, str(schema_path))
+    except WorkflowError as err:
+        cause = err.__context__
+        if not isinstance(cause, ValidationError):
+            raise
+        raise error(".".join(map(str, cause.absolute_path)), cause.message) from None
+    return doc
+
+
+def deep_merge(base, over):
+    """``base`` with ``over``'s keys set on it, nested mappings merged key by key."""
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class Workflow:
+    """The files of a workflow folder that shape its configuration."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.schema_path = self.folder / "schemas" / "config.schema.yaml"
+        self.schema = yaml.safe_load(self.schema_path.read_text())
+        self.presets = {p.stem: self._read_preset(p) for p in self._files("presets")}
+        self.corpora = {p.stem: self._read_yaml(p) for p in self._files("corpora")}
+
+    def _files(self, kind):
+        return sorted((self.folder / kind).glob("*.yaml"), key=lambda p: p.stem)
+
+    def _where(self, path):
+        return f"{path.relative_to(self.folder.parent)}"
+
+    def _read_yaml(self, path):
+        doc = yaml.safe_load(path.read_text())
+        if not isinstance(doc, dict):
+            raise RnnlmError(f"{self._where(path)}: expected a mapping of keys")
+        return doc
+
+    def _read_preset(self, path):
+        """(the experiment, validated as one with the schema's defaults, its published numbers)"""
+        exp = self._read_yaml(path)
+        published = exp.pop("published", None) or {}
+
+        def error(key, problem):
+            return RnnlmError(f"preset {self._where(path)}: key {key or '(top level)'}: "
+                              f"{problem} (keys and bounds as for experiments in "
+                              "workflow/schemas/config.schema.yaml)")
+
+        if not isinstance(published, dict):
+            raise error("published", "expected a mapping of valid, test, source")
+        for key, value in published.items():
+            if key not in PUBLISHED_KEYS:
+                raise error(f"published.{key}", "use valid, test, source")
+            number = type(value) in (int, float) and value > 0
+            if key != "source" and value is not None and not number:
+                raise error(f"published.{key}", f"{value!r} is not a ppl > 0")
+        doc = {"experiments": {path.stem: exp}}
+        prefix = f"experiments.{path.stem}"
+        validated(doc, self.schema_path,
+                  lambda key, msg: error(key.removeprefix(prefix).lstrip("."), msg))
+        return doc["experiments"][path.stem], published
+
+
+def resolve(config, workflow):
+    """The config as the workflow runs it: typed, validated, defaults filled, the presets named
+    in ``run`` and every built-in corpus merged under the user's keys. Returns a new dict."""
+    config = coerce_strings(copy.deepcopy(config), workflow.schema)
+    own = copy.deepcopy(config)  # what the user set, before defaults fill the rest
+    validated(config, workflow.schema_path)
+    experiments = own.get("experiments") or {}
+    bases = [sweep["base"] for sweep in config["sweeps"].values()]
+    for name in dict.fromkeys([*config["run"], *bases]):
+        if name in workflow.presets:
+            config["experiments"][name] = {**workflow.presets[name][0],
+                                           **experiments.get(name, {})}
+    corpora = {**{name: {} for name in workflow.corpora}, **(own.get("corpora") or {})}
+    config["corpora"] = {name: corpus(name, workflow.corpora.get(name, {}), over, workflow)
+                         for name, over in corpora.items()}
+    return config
+
+
+def corpus(name, builtin, over, workflow):
+    """One corpus definition: the built-in one under the user's keys, validated whole."""
+    doc = {"corpora": {name: deep_merge(builtin, over or {})}}
+    validated(doc, workflow.schema_path)
+    spec = doc["corpora"][name]
+    if not spec.get("url"):
+        raise ConfigError(f"corpora.{name}.url", "missing: where the corpus comes from "
+                          "(http(s)://, file:// or a directory)")
+    if (spec.get("files") is None) == (spec.get("file") is None):
+        raise ConfigError(f"corpora.{name}", "give either `files` (train, valid and test file "
+                          "names) or `file` (one file, split by `split`)")
+    return spec

@@ -1,0 +1,178 @@
+"""The runs a configuration asks for: experiments (plain, presets and the points of sweeps), each
+trained in every mode with every seed, on its corpus.
+
+``make_plan(config, workflow)`` is the one function the Snakemake workflow calls: everything it
+needs to know (which runs, which corpora, which arrays, which flags) comes from the ``Plan``.
+
+    results/{experiment}/{mode}/seed{seed}/       one run, however many seeds
+    results/{sweep}/{key}~{value}/.../{mode}/...  a sweep's point (snakemake.utils.Paramspace)
+"""
+
+import dataclasses
+import itertools
+import re
+import shlex
+from pathlib import Path
+
+from rnnlm.config import RESERVED, ConfigError, resolve, validated
+from rnnlm.io import RnnlmError
+
+MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
+# Experiment keys that are `rnnlm train` flags, in this order (batch sizes are the arrays' widths)
+TRAIN_FLAGS = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init", "lr", "clip",
+               "clip_per", "epochs", "bptt", "seed", "lr_schedule", "decay_after", "decay_factor",
+               "max_batches")
+SWITCHES = ("restore_best", "tied")  # booleans: --key or --no-key
+NOT_SWEPT = ("seed", "seeds", "corpus")  # a sweep's points share its base's seeds and corpus
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    experiment: str
+    mode: str
+    seed: int
+
+    @property
+    def folder(self):
+        return f"results/{self.experiment}/{self.mode}/seed{self.seed}"
+
+    @property
+    def sweep(self):
+        """(sweep name, {key: value as written}) of a sweep's point; None for an experiment."""
+        name, *point = self.experiment.split("/")
+        return (name, dict(part.split("~", 1) for part in point)) if point else None
+
+    @classmethod
+    def of_folder(cls, folder):
+        """The run a folder `.../<experiment>/<mode>/seed<N>` holds; an experiment is a name and,
+        for a sweep's point, the `key~value` folders after it."""
+        *head, mode, seed = Path(folder).resolve().parts
+        match = re.fullmatch(r"seed([0-9]+)", seed)
+        if not match or mode not in MODES or not head:
+            raise RnnlmError(f"{folder}: not a run folder (<experiment>/<mode>/seed<N>, e.g. "
+                             "results/tutorial/lstm/seed1)")
+        start = len(head) - 1
+        while start > 0 and "~" in head[start]:
+            start -= 1
+        return cls("/".join(head[start:]), mode, int(match.group(1)))
+
+
+@dataclasses.dataclass
+class Plan:
+    config: dict  # resolved: defaults filled, presets and corpora merged
+    experiments: dict  # name -> settings, for every experiment a run trains (sweep points too)
+    runs: list  # Run, in the order of `run`, then modes, then seeds
+    corpora: dict  # name -> definition, for the corpora the runs train on
+    sweeps: dict  # sweep name -> its points' experiment names, for the sweeps in `run`
+    published: dict  # experiment -> published test perplexity, for presets that have one
+
+    def seeds(self, experiment):
+        return self.experiments[experiment]["seeds"]
+
+    def corpus_of(self, experiment):
+        return self.experiments[experiment]["corpus"]
+
+    def prompts(self, corpus):
+        """The prompts predictions are asked for on ``corpus``: predict.prompts, else the
+        corpus's own."""
+        return self.config["predict"]["prompts"] or self.corpora[corpus]["prompts"]
+
+    def predicted(self):
+        """The runs whose next-word predictions the report shows: each mode of each experiment
+        (not sweep points), with the experiment's first seed."""
+        return [r for r in self.runs if r.sweep is None and r.seed == self.seeds(r.experiment)[0]]
+
+    def arrays(self):
+        """(corpus, split, batch size) of every array a run reads."""
+        needed = {}
+        for name in dict.fromkeys(run.experiment for run in self.runs):
+            exp = self.experiments[name]
+            needed[(exp["corpus"], "train", exp["batch_size"])] = None
+            for split in ("valid", "test"):
+                needed[(exp["corpus"], split, exp["eval_batch_size"])] = None
+        return list(needed)
+
+
+def make_plan(config, workflow):
+    """The Plan of ``config`` (a Snakemake config dict) in ``workflow`` (rnnlm.config.Workflow);
+    a ConfigError names the key of the first problem."""
+    config = resolve(config, workflow)
+    experiments, sweeps = {}, {}
+    for name in config["run"]:
+        if name in config["sweeps"]:
+            sweeps[name] = expand_sweep(name, config, workflow)
+            experiments.update(sweeps[name])
+        elif name in config["experiments"]:
+            experiments[name] = config["experiments"][name]
+        else:
+            raise ConfigError("run", f"{name!r} is not in experiments (known: "
+                              f"{', '.join(sorted(config['experiments']))}), sweeps ("
+                              f"{', '.join(sorted(config['sweeps'])) or 'none'}) nor a preset "
+                              f"(workflow/presets/: {', '.join(sorted(workflow.presets))})")
+    check(config, experiments)
+    for exp in experiments.values():
+        exp["seeds"] = exp["seeds"] or [exp["seed"]]
+    runs = [Run(name, mode, seed) for name, exp in experiments.items()
+            for mode in config["modes"] for seed in exp["seeds"]]
+    used = dict.fromkeys(exp["corpus"] for exp in experiments.values())
+    published = {name: workflow.presets[name][1]["test"] for name in experiments
+                 if name in workflow.presets and workflow.presets[name][1].get("test")}
+    return Plan(config, experiments, runs, {name: config["corpora"][name] for name in used},
+                {name: list(points) for name, points in sweeps.items()}, published)
+
+
+def expand_sweep(name, config, workflow):
+    """The points of sweep ``name`` as experiments named by Paramspace: every combination of
+    the grid's values over its base experiment, each validated as an experiment."""
+    import pandas as pd
+    from snakemake.utils import Paramspace
+
+    sweep, key = config["sweeps"][name], f"sweeps.{name}"
+    if name in config["experiments"] or name in workflow.presets:
+        raise ConfigError(key, "the name is an experiment's or a preset's too; rename the sweep")
+    if sweep["base"] not in config["experiments"]:
+        raise ConfigError(f"{key}.base", f"{sweep['base']!r} is not in experiments nor a preset")
+    base, grid = config["experiments"][sweep["base"]], sweep["grid"]
+    for swept in grid:
+        if swept not in base:
+            raise ConfigError(f"{key}.grid", f"{swept!r} is not an experiment key (known: "
+                              f"{', '.join(k for k in base if k not in NOT_SWEPT)})")
+        if swept in NOT_SWEPT:
+            raise ConfigError(f"{key}.grid.{swept}", "cannot be swept: a sweep's points share "
+                              "its base's seeds and corpus; set them on the base experiment")
+    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    names = Paramspace(pd.DataFrame(points)).instance_patterns
+    experiments = {}
+    for point, path in zip(points, names, strict=True):
+        doc = {"experiments": {name: {**base, **point}}}
+        validated(doc, workflow.schema_path, lambda at, msg, point=point: ConfigError(
+            f"{key}.grid.{at.rpartition('.')[2]}", f"{msg} (at the point {point})"))
+        experiments[f"{name}/{path}"] = doc["experiments"][name]
+    return experiments
+
+
+def check(config, experiments):
+    """The rules across keys that the schema cannot say, for the experiments that run."""
+    for name in [*config["experiments"], *config["sweeps"]]:
+        if name in RESERVED:
+            raise ConfigError(f"experiments.{name}", f"the name is reserved for results/{name}/")
+    for name, exp in experiments.items():
+        key = f"experiments.{name}" if "/" not in name else f"sweeps.{name.split('/')[0]}"
+        if exp["tied"] and exp["emsize"] != exp["nhid"]:
+            raise ConfigError(f"{key}.tied", f"tied weights need emsize == nhid (got "
+                              f"{exp['emsize']} and {exp['nhid']}); set tied: false or make "
+                              "them equal")
+        if exp["corpus"] not in config["corpora"]:
+            raise ConfigError(f"{key}.corpus", f"{exp['corpus']!r} is not a corpus (known: "
+                              f"{', '.join(sorted(config['corpora']))}); add it under corpora")
+    if config["device"] == "gpu" and config["gpus"] < 1:
+        raise ConfigError("gpus", "device gpu needs gpus >= 1")
+
+
+def train_flags(exp, seed):
+    """`rnnlm train` flags of experiment settings ``exp`` for one seed."""
+    values = {**exp, "seed": seed}
+    flags = [f"--{key.replace('_', '-')} {shlex.quote(str(values[key]))}" for key in TRAIN_FLAGS
+             if values[key] is not None]
+    switches = [f"--{'' if exp[key] else 'no-'}{key.replace('_', '-')}" for key in SWITCHES]
+    return " ".join([*flags, *switches])

@@ -1,0 +1,179 @@
+"""The config into runs (rnnlm.config, rnnlm.plan), without Snakemake: seeds, presets, sweeps,
+corpora, and one clear ConfigError per bad input naming the key."""
+
+import copy
+
+import pytest
+import yaml
+from conftest import REPO
+
+from rnnlm.config import ConfigError, Workflow, coerce_strings
+from rnnlm.io import RnnlmError
+from rnnlm.plan import MODES, Run, make_plan, train_flags
+
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def workflow():
+    return Workflow(REPO / "workflow")
+
+
+def plan(workflow, **overrides):
+    config = copy.deepcopy(CONFIG)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            for name, item in value.items():
+                config[key][name] = {**config[key].get(name, {}), **item} if isinstance(
+                    item, dict) else item
+        else:
+            config[key] = value
+    return make_plan(config, workflow)
+
+
+def error(workflow, **overrides):
+    with pytest.raises(ConfigError) as caught:
+        plan(workflow, **overrides)
+    return str(caught.value)
+
+
+def test_the_default_config_is_one_run_per_mode_on_ptb(workflow):
+    p = plan(workflow)
+    assert p.runs == [Run("tutorial", mode, 1) for mode in MODES]
+    assert p.runs[2].folder == "results/tutorial/lstm/seed1"
+    assert list(p.corpora) == ["ptb"] and p.corpus_of("tutorial") == "ptb"
+    assert p.arrays() == [("ptb", "train", 32), ("ptb", "valid", 10), ("ptb", "test", 10)]
+    assert p.published == {} and p.sweeps == {}
+    assert p.prompts("ptb")[0] == "the company said"
+    assert p.predicted() == p.runs
+
+
+def test_seeds_give_one_run_per_mode_and_seed(workflow):
+    p = plan(workflow, experiments={"tutorial": {"seeds": [3, 1, 2]}})
+    assert [(r.mode, r.seed) for r in p.runs][:4] == [("rnn_relu", 3), ("rnn_relu", 1),
+                                                       ("rnn_relu", 2), ("rnn_tanh", 3)]
+    assert len(p.runs) == 12 and p.seeds("tutorial") == [3, 1, 2]
+    assert [r.seed for r in p.predicted()] == [3] * 4  # the first seed of each mode
+    assert plan(workflow, experiments={"tutorial": {"seed": 7}}).runs[0].seed == 7
+
+
+def test_train_flags_carry_the_runs_seed(workflow):
+    exp = plan(workflow).experiments["tutorial"]
+    assert train_flags(exp, 5) == (
+        "--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 --rnn-init "
+        "init_range --lr 1.0 --clip 0.2 --clip-per token --epochs 1 --bptt 5 --seed 5 "
+        "--lr-schedule plateau --decay-after 0 --decay-factor 0.25 --restore-best --tied")
+
+
+@pytest.mark.parametrize(("seeds", "problem"), [
+    ([], "experiments.tutorial.seeds: [] should be non-empty"),
+    ([1, 2, 1], "experiments.tutorial.seeds: [1, 2, 1] has non-unique elements"),
+    ([-1], "experiments.tutorial.seeds.0: -1 is less than the minimum of 0"),
+])
+def test_bad_seed_lists_name_the_key(workflow, seeds, problem):
+    assert problem in error(workflow, experiments={"tutorial": {"seeds": seeds}})
+
+
+SWEEP = {"lr-dropout": {"base": "tutorial", "grid": {"lr": [0.5, 1], "dropout": [0, 0.2]}}}
+
+
+def test_a_sweep_is_one_experiment_per_point_named_as_paramspace_names_it(workflow):
+    p = plan(workflow, run=["tutorial", "lr-dropout"], sweeps=SWEEP,
+             experiments={"tutorial": {"seeds": [1, 2]}})
+    points = ["lr-dropout/lr~0.5/dropout~0.0", "lr-dropout/lr~0.5/dropout~0.2",
+              "lr-dropout/lr~1.0/dropout~0.0", "lr-dropout/lr~1.0/dropout~0.2"]
+    assert p.sweeps == {"lr-dropout": points}
+    assert len(p.runs) == (1 + 4) * len(MODES) * 2
+    point = p.experiments["lr-dropout/lr~1.0/dropout~0.2"]
+    assert (point["lr"], point["dropout"], point["seeds"], point["emsize"]) == (1, 0.2, [1, 2], 100)
+    run = next(r for r in p.runs if r.experiment == points[1])
+    assert run.sweep == ("lr-dropout", {"lr": "0.5", "dropout": "0.2"})
+    assert run.folder == "results/lr-dropout/lr~0.5/dropout~0.2/rnn_relu/seed1"
+    assert Run.of_folder(REPO / run.folder) == run
+    assert all(r.sweep is None for r in p.predicted())
+
+
+def test_a_sweep_over_a_preset_starts_from_the_preset(workflow):
+    p = plan(workflow, run=["bptt"], modes=["lstm"],
+             sweeps={"bptt": {"base": "zaremba-small", "grid": {"bptt": [10, 20]}}})
+    assert [p.experiments[e]["nhid"] for e in p.sweeps["bptt"]] == [200, 200]
+    assert p.published == {}  # a sweep's point is not the preset
+
+
+@pytest.mark.parametrize(("sweeps", "run", "problem"), [
+    ({"s": {"base": "tutorial", "grid": {"lr_rate": [1]}}}, ["s"],
+     "sweeps.s.grid: 'lr_rate' is not an experiment key"),
+    ({"s": {"base": "tutorial", "grid": {"dropout": [0.1, 1.5]}}}, ["s"],
+     "sweeps.s.grid.dropout: 1.5 is greater than or equal to the maximum of 1"),
+    ({"s": {"base": "tutorial", "grid": {"seed": [1, 2]}}}, ["s"],
+     "sweeps.s.grid.seed: cannot be swept"),
+    ({"tutorial": {"base": "tutorial", "grid": {"lr": [1]}}}, ["tutorial"],
+     "sweeps.tutorial: the name is an experiment's or a preset's too"),
+    ({"s": {"base": "nope", "grid": {"lr": [1]}}}, ["s"],
+     "sweeps.s.base: 'nope' is not in experiments nor a preset"),
+    ({"s": {"base": "tutorial", "grid": {"lr": []}}}, ["s"], "sweeps.s.grid.lr: [] should be"),
+    ({"s": {"base": "tutorial", "grid": {"emsize": [50, 100]}}}, ["s"],
+     "sweeps.s.tied: tied weights need emsize == nhid (got 50 and 100)"),
+])
+def test_bad_sweeps_name_the_key(workflow, sweeps, run, problem):
+    assert problem in error(workflow, sweeps=sweeps, run=run)
+
+
+def test_run_names_experiments_presets_or_sweeps(workflow):
+    assert "config key run: 'nope' is not in experiments (known: tutorial), sweeps (none) nor a " \
+           "preset (workflow/presets/: pytorch-small" in error(workflow, run=["nope"])
+
+
+def test_a_preset_is_overridden_key_by_key_and_keeps_its_published_number(workflow):
+    p = plan(workflow, run=["zaremba-small"], experiments={"zaremba-small": {"epochs": 2}})
+    exp = p.experiments["zaremba-small"]
+    assert (exp["epochs"], exp["nhid"], exp["bptt"]) == (2, 200, 20)  # not the schema's 100, 5
+    assert p.published == {"zaremba-small": 114.5}
+
+
+def test_corpora_merge_the_users_keys_over_the_built_in_ones(workflow):
+    p = plan(workflow, corpora={"ptb": {"url": "/mirror"}})
+    ptb = p.corpora["ptb"]
+    assert ptb["url"] == "/mirror" and ptb["files"]["train"] == "ptb.train.txt"
+    assert ptb["digests"]["train"].startswith("sha256:fcea919f")
+
+
+def test_an_experiment_on_a_corpus_of_ones_own_text(workflow):
+    own = {"url": "/texts", "file": "novel.txt", "split": {"test": 0.05}, "prompts": ["it was"]}
+    p = plan(workflow, corpora={"novel": own},
+             experiments={"tutorial": {"corpus": "novel"}})
+    novel = p.corpora["novel"]
+    assert list(p.corpora) == ["novel"] and novel["split"] == {"valid": 0.1, "test": 0.05}
+    assert novel["vocab"] == {"max_size": None, "min_count": 1} and novel["digests"] == {}
+    assert p.prompts("novel") == ["it was"]
+    assert plan(workflow, predict={"prompts": ["a b"]}).prompts("ptb") == ["a b"]
+
+
+@pytest.mark.parametrize(("overrides", "problem"), [
+    ({"experiments": {"tutorial": {"corpus": "wikitext-9"}}},
+     "experiments.tutorial.corpus: 'wikitext-9' is not a corpus (known: "),
+    ({"corpora": {"mine": {"files": {"train": "a", "valid": "b", "test": "c"}}}},
+     "corpora.mine.url: missing"),
+    ({"corpora": {"mine": {"url": "/x"}}}, "corpora.mine: give either `files`"),
+    ({"corpora": {"mine": {"url": "/x", "files": {"train": "a", "valid": "b"}}}},
+     "corpora.mine.files: 'test' is a required property"),
+    ({"corpora": {"ptb": {"digests": {"train": "md5:00"}}}},
+     "corpora.ptb.digests.train: 'md5:00' does not match"),
+    ({"experiments": {"data": {}}, "run": ["data"]},
+     "experiments.data: the name is reserved for results/data/"),
+])
+def test_bad_corpora_name_the_key(workflow, overrides, problem):
+    assert problem in error(workflow, **overrides)
+
+
+def test_config_strings_from_the_command_line_are_typed(workflow):
+    config = coerce_strings({"experiments": {"t": {"epochs": "3", "seeds": "[1, 2]"}},
+                             "sweeps": {"s": {"base": "t", "grid": {"lr": "[0.5, 1]"}}}},
+                            workflow.schema)
+    assert config["experiments"]["t"] == {"epochs": 3, "seeds": [1, 2]}
+    assert config["sweeps"]["s"]["grid"]["lr"] == [0.5, 1]
+
+
+def test_a_folder_that_is_not_a_run_is_named(tmp_path):
+    with pytest.raises(RnnlmError, match="not a run folder"):
+        Run.of_folder(tmp_path / "tutorial" / "lstm")
