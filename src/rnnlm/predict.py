@@ -2,8 +2,9 @@
 
 A prompt is split on whitespace; words outside the vocabulary are read as ``<unk>``, with a
 warning naming them. Where the vocabulary has no ``<unk>`` such a prompt cannot be read: the
-pipeline's predictions record that for the prompt instead of failing the run. By default the prompt follows an implicit ``<eos>``: in PTB every sentence
-follows one, so that is the sentence-start context. The model runs in predict mode (no dropout)
+pipeline's predictions record that for the prompt instead of failing the run. By default the
+prompt follows an implicit ``<eos>``: in PTB every sentence follows one, so that is the
+sentence-start context. The model runs in predict mode (no dropout)
 from a zero state; the prompt goes through it as one sequence, which equals feeding it word by
 word (tests/test_predict.py checks both).
 """
@@ -55,8 +56,8 @@ def parse_prompt(text, vocab, sentence_start=True):
         raise RnnlmError("empty prompt; give at least one word, e.g. 'the company said'")
     unknown = vocab.unknown(words)
     if unknown and vocab.unk_id is None:
-        raise UnreadablePrompt(f"prompt {text!r}: {' '.join(unknown)} not in the vocabulary, which has "
-                         f"no {UNK}; use words of the training split")
+        raise UnreadablePrompt(f"prompt {text!r}: {' '.join(unknown)} not in the vocabulary, "
+                               f"which has no {UNK}; use words of the training split")
     if unknown:
         hint = any(w != w.lower() or any(c.isdigit() for c in w) for w in unknown)
         log.warning("prompt %r: not in the vocabulary, read as %s: %s%s", text, UNK,
