@@ -8,7 +8,9 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import REPO, rnnlm
@@ -195,3 +197,23 @@ def test_a_build_that_cannot_load_says_which_command_fixes_it(tmp_path, installe
     result = train_with(tmp_path, installed, missing)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"rnnlm train: error: {error}"]
+
+
+PRELOAD = """
+import sys
+from rnnlm.builds import Build, preload_cuda_libraries
+preload_cuda_libraries(Build(sys.argv[1], "1.9.1"))
+print(open("/proc/self/maps").read())
+"""
+
+
+@pytest.mark.parametrize(("distribution", "loads"), [("mxnet-cu117", True), ("mxnet", False)])
+def test_a_cuda_build_loads_the_libraries_its_extra_installed(tmp_path, distribution, loads):
+    """NVIDIA's wheels put them in the namespace package `nvidia`; a stand-in library there."""
+    lib = tmp_path / "site" / "nvidia" / "cublas" / "lib" / "libcublas.so.11"
+    lib.parent.mkdir(parents=True)
+    shutil.copy(Path(mx.libinfo.find_lib_path()[0]).with_name("libgfortran.so.3"), lib)
+    result = subprocess.run([sys.executable, "-c", PRELOAD, distribution], capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert result.returncode == 0, result.stderr
+    assert (str(lib) in result.stdout) == loads
