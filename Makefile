@@ -2,9 +2,17 @@
 #   make run    trains and reports every mode (snakemake --cores all on config.yaml)
 #   make test   runs the test suite
 # uv comes from PATH, or is bootstrapped from PyPI into .tools/ the first time.
+# GPU picks MXNet's build from uv.lock (README: GPUs): empty for the CPU one, or a CUDA 11.x one,
+# e.g. `make run GPU=cu117`. .venv holds one build at a time: each target installs the one asked for.
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 ARGS ?=
+GPU ?=
+BUILDS := cpu cu110 cu112 cu113 cu114 cu115 cu116 cu117
+BUILD := $(or $(GPU),cpu)
+ifneq ($(filter-out $(BUILDS),$(BUILD))$(word 2,$(BUILD)),)
+$(error GPU=$(GPU) is not a build in uv.lock; use one of $(filter-out cpu,$(BUILDS)), or no GPU= for the CPU build)
+endif
 
 .PHONY: setup run test report lint
 
@@ -13,7 +21,7 @@ ARGS ?=
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
 setup: $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked --extra $(BUILD)
 
 run: setup
 	.venv/bin/snakemake --cores all $(ARGS)

@@ -68,8 +68,9 @@ def test_only_rnnlm_mx_imports_mxnet():
     assert offenders == []
 
 
-STAGE_ORDER = ["io", "config", "plan", "provenance", "mx", "data", "vocab", "batchify", "model",
-               "device", "checkpoint", "step", "train", "evaluate", "predict", "report", "cli"]
+STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
+               "model", "device", "checkpoint", "step", "train", "evaluate", "predict", "report",
+               "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():

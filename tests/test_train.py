@@ -13,7 +13,8 @@ import pytest
 from markov import make_source, train_argv, write_corpus
 
 import rnnlm.train
-from rnnlm import cli
+from rnnlm import cli, device
+from rnnlm.builds import Build
 from rnnlm.checkpoint import Checkpoint, digest
 from rnnlm.device import omp_threads
 from rnnlm.io import read_json
@@ -322,18 +323,23 @@ def test_gpu_asked_for_where_mxnet_sees_none_fails_before_any_work(small, tmp_pa
     argv[argv.index("--train") + 1] = str(tmp_path / "not-read.npy")  # the GPU check comes first
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
-    assert err == ("rnnlm train: error: --device gpu, but MXNet sees no GPU (a CPU-only mxnet "
-                   "build, or no working CUDA driver); run with --device cpu, or install a CUDA "
-                   "build of MXNet (e.g. mxnet-cu112) on a machine whose GPU driver works\n")
+    assert err == ("rnnlm train: error: --device gpu, but MXNet sees no GPU: this is its CPU "
+                   "build; install a CUDA build with make setup GPU=cu117 (or uv sync --extra "
+                   "cu117), see the README's GPU section, or run with --device cpu\n")
 
 
-def test_a_cuda_build_without_driver_gives_the_same_error(small, tmp_path, monkeypatch, capsys):
+def test_a_cuda_build_without_driver_points_at_the_driver(small, tmp_path, monkeypatch, capsys):
     def broken():
         raise mx.base.MXNetError("CUDA: no CUDA-capable device is detected")
 
     monkeypatch.setattr(mx.context, "num_gpus", broken)
+    monkeypatch.setattr(device, "BUILD", Build("mxnet-cu112", "1.9.1"))
     assert cli.main(train_argv(small, tmp_path, device="gpu")) == 1
-    assert "MXNet sees no GPU" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "rnnlm train: error: --device gpu, but MXNet sees no GPU: mxnet-cu112 1.9.1 (CUDA 11.2) "
+        "is installed, so the NVIDIA driver is missing, too old or hides them; nvidia-smi must "
+        "list a GPU and a CUDA Version of 11.2 or newer (check CUDA_VISIBLE_DEVICES too), or run "
+        "with --device cpu\n")
 
 
 def test_more_gpus_than_visible_is_an_error(small, tmp_path, monkeypatch, capsys):

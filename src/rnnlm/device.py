@@ -1,7 +1,8 @@
 """Where the work runs: MXNet contexts, CPU threads, and arrays split across devices.
 
-Shared by the train and evaluate stages. A GPU request that MXNet cannot serve fails here with
-the fix, before any data is read.
+Shared by the train and evaluate stages. Each job logs here which MXNet build it runs and the
+GPUs that build sees; a GPU request that MXNet cannot serve fails here with the fix, before any
+data is read.
 """
 
 import ctypes
@@ -9,30 +10,45 @@ import logging
 
 import numpy as np
 
+from rnnlm.builds import SETUP_GPU
 from rnnlm.io import RnnlmError
-from rnnlm.mx import gluon, nd
+from rnnlm.mx import BUILD, gluon, nd
 from rnnlm.mx import mxnet as mx
 
 log = logging.getLogger(__name__)
 
-NO_GPU = ("--device gpu, but MXNet sees no GPU (a CPU-only mxnet build, or no working CUDA "
-          "driver); run with --device cpu, or install a CUDA build of MXNet (e.g. mxnet-cu112) "
-          "on a machine whose GPU driver works")
+NO_GPU = ("--device gpu, but MXNet sees no GPU: this is its CPU build; install a CUDA build "
+          f"with {SETUP_GPU}, see the README's GPU section, or run with --device cpu")
+
+
+def no_gpu(build):
+    """Why a build sees no GPU, and the fix."""
+    if build.cuda is None:
+        return NO_GPU
+    return (f"--device gpu, but MXNet sees no GPU: {build} is installed, so the NVIDIA driver is "
+            f"missing, too old or hides them; nvidia-smi must list a GPU and a CUDA Version of "
+            f"{build.cuda} or newer (check CUDA_VISIBLE_DEVICES too), or run with --device cpu")
+
+
+def visible_gpus():
+    """GPUs MXNet can use: 0 on the CPU build, or on a CUDA build without a working driver."""
+    try:
+        return mx.context.num_gpus()
+    except mx.base.MXNetError:
+        return 0
 
 
 def contexts(device, gpus=1):
     """MXNet contexts for ``device`` ("cpu", or "gpu" with ``gpus`` of them)."""
+    visible = visible_gpus()
+    log.info("MXNet build: %s; GPUs it sees: %d", BUILD, visible)
     if device == "cpu":
         return [mx.cpu()]
     if device != "gpu" or gpus < 1:
         raise RnnlmError(f"device {device!r} with {gpus} GPUs; use --device cpu, or --device gpu "
                          "with --gpus 1 or more")
-    try:
-        visible = mx.context.num_gpus()
-    except mx.base.MXNetError:  # a CUDA build whose driver is missing or broken
-        visible = 0
     if visible == 0:
-        raise RnnlmError(NO_GPU)
+        raise RnnlmError(no_gpu(BUILD))
     if gpus > visible:
         raise RnnlmError(f"--gpus {gpus}, but MXNet sees only {visible} GPU(s); use --gpus "
                          f"{visible} or fewer")

@@ -1,4 +1,5 @@
-"""The one door to MXNet: restore what numpy 2 removed, then import mxnet.
+"""The one door to MXNet: restore what numpy 2 removed, load the build's CUDA libraries (if it
+brought them), then import mxnet.
 
 MXNet 1.9.1 (the last release) binds, at import time, module attributes that numpy 2 dropped.
 It declares ``numpy<2`` for that reason alone; with these names back it imports and trains on
@@ -10,6 +11,9 @@ import types
 import warnings
 
 import numpy as np
+
+from rnnlm.builds import installed, load_error, preload_cuda_libraries
+from rnnlm.io import RnnlmError
 
 
 def _removed_in_numpy2(name):
@@ -49,9 +53,14 @@ for _name, _value in _RESTORED.items():
 # The engine libmxnet starts as it loads, just below (rnnlm.cli chooses it for CPU jobs).
 ENGINE = os.environ.get("MXNET_ENGINE_TYPE", "ThreadedEnginePerDevice")
 
+BUILD = installed()
+preload_cuda_libraries(BUILD)
 with warnings.catch_warnings():  # mxnet imports distutils, deprecated since Python 3.10
     warnings.simplefilter("ignore", DeprecationWarning)
-    import mxnet  # noqa: E402  (must follow the restoration above)
+    try:
+        import mxnet  # noqa: E402  (must follow the restoration above)
+    except OSError as err:  # libmxnet.so or a library it links is missing
+        raise RnnlmError(load_error(BUILD, err)) from None
 from mxnet import autograd, gluon, init, nd  # noqa: E402
 
-__all__ = ["ENGINE", "mxnet", "autograd", "gluon", "init", "nd"]
+__all__ = ["BUILD", "ENGINE", "mxnet", "autograd", "gluon", "init", "nd"]

@@ -150,9 +150,9 @@ MESSAGES = {
     "SIGTERM resume": "checkpoint saved in results/tiny/lstm/checkpoint: run the same command to "
                       "resume",
     "diverging run": "lower --lr (now 1e+06) or --clip (now 0.2); the last good checkpoint",
-    "no GPU": "--device gpu, but MXNet sees no GPU (a CPU-only mxnet build, or no working CUDA "
-              "driver); run with --device cpu, or install a CUDA build of MXNet (e.g. "
-              "mxnet-cu112) on a machine whose GPU driver works",
+    "no GPU": "--device gpu, but MXNet sees no GPU: this is its CPU build; install a CUDA build "
+              "with make setup GPU=cu117 (or uv sync --extra cu117), see the README's GPU "
+              "section, or run with --device cpu",
     "output folder not writable": "is not writable (Not a directory); fix its permissions or "
                                   "choose another --out-dir",
     "training job killed": "Error in rule train:",
