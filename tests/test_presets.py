@@ -3,6 +3,7 @@ of the same name overrides them key by key, both clipping semantics hold, and th
 published perplexity beside ours."""
 
 import re
+import shlex
 import shutil
 
 import numpy as np
@@ -43,10 +44,28 @@ EXPECTED = {
               "bptt": 35, "seed": 1111, "lr_schedule": "plateau", "restore_best": False}
        for name, tied, epochs in (("pytorch-small", False, 6), ("pytorch-small-tied", True, 6),
                                   ("pytorch-tied", True, 40))},
+    # WikiText-2: the MXNet Gluon example (gluon-wt2-*) and GluonNLP's standard_lstm_lm (gluonnlp-*)
+    **{f"{family}-wt2-{n}": {"corpus": "wikitext-2", "emsize": n, "nhid": n, "nlayers": 2,
+                             "dropout": dropout, "tied": True, "init_range": 0.1,
+                             "rnn_init": "pytorch", "lr": 20 / 35, "clip": 0.25,
+                             "clip_per": "token", "epochs": epochs, "batch_size": 20,
+                             "eval_batch_size": eval_batch, "bptt": 35, "lr_schedule": "plateau",
+                             "restore_best": False}
+       for family, eval_batch, runs in (("gluon", 20, ((200, 0.2, 20), (650, 0.5, 40),
+                                                       (1500, 0.65, 60))),
+                                        ("gluonnlp", 10, ((200, 0.2, 36), (650, 0.5, 47),
+                                                          (1500, 0.65, 38))))
+       for n, dropout, epochs in runs},
 }
 PUBLISHED_TEST = {"zaremba-small": 114.5, "zaremba-medium": 82.7, "zaremba-large": 78.4,
                   "tied-medium": 75.3, "tied-large": 72.0, "pytorch-small": 117.61,
-                  "pytorch-small-tied": 110.44, "pytorch-tied": 87.17}
+                  "pytorch-small-tied": 110.44, "pytorch-tied": 87.17,
+                  "gluon-wt2-200": 107.49, "gluon-wt2-650": 91.51, "gluon-wt2-1500": 88.42,
+                  "gluonnlp-wt2-200": 102.49, "gluonnlp-wt2-650": 85.82,
+                  "gluonnlp-wt2-1500": 81.99}
+PUBLISHED_VALID = {"zaremba-small": 120.7, "zaremba-medium": 86.2, "zaremba-large": 82.2,
+                   "gluonnlp-wt2-200": 108.17, "gluonnlp-wt2-650": 91.30,
+                   "gluonnlp-wt2-1500": 86.28}  # the others publish a test figure only
 SMALL_FLAGS = ("--emsize 200 --nhid 200 --nlayers 2 --dropout 0.0 --init-range 0.1 "
                "--rnn-init init_range --lr 1.0 --clip 5.0 --clip-per example --epochs 13 "
                "--bptt 20 --seed 1 --lr-schedule fixed --decay-after 4 --decay-factor 0.5 "
@@ -69,9 +88,11 @@ def test_every_preset_validates_as_an_experiment_and_has_its_published_numbers()
     for name, expected in EXPECTED.items():
         exp, published = schema_experiment(PRESETS / f"{name}.yaml")
         assert set(exp) == experiment_keys  # every key, defaults filled
-        assert {k: exp[k] for k in expected} == pytest.approx(expected), name
+        want = {"corpus": "ptb", **expected}  # the schema's default corpus unless the file says
+        assert {k: exp[k] for k in want} == pytest.approx(want), name
         assert not exp["tied"] or exp["emsize"] == exp["nhid"]
         assert published["test"] == PUBLISHED_TEST[name] and published["source"]
+        assert published["valid"] == PUBLISHED_VALID.get(name), name
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +120,33 @@ def test_run_selects_a_preset_in_every_mode_with_its_published_number(fresh):
     assert table.endswith("--published zaremba-small=114.5 > results/logs/table.log 2>&1")
 
 
+def flag_values(command):
+    """{flag: its value, or True for a switch} of one shell command."""
+    words = shlex.split(command)
+    return {word[2:]: True if value is None or value.startswith("--") else value
+            for word, value in zip(words, [*words[1:], None], strict=True)
+            if word.startswith("--")}
+
+
+@pytest.mark.parametrize("name", ["gluon-wt2-1500", "gluonnlp-wt2-200"])
+def test_wikitext_preset_reaches_train_and_table_with_its_settings(fresh, name):
+    """A WikiText-2 preset through the workflow: its hyperparameters become `rnnlm train` flags,
+    its batch sizes the arrays' widths, and its published test perplexity the table's."""
+    expected = EXPECTED[name]
+    commands = shell_commands(fresh, f"run=[{name}]", "modes=[lstm]")
+    [train] = [c for c in commands if c.startswith("rnnlm train")]
+    flags = flag_values(train)
+    keys = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init", "lr", "clip",
+            "clip_per", "epochs", "bptt", "lr_schedule")
+    assert {key: flags[key.replace("_", "-")] for key in keys} == {
+        key: str(expected[key]) for key in keys}
+    assert flags["tied"] is True and flags["no-restore-best"] is True
+    assert re.search(r"train\.b20\.npy$", flags["train"])
+    assert re.search(rf"valid\.b{expected['eval_batch_size']}\.npy$", flags["valid"])
+    [table] = [c for c in commands if c.startswith("rnnlm table")]
+    assert f"--published {name}={PUBLISHED_TEST[name]} " in table
+
+
 def test_config_experiment_of_a_preset_name_overrides_it_key_by_key(fresh, tmp_path):
     """Keys set in config.yaml and in --config win; the preset gives the others."""
     config = yaml.safe_load((fresh / "config.yaml").read_text())
@@ -118,9 +166,8 @@ def test_unknown_run_name_lists_experiments_and_presets(fresh):
     result = snakemake(fresh, "--config", "run=[zaremba-tiny]", check=False)
     assert result.returncode != 0
     assert ("config key run: 'zaremba-tiny' is not in experiments (known: small, wide) nor a "
-            "preset (workflow/presets/: pytorch-small, pytorch-small-tied, pytorch-tied, "
-            "tied-large, tied-medium, zaremba-large, zaremba-medium, zaremba-small)") in (
-                result.stderr)
+            f"preset (workflow/presets/: {', '.join(sorted(EXPECTED))})") in result.stderr
+    assert "gluon-wt2-1500, gluon-wt2-200, gluon-wt2-650, gluonnlp-wt2-1500" in result.stderr
 
 
 def test_bad_preset_file_stops_the_workflow_naming_file_and_key(fresh, tmp_path):
@@ -211,6 +258,25 @@ def test_table_sets_the_published_perplexity_and_gap_beside_preset_runs(tmp_path
     lines = md.read_text().splitlines()
     assert "| published test ppl | gap % |" in lines[0]
     assert "| 120.22 | 114.5 | +5.0 |" in lines[2] and "| 150.00 |  |  |" in lines[3]
+
+
+def test_table_compares_wikitext_presets_with_their_own_published_numbers(tmp_path):
+    """Runs of two WikiText-2 presets, one better and one worse than published, beside a PTB
+    preset: each row gets its own preset's number and gap."""
+    root = tmp_path / "results"
+    runs = [make_run(root, "gluonnlp-wt2-650", "lstm", test_ppl=81.029),  # 5.58% below 85.82
+            make_run(root, "gluon-wt2-200", "lstm", test_ppl=118.239),  # 10% above 107.49
+            make_run(root, "zaremba-small", "lstm", test_ppl=114.5)]
+    csv, md = tmp_path / "perplexity.csv", tmp_path / "perplexity.md"
+    names = ("gluonnlp-wt2-650", "gluon-wt2-200", "zaremba-small")
+    assert cli.main(["table", "--runs", *map(str, runs), "--csv", str(csv), "--md", str(md),
+                     "--published", *[f"{name}={PUBLISHED_TEST[name]}" for name in names]]) == 0
+    table = pd.read_csv(csv)
+    assert table["published_test_ppl"].tolist() == [85.82, 107.49, 114.5]
+    assert table["gap_pct"].tolist() == pytest.approx([-5.582, 10.0, 0.0], abs=1e-3)
+    lines = md.read_text().splitlines()
+    assert "| 81.03 |" in lines[2] and "| -5.6 |" in lines[2]
+    assert "| 118.24 |" in lines[3] and "| +10.0 |" in lines[3]
 
 
 def test_bad_published_pair_is_a_usage_error(tmp_path, capsys):
