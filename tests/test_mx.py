@@ -69,7 +69,7 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 
 STAGE_ORDER = ["io", "mx", "data", "vocab", "batchify", "model", "device", "checkpoint", "step",
-               "train", "evaluate", "predict", "report", "cli"]
+               "train", "evaluate", "predict", "report", "stats", "tables", "plots", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():
