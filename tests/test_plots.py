@@ -85,6 +85,7 @@ def test_sweep_plot_draws_each_key_a_line_per_mode_others_at_the_best_point(resu
     assert labels == {"lstm/lr": "lstm (dropout=0)", "gru/lr": "gru (dropout=0)"}
     gru = artist(dropout_axis.lines, "gru/dropout")  # gru's best: lr=2, dropout=0
     assert list(gru.get_xdata()) == [0, 0.5] and list(gru.get_ydata()) == [96.5, 121.5]
+    assert [t.get_text() for t in dropout_axis.get_xticklabels()] == ["0", "0.5"]
     star = artist(lr_axis.collections, "lstm/lr/best").get_offsets()
     assert list(star[0]) == [1, 101.5]
     assert "n = 2 seeds" in figure.get_suptitle()

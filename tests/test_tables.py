@@ -248,9 +248,9 @@ def test_provenance_lists_what_runs_share_once_and_what_differs_per_run(seeded, 
 
 def test_missing_test_json_is_a_one_line_error_naming_the_stage(seeded, results):
     (seeded[1] / "test.json").unlink()
-    result = rnnlm("table", "--runs", *seeded, "--runs-csv", results / "r.csv",
-                   "--csv", results / "t.csv", "--md", results / "t.md", "--html",
-                   results / "t.html")
+    result = rnnlm("table", "--runs", *seeded, "--runs-csv", results / "r.csv", "--runs-html",
+                   results / "r.html", "--csv", results / "t.csv", "--md", results / "t.md",
+                   "--html", results / "t.html")
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         f"rnnlm table: error: {seeded[1] / 'test.json'}: file not found; rerun the evaluate "
         "stage for this run"]
@@ -274,6 +274,13 @@ def test_table_sets_the_published_perplexity_and_gap_beside_preset_runs(results)
 @pytest.mark.parametrize("bad", ["big", "big=", "big=-3", "big=x", "big:80"])
 def test_a_published_value_that_is_not_a_positive_number_is_a_usage_error(bad, capsys):
     with pytest.raises(SystemExit) as exit_:
-        cli.build_parser().parse_args(["table", "--runs", "r", "--runs-csv", "a", "--csv", "b",
-                                       "--md", "c", "--html", "d", "--published", bad])
+        cli.build_parser().parse_args(["table", "--runs", "r", "--runs-csv", "a", "--runs-html",
+                                       "e", "--csv", "b", "--md", "c", "--html", "d",
+                                       "--published", bad])
     assert exit_.value.code == 2 and "is not EXPERIMENT=PPL" in capsys.readouterr().err
+
+
+def test_one_group_has_nothing_to_compare(results):
+    csv, md, _ = compare([make_run(results, "tutorial", "lstm", seed=s) for s in (1, 2)], results)
+    assert md.read_text() == "Nothing to compare: one group only.\n"
+    assert pd.read_csv(csv).empty

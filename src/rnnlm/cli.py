@@ -284,7 +284,7 @@ def _positive(text):
 def _add_runs(p, corpus=True):
     p.add_argument("--runs", type=Path, nargs="+", required=True, metavar="DIR",
                    help="run folders RESULTS/EXPERIMENT/MODE/seedN (a sweep point's EXPERIMENT "
-                        "is SWEEP/KEY~VALUE/...), each with summary.json and test.json")
+                        "is SWEEP/KEY~VALUE/...) holding train's and evaluate's files")
     if corpus:
         p.add_argument("--corpus", nargs="*", type=_pair("CORPUS", str), default=[],
                        metavar="EXPERIMENT=CORPUS",
@@ -303,7 +303,7 @@ def _add_formats(p, table, md=True):
 def _table(args):
     from rnnlm.tables import write_table
 
-    write_table(args.runs, args.runs_csv, args.csv, args.md, args.html, args.runs_html,
+    write_table(args.runs, (args.runs_csv, args.runs_html), (args.csv, args.md, args.html),
                 corpus=dict(args.corpus), published=dict(args.published))
 
 
@@ -315,7 +315,8 @@ def _add_table(sub):
                    metavar="EXPERIMENT=PPL",
                    help="published test perplexity of an experiment, shown beside its mean")
     p.add_argument("--runs-csv", type=Path, required=True, help="output CSV, one row per run")
-    p.add_argument("--runs-html", type=Path, help="output HTML of the runs, for the report")
+    p.add_argument("--runs-html", type=Path, required=True,
+                   help="output HTML of the same, rounded, for the report")
     _add_formats(p, "one row per experiment and mode")
     p.set_defaults(func=_table)
 

@@ -163,7 +163,8 @@ def sweep_figure(table, name):
             ax.scatter([best[key]], [best["test_ppl_mean"]], marker="*", s=180, color=f"C{i}",
                        edgecolors="black", zorder=3, gid=f"{mode}/{key}/best")
         if pd.api.types.is_numeric_dtype(table[key]):
-            ax.set_xticks(sorted(table[key].unique()))
+            values = sorted(table[key].unique())
+            ax.set_xticks(values, [value_text(value) for value in values])
         ax.set(xlabel=key, title=f"against {key}" + (", others held (legend)" * bool(others)))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

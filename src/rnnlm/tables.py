@@ -146,17 +146,18 @@ def perplexity_table(runs, published=None):
     return table
 
 
-def write_table(run_dirs, runs_csv, csv, md, html, runs_html=None, corpus=None, published=None):
-    """The runs table and the perplexity table; return the latter."""
+def write_table(run_dirs, runs_paths, paths, corpus=None, published=None):
+    """The runs table (CSV, HTML) and the perplexity table (CSV, Markdown, HTML); return the
+    latter."""
     runs = read_runs(run_dirs, corpus)
     table = perplexity_table(runs, published)
+    runs_csv, runs_html = runs_paths
     write_all(runs.drop(columns="sweep"), RUN_COLS, "Every run", [PROTOCOL_NOTE], runs_csv,
               html=runs_html)
     notes = [INTERVAL_NOTE, PROTOCOL_NOTE, "gap %: 100 × (mean test ppl − published) / "
              "published, positive when ours is worse; published figures are in "
              "workflow/presets/."]
-    write_all(table, PERPLEXITY_COLS, "Test perplexity by experiment and mode", notes, csv, md,
-              html)
+    write_all(table, PERPLEXITY_COLS, "Test perplexity by experiment and mode", notes, *paths)
     return table
 
 
