@@ -1,111 +1,92 @@
-"""Report stage: the perplexity table and the figures, from run folders written here by hand."""
+"""Report stage, reading: run identity from the path, the runs table, curves and provenance."""
 
 import json
+from pathlib import Path
 
-import pandas as pd
 import pytest
+from run_folders import EPOCH_TOKENS, REPORTS, make_run
 
-from rnnlm import cli
 from rnnlm.io import RnnlmError
-from rnnlm.report import collect_runs, learning_curves, markdown, plot_names, write_plots
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from rnnlm.report import RunId, read_curves, read_provenance, read_runs, run_id, split_experiment
 
 
-def make_run(root, experiment, mode, epochs=3, test_ppl=120.5, param_count=12345):
-    """A finished run folder as train and evaluate leave it."""
-    run = root / experiment / mode
-    run.mkdir(parents=True)
-    valid = [300.0 / (epoch + 1) for epoch in range(epochs)]
-    (run / "summary.json").write_text(json.dumps({
-        "param_count": param_count, "best_epoch": epochs, "best_valid_ppl": min(valid),
-        "epochs": epochs, "train_seconds": 12.25, "tokens_per_s": 4567.8, "device": "cpu"}))
-    (run / "test.json").write_text(json.dumps({
-        "split": "test", "tokens": 1000, "loss": 4.79, "perplexity": test_ppl,
-        "test_ppl": test_ppl}))
-    rows = ["epoch,lr,train_loss,train_ppl,valid_loss,valid_ppl,seconds,tokens_per_s"]
-    rows += [f"{e + 1},1.0,5.0,150.0,5.0,{ppl},4.0,4567.8" for e, ppl in enumerate(valid)]
-    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
-    return run
+def test_run_identity_is_read_from_the_path(tmp_path):
+    assert run_id(tmp_path / "results/tutorial/lstm/seed3") == RunId("tutorial", "lstm", 3)
+    sweep_run = tmp_path / "results/lr-dropout/lr~0.5/dropout~0/gru/seed12"
+    assert run_id(sweep_run) == RunId("lr-dropout/lr~0.5/dropout~0", "gru", 12)
 
 
-@pytest.fixture
-def runs(tmp_path):
-    """Two experiments in two modes each, in the order the workflow passes them."""
-    return [make_run(tmp_path / "results", experiment, mode, test_ppl=100 + i)
-            for i, (experiment, mode) in enumerate(
-                [("tutorial", "lstm"), ("tutorial", "gru"), ("big", "lstm"), ("big", "gru")])]
+def test_a_sweep_point_parses_into_its_sweep_and_ordered_numeric_point():
+    assert split_experiment("tutorial") == (None, ())
+    assert split_experiment("s/lr~0.5/nhid~200/tied~True") == (
+        "s", (("lr", 0.5), ("nhid", 200), ("tied", "True")))
+    with pytest.raises(RnnlmError, match="'lr' is not key~value"):
+        split_experiment("s/lr")
 
 
-def test_table_has_one_row_per_run_named_by_its_folders(runs):
-    table = collect_runs(runs)
-    assert list(table.columns) == ["experiment", "mode", "param_count", "best_valid_ppl",
-                                   "test_ppl", "published_test_ppl", "gap_pct", "epochs",
-                                   "train_seconds", "tokens_per_s"]
-    assert list(zip(table["experiment"], table["mode"], strict=True)) == [
-        ("tutorial", "lstm"), ("tutorial", "gru"), ("big", "lstm"), ("big", "gru")]
-    assert list(table["test_ppl"]) == [100, 101, 102, 103]
-    assert table["best_valid_ppl"].iloc[0] == pytest.approx(100.0)  # min over epochs 300/1..3
+@pytest.mark.parametrize("folder", ["results/tutorial/lstm", "lstm/seed1", "results/a/b/seedx"])
+def test_a_folder_that_is_not_a_run_is_named(folder):
+    with pytest.raises(RnnlmError, match="not a run folder RESULTS/EXPERIMENT/MODE/seedN"):
+        run_id(Path(folder))
 
 
-def test_markdown_aligns_and_formats_numbers_for_reading(runs):
-    lines = markdown(collect_runs(runs[:1])).splitlines()
-    assert lines[0] == ("| experiment | mode | parameters | best valid ppl | test ppl "
-                        "| published test ppl | gap % | epochs | train s | tokens/s |")
-    assert lines[1] == "| :-- | :-- | --: | --: | --: | --: | --: | --: | --: | --: |"
-    assert lines[2] == "| tutorial | lstm | 12,345 | 100.00 | 100.00 |  |  | 3 | 12.2 | 4,568 |"
+def test_runs_table_groups_by_experiment_and_mode_in_given_order_seeds_ascending(tmp_path):
+    results = tmp_path / "results"
+    given = [make_run(results, "tutorial", "lstm", seed=2, test_ppl=101),
+             make_run(results, "big", "gru", seed=1, test_ppl=90),
+             make_run(results, "tutorial", "gru", seed=1, test_ppl=110),
+             make_run(results, "tutorial", "lstm", seed=1, test_ppl=100),
+             make_run(results, "s/lr~1/dropout~0", "lstm", seed=1, test_ppl=95)]
+    runs = read_runs(given, corpus={"big": "wikitext-2"})
+    assert list(zip(runs["experiment"], runs["mode"], runs["seed"], strict=True)) == [
+        ("tutorial", "lstm", 1), ("tutorial", "lstm", 2), ("tutorial", "gru", 1),
+        ("big", "gru", 1), ("s/lr~1/dropout~0", "lstm", 1)]
+    assert list(runs["test_ppl"]) == [100, 101, 110, 90, 95]
+    assert list(runs["corpus"]) == ["ptb", "ptb", "ptb", "wikitext-2", "ptb"]
+    assert list(runs["sweep"].fillna("")) == ["", "", "", "", "s"]
+    assert runs["wall_seconds"].tolist() == [10.0] * 5 and runs["epochs"].tolist() == [2] * 5
 
 
-def test_cli_table_writes_csv_and_markdown(runs, tmp_path):
-    csv, md = tmp_path / "results" / "perplexity.csv", tmp_path / "results" / "perplexity.md"
-    assert cli.main(["table", "--runs", *map(str, runs), "--csv", str(csv), "--md", str(md)]) == 0
-    table = pd.read_csv(csv)
-    assert len(table) == 4 and table["param_count"].tolist() == [12345] * 4
-    assert len(md.read_text().splitlines()) == 2 + 4
+def test_a_missing_file_or_key_names_the_file_and_the_stage_to_rerun(tmp_path):
+    run = make_run(tmp_path / "results", "tutorial", "lstm")
+    (run / "test.json").unlink()
+    with pytest.raises(RnnlmError, match=r"seed1/test.json: file not found; rerun the evaluate "
+                                         r"stage for this run"):
+        read_runs([run])
+    run = make_run(tmp_path / "results", "tutorial", "gru")
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["wall_seconds"]
+    (run / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(RnnlmError, match="summary.json: no 'wall_seconds'; rerun the train"):
+        read_runs([run])
+    (run / "summary.json").write_text("{")
+    with pytest.raises(RnnlmError, match="summary.json: unreadable .*rerun the train stage"):
+        read_runs([run])
 
 
-def test_cli_plots_writes_every_named_png(runs, tmp_path):
-    out = tmp_path / "results" / "plots"
-    assert cli.main(["plots", "--runs", *map(str, runs), "--out-dir", str(out)]) == 0
-    names = plot_names(["tutorial", "big"])
-    assert names == ["learning_curves.tutorial.png", "learning_curves.big.png", "test_ppl.png",
-                     "throughput.png"]
-    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temporary files left
-    for name in names:
-        data = (out / name).read_bytes()
-        assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+def test_a_run_given_twice_is_refused(tmp_path):
+    run = make_run(tmp_path / "results", "tutorial", "gru", seed=4)
+    with pytest.raises(RnnlmError, match="run tutorial/gru/seed4 given twice"):
+        read_runs([run, run])
 
 
-def test_learning_curves_draw_one_labelled_line_per_mode(runs, tmp_path):
-    figure = learning_curves("tutorial", [("lstm", runs[0]), ("gru", runs[1])],
-                             tmp_path / "curves.png")
-    ax = figure.axes[0]
-    assert [line.get_label() for line in ax.lines] == ["lstm", "gru"]
-    assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
-    assert ax.get_xlabel() == "epoch" and "validation perplexity" in ax.get_ylabel()
+def test_curves_hold_every_report_and_every_epoch_against_tokens_seen(tmp_path):
+    run = make_run(tmp_path / "results", "tutorial", "lstm", epochs=3)
+    progress, metrics = read_curves(run)
+    assert len(progress) == 3 * REPORTS and progress["tokens_seen"].is_monotonic_increasing
+    assert metrics["tokens_seen"].tolist() == [EPOCH_TOKENS, 2 * EPOCH_TOKENS, 3 * EPOCH_TOKENS]
+    (run / "progress.csv").write_text("epoch,batch\n1,10\n")
+    with pytest.raises(RnnlmError, match="progress.csv: needs rows with tokens_seen, train_ppl "
+                                         r"\(missing: tokens_seen, train_ppl\); rerun the train"):
+        read_curves(run)
 
 
-def test_missing_test_json_is_a_one_line_error(runs, tmp_path, capsys):
-    (runs[1] / "test.json").unlink()
-    code = cli.main(["table", "--runs", *map(str, runs), "--csv", str(tmp_path / "t.csv"),
-                     "--md", str(tmp_path / "t.md")])
-    err = capsys.readouterr().err.strip()
-    assert code == 1 and len(err.splitlines()) == 1
-    assert err.startswith("rnnlm table: error: ") and "gru/test.json: file not found" in err
-    assert not (tmp_path / "t.csv").exists()
-
-
-def test_missing_key_and_duplicate_runs_are_named(runs):
-    summary = runs[0] / "summary.json"
-    summary.write_text(json.dumps({k: v for k, v in json.loads(summary.read_text()).items()
-                                   if k != "tokens_per_s"}))
-    with pytest.raises(RnnlmError, match="summary.json: no 'tokens_per_s'"):
-        collect_runs(runs)
-    with pytest.raises(RnnlmError, match="run tutorial/gru given twice"):
-        collect_runs([runs[1], runs[1]])
-
-
-def test_plots_reject_metrics_without_validation_perplexity(runs, tmp_path):
-    (runs[0] / "metrics.csv").write_text("epoch,lr\n1,1.0\n")
-    with pytest.raises(RnnlmError, match="metrics.csv: needs epoch and valid_ppl"):
-        write_plots(runs, tmp_path / "plots")
+def test_provenance_is_flattened_one_row_per_run(tmp_path):
+    runs = [make_run(tmp_path / "results", "tutorial", "lstm", seed=s) for s in (2, 1)]
+    table = read_provenance(runs)
+    assert table["seed"].tolist() == [1, 2]
+    assert list(table.columns[:3]) == ["experiment", "mode", "seed"]
+    assert table["versions.python"].tolist() == ["3.11.2"] * 2
+    assert table["git.commit"].iloc[0].startswith("0123456789abcdef")
+    assert table["data_sha256.train"].iloc[0] == "a" * 64
+    assert table["gpus"].tolist() == ["", ""]

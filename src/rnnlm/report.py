@@ -1,166 +1,180 @@
-"""Report stage: the perplexity table and the figures, gathered from finished run folders.
+"""Report stage, first step: finished run folders read into tables.
 
-A run folder is ``results/<experiment>/<mode>``: the experiment is its parent folder's name and
-the mode its own. ``train`` left ``summary.json`` and ``metrics.csv`` there, ``evaluate`` left
-``test.json``. Figures are drawn on ``matplotlib.figure.Figure`` objects, without pyplot's global
-state or a display.
+A run folder is ``<results>/<experiment...>/<mode>/seed<N>``: ``train`` left summary.json,
+metrics.csv and progress.csv there, ``evaluate`` test.json. An experiment with slashes is a point
+of a sweep, ``<sweep>/<key>~<value>/...`` (snakemake.utils.Paramspace's pattern, keys in the
+grid's order), so a run's identity is read from its path alone, one seed or many.
 """
 
-import logging
+import json
+import numbers
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from rnnlm.io import RnnlmError, atomic_path, read_json, write_text
+from rnnlm.io import RnnlmError
 
-log = logging.getLogger(__name__)
-
-# Table columns: (name, file it comes from, Markdown header, Markdown format).
-COLUMNS = (
-    ("experiment", None, "experiment", "{}"),
-    ("mode", None, "mode", "{}"),
-    ("param_count", "summary.json", "parameters", "{:,}"),
-    ("best_valid_ppl", "summary.json", "best valid ppl", "{:.2f}"),
-    ("test_ppl", "test.json", "test ppl", "{:.2f}"),
-    ("published_test_ppl", None, "published test ppl", "{:.1f}"),  # of a preset; else empty
-    ("gap_pct", None, "gap %", "{:+.1f}"),  # 100 * (test_ppl - published) / published
-    ("epochs", "summary.json", "epochs", "{}"),
-    ("train_seconds", "summary.json", "train s", "{:.1f}"),
-    ("tokens_per_s", "summary.json", "tokens/s", "{:,.0f}"),
-)
-TEXT_COLUMNS = ("experiment", "mode")
-
-
-def plot_names(experiments):
-    """File names ``write_plots`` writes, the workflow's `plots` outputs."""
-    return [f"learning_curves.{name}.png" for name in experiments] + ["test_ppl.png",
-                                                                      "throughput.png"]
+DEFAULT_CORPUS = "ptb"
+STAGE_OF = {"summary.json": "train", "metrics.csv": "train", "progress.csv": "train",
+            "test.json": "evaluate"}
+# The runs table's numbers: column -> (file, key) it is read from.
+RUN_NUMBERS = {
+    "best_valid_ppl": ("summary.json", "best_valid_ppl"),
+    "test_ppl": ("test.json", "test_ppl"),
+    "epochs": ("summary.json", "epochs"),
+    "train_seconds": ("summary.json", "train_seconds"),
+    "wall_seconds": ("summary.json", "wall_seconds"),
+    "tokens_per_s": ("summary.json", "tokens_per_s"),
+    "param_count": ("summary.json", "param_count"),
+}
+RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS)
+GROUP = ["experiment", "mode"]  # the runs of one group differ by their seed only
+SEED_FOLDER = re.compile(r"seed(\d+)")
 
 
-def read_run(run_dir):
-    """One table row: the run's experiment, mode, and numbers from its summary and test JSON."""
-    run_dir = Path(run_dir)
-    row = {"experiment": run_dir.parent.name, "mode": run_dir.name}
-    files = {name: read_json(run_dir / name) for name in ("summary.json", "test.json")}
-    for column, source, _, _ in COLUMNS:
-        if source is None:
-            continue
-        if column not in files[source]:
-            raise RnnlmError(f"{run_dir / source}: no {column!r}; rerun the stage that writes it")
-        row[column] = files[source][column]
+@dataclass(frozen=True)
+class RunId:
+    experiment: str
+    mode: str
+    seed: int
+
+
+def parse_value(text):
+    """A swept value as a number where it is one, so that points sort and plot numerically."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def value_text(value):
+    """A swept value as a reader writes it: 0 rather than 0.0 (a grid of 0 and 0.5 reads as
+    floats)."""
+    return f"{value:g}" if isinstance(value, numbers.Number) else str(value)
+
+
+def split_experiment(experiment):
+    """(sweep, point) of a sweep point ``sweep/key~value/...``, point as ((key, value), ...) in
+    the grid's order; (None, ()) for a plain experiment."""
+    name, *pairs = experiment.split("/")
+    point = []
+    for pair in pairs:
+        key, sep, value = pair.partition("~")
+        if not (key and sep):
+            raise RnnlmError(f"experiment {experiment!r}: {pair!r} is not key~value; a sweep "
+                             "point is SWEEP/KEY~VALUE/...")
+        point.append((key, parse_value(value)))
+    return (name, tuple(point)) if pairs else (None, ())
+
+
+def point_text(experiment):
+    """A sweep point as its reader writes it: ``lr=0.5, dropout=0``."""
+    return ", ".join(f"{key}={value_text(value)}" for key, value in split_experiment(experiment)[1])
+
+
+def run_id(run_dir):
+    """Experiment, mode and seed of ``<results>/<experiment...>/<mode>/seed<N>``."""
+    parts = Path(run_dir).parts
+    seed = SEED_FOLDER.fullmatch(parts[-1]) if parts else None
+    names = parts[:-2]
+    first = len(names) - 1
+    while first >= 0 and "~" in names[first]:  # sweep point parts, then the sweep's name
+        first -= 1
+    if not seed or first < 0:
+        raise RnnlmError(f"{run_dir}: not a run folder RESULTS/EXPERIMENT/MODE/seedN; pass the "
+                         "folders the train stage writes")
+    return RunId("/".join(names[first:]), parts[-2], int(seed.group(1)))
+
+
+def read_file(run_dir, name, columns=()):
+    """A run's JSON file as a dict or CSV file as a DataFrame (needing ``columns``), or a one-line
+    error naming the file and the stage that writes it."""
+    path, stage = Path(run_dir) / name, STAGE_OF[name]
+    try:
+        if name.endswith(".json"):
+            return json.loads(path.read_text())
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise RnnlmError(f"{path}: file not found; rerun the {stage} stage for this run") from None
+    except (ValueError, pd.errors.ParserError) as err:  # JSONDecodeError is a ValueError
+        raise RnnlmError(f"{path}: unreadable ({err}); rerun the {stage} stage for this "
+                         "run") from None
+    missing = [column for column in columns if column not in table.columns]
+    if missing or table.empty:
+        raise RnnlmError(f"{path}: needs rows with {', '.join(columns)} (missing: "
+                         f"{', '.join(missing) or 'rows'}); rerun the {stage} stage for this run")
+    return table
+
+
+def read_run(run_dir, corpus):
+    """One row of the runs table."""
+    ident = run_id(run_dir)
+    sweep, _ = split_experiment(ident.experiment)
+    row = {"experiment": ident.experiment, "sweep": sweep,
+           "corpus": corpus.get(ident.experiment, corpus.get(sweep, DEFAULT_CORPUS)),
+           "mode": ident.mode, "seed": ident.seed}
+    files = {name: read_file(run_dir, name) for name in ("summary.json", "test.json")}
+    for column, (name, key) in RUN_NUMBERS.items():
+        if key not in files[name]:
+            raise RnnlmError(f"{Path(run_dir) / name}: no {key!r}; rerun the {STAGE_OF[name]} "
+                             "stage for this run")
+        row[column] = files[name][key]
     return row
 
 
-def collect_runs(run_dirs, published=None):
-    """The table as a DataFrame, one row per run folder, in the order given; ``published`` maps
-    an experiment to its published test perplexity, set beside its runs with the relative gap."""
-    rows = [read_run(run_dir) for run_dir in run_dirs]
-    if not rows:
-        raise RnnlmError("no run folders given; pass --runs results/EXPERIMENT/MODE ...")
-    table = pd.DataFrame(rows, columns=[column for column, *_ in COLUMNS])
-    table["published_test_ppl"] = table["experiment"].map(published or {}).astype(float)
-    table["gap_pct"] = 100 * (table["test_ppl"] / table["published_test_ppl"] - 1)
-    twice = table[table.duplicated(["experiment", "mode"])]
+def in_given_order(table, columns):
+    """``table`` sorted by ``columns``: names in the order they first appear, numbers ascending."""
+    def rank(values):
+        if pd.api.types.is_numeric_dtype(values):
+            return values
+        return values.map({value: i for i, value in enumerate(values.unique())})
+
+    return table.sort_values(list(columns), key=rank, kind="stable").reset_index(drop=True)
+
+
+def read_runs(run_dirs, corpus=None):
+    """The runs table: one row per run folder, grouped by experiment and mode in the order
+    given, seeds ascending. ``corpus`` maps an experiment (or a sweep) to its corpus' name;
+    others are on ``DEFAULT_CORPUS``."""
+    if not run_dirs:
+        raise RnnlmError("no run folders given; pass --runs RESULTS/EXPERIMENT/MODE/seedN ...")
+    table = pd.DataFrame([read_run(run_dir, corpus or {}) for run_dir in run_dirs],
+                         columns=RUN_COLUMNS)
+    twice = table[table.duplicated([*GROUP, "seed"])]
     if len(twice):
         first = twice.iloc[0]
-        raise RnnlmError(f"run {first.experiment}/{first['mode']} given twice; pass each run once")
-    return table
+        raise RnnlmError(f"run {first.experiment}/{first['mode']}/seed{first.seed} given twice; "
+                         "pass each run once")
+    return in_given_order(table, [*GROUP, "seed"])
 
 
-def markdown(table):
-    """A GitHub Markdown table with numbers right-aligned and formatted for reading."""
-    headers = [header for _, _, header, _ in COLUMNS]
-    align = [":--" if column in TEXT_COLUMNS else "--:" for column, *_ in COLUMNS]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    for row in table.itertuples(index=False):
-        cells = ["" if pd.isna(value) else fmt.format(value)
-                 for value, (_, _, _, fmt) in zip(row, COLUMNS, strict=True)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def read_curves(run_dir):
+    """Training perplexity at each report (progress.csv) and validation perplexity at each
+    epoch's end (metrics.csv), both against the training tokens seen."""
+    progress = read_file(run_dir, "progress.csv", ("tokens_seen", "train_ppl"))
+    metrics = read_file(run_dir, "metrics.csv", ("epoch", "tokens_seen", "valid_ppl"))
+    # a resumed run may report a window twice: its last report counts
+    return (progress.drop_duplicates("tokens_seen", keep="last"),
+            metrics.drop_duplicates("epoch", keep="last"))
 
 
-def write_table(run_dirs, csv_path, md_path, published=None):
-    """Write the perplexity table as CSV (full precision) and Markdown; return it."""
-    table = collect_runs(run_dirs, published)
-    write_text(csv_path, table.to_csv(index=False))
-    write_text(md_path, markdown(table))
-    log.info("%s, %s: %d runs", csv_path, md_path, len(table))
-    return table
-
-
-def read_metrics(run_dir):
-    path = Path(run_dir) / "metrics.csv"
-    try:
-        metrics = pd.read_csv(path)
-    except FileNotFoundError:
-        raise RnnlmError(f"{path}: file not found; run the train stage first") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise RnnlmError(f"{path}: not a metrics table ({err}); rerun its training") from None
-    if not {"epoch", "valid_ppl"} <= set(metrics.columns) or metrics.empty:
-        raise RnnlmError(f"{path}: needs epoch and valid_ppl rows; rerun its training")
-    return metrics
-
-
-def _save(figure, path):
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-
-
-def learning_curves(experiment, runs, path):
-    """Validation perplexity by epoch for one experiment: one line per (mode, run folder)."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(7, 4.5))
-    ax = figure.subplots()
-    for mode, run_dir in runs:
-        metrics = read_metrics(run_dir)
-        ax.plot(metrics["epoch"], metrics["valid_ppl"], marker="o", label=mode)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel="validation perplexity (lower is better)",
-           title=f"Learning curves: {experiment}")
-    ax.grid(alpha=0.3)
-    ax.legend(title="mode")
-    _save(figure, path)
-    return figure
-
-
-def bars_by_mode(table, column, ylabel, title, path, fmt):
-    """Grouped bars: one group per mode, one bar per experiment, each labelled with its value."""
-    from matplotlib.figure import Figure
-
-    modes = list(dict.fromkeys(table["mode"]))
-    experiments = list(dict.fromkeys(table["experiment"]))
-    width = 0.8 / len(experiments)
-    figure = Figure(figsize=(max(6, 1.2 * len(modes) * len(experiments)), 4.5))
-    ax = figure.subplots()
-    for i, experiment in enumerate(experiments):
-        rows = table[table["experiment"] == experiment].set_index("mode").reindex(modes)
-        offsets = [m + (i - (len(experiments) - 1) / 2) * width for m in range(len(modes))]
-        bars = ax.bar(offsets, rows[column], width, label=experiment)
-        ax.bar_label(bars, fmt=fmt, fontsize=8, padding=2)
-    ax.set_xticks(range(len(modes)), modes)
-    ax.set(xlabel="mode", ylabel=ylabel, title=title)
-    ax.margins(y=0.12)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(title="experiment")
-    _save(figure, path)
-    return figure
-
-
-def write_plots(run_dirs, out_dir):
-    """Learning curves per experiment, test perplexity and throughput by mode; return the paths
-    (named by ``plot_names``)."""
-    table = collect_runs(run_dirs)
-    experiments = list(dict.fromkeys(table["experiment"]))
-    paths = [Path(out_dir) / name for name in plot_names(experiments)]
-    *curves, test_ppl, throughput = paths
-    for experiment, path in zip(experiments, curves, strict=True):
-        runs = [(Path(d).name, d) for d in run_dirs if Path(d).parent.name == experiment]
-        learning_curves(experiment, runs, path)
-    bars_by_mode(table, "test_ppl", "test perplexity (lower is better)",
-                 "Test perplexity by mode", test_ppl, "%.1f")
-    bars_by_mode(table, "tokens_per_s", "training tokens per second",
-                 "Training throughput by mode", throughput, "%.0f")
-    log.info("%s: %d figures", out_dir, len(paths))
-    return paths
+def read_provenance(run_dirs):
+    """One row per run: its identity, then summary.json's ``provenance`` flattened (nested keys
+    joined by dots, lists by commas)."""
+    rows = []
+    for run_dir in run_dirs:
+        ident = run_id(run_dir)
+        summary = read_file(run_dir, "summary.json")
+        if not isinstance(summary.get("provenance"), dict):
+            raise RnnlmError(f"{Path(run_dir) / 'summary.json'}: no 'provenance'; rerun the "
+                             "train stage for this run")
+        flat = pd.json_normalize(summary["provenance"], sep=".").iloc[0].to_dict()
+        flat = {key: ", ".join(map(str, value)) if isinstance(value, list) else value
+                for key, value in flat.items() if key != "seed"}
+        rows.append({"experiment": ident.experiment, "mode": ident.mode, "seed": ident.seed,
+                     **flat})
+    return in_given_order(pd.DataFrame(rows), [*GROUP, "seed"])

@@ -1,0 +1,179 @@
+"""Report stage, the figures, drawn on ``matplotlib.figure.Figure`` objects without pyplot's
+global state or a display. Each drawing function returns its Figure, and names its data artists
+by ``gid`` (``<experiment>/<mode>/seeds`` ...), so tests read what was drawn, not file sizes.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import EngFormatter, FuncFormatter
+
+from rnnlm.io import atomic_path
+from rnnlm.report import GROUP, read_curves, read_runs, run_id, split_experiment, value_text
+from rnnlm.stats import best_points, describe, summarize
+
+log = logging.getLogger(__name__)
+BAND = "band: lowest to highest seed"
+
+
+def plot_names(experiments):
+    """File names ``write_plots`` writes for these plain (not sweep point) experiments."""
+    return [f"learning_curves.{name}.png" for name in experiments] + ["test_ppl.png",
+                                                                      "throughput.png"]
+
+
+def n_text(counts):
+    low, high = min(counts), max(counts)
+    return f"n = {low} seed{'s' * (high > 1)}" if low == high else f"n = {low} to {high} seeds"
+
+
+def new_figure(width, height, ncols=1):
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.subplots(1, ncols, squeeze=False, sharey=True)[0]
+
+
+def save(figure, path):
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+
+
+def groups_to_plot(runs):
+    """Plain experiments' runs, and for each sweep every mode's best point (on validation),
+    shown as the experiment '<sweep> (best on valid)'."""
+    best = best_points(summarize(runs))
+    chosen = runs.merge(best[GROUP], on=GROUP)
+    chosen["experiment"] = chosen["sweep"] + " (best on valid)"
+    return pd.concat([runs[runs["sweep"].isna()], chosen], ignore_index=True)
+
+
+def by_mode(runs, column, ylabel, title):
+    """Per mode, one column of dots per experiment: every seed's value, and the mean with its
+    95% Student t interval (no interval at n = 1)."""
+    modes = list(dict.fromkeys(runs["mode"]))
+    experiments = list(dict.fromkeys(runs["experiment"]))
+    width = 0.8 / len(experiments)
+    figure, (ax,) = new_figure(max(6, 1.1 * len(modes) * len(experiments)), 4.5)
+    counts = []
+    for i, experiment in enumerate(experiments):
+        offset = (i - (len(experiments) - 1) / 2) * width
+        for m, mode in enumerate(modes):
+            values = runs.loc[(runs["experiment"] == experiment) & (runs["mode"] == mode), column]
+            if values.empty:
+                continue
+            stat = describe(values)
+            counts.append(stat["n"])
+            spread = np.linspace(-0.25, 0.25, len(values)) * width if len(values) > 1 else [0]
+            ax.scatter(m + offset + np.asarray(spread), values, s=14, alpha=0.6, color=f"C{i}",
+                       gid=f"{experiment}/{mode}/seeds")
+            yerr = [[stat["mean"] - stat["ci_low"]], [stat["ci_high"] - stat["mean"]]]
+            bars = ax.errorbar([m + offset], [stat["mean"]], yerr=None if stat["n"] < 2 else yerr,
+                               fmt="D", color="black", markersize=5, capsize=4)
+            bars.lines[0].set_gid(f"{experiment}/{mode}/mean")
+    ax.set_xticks(range(len(modes)), modes)
+    ax.set(xlabel="mode", ylabel=ylabel, title=f"{title} ({n_text(counts)} per dot column)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend([Line2D([], [], marker="o", linestyle="", color=f"C{i}")
+               for i in range(len(experiments))], experiments, fontsize=8,
+              title="experiment (dots: seeds; ◆: mean, 95% CI)")
+    return figure
+
+
+def seed_frame(frames, column):
+    """Seeds side by side on the tokens seen: one column per seed."""
+    return pd.concat([frame.set_index("tokens_seen")[column] for frame in frames], axis=1)
+
+
+def learning_curves(experiment, curves):
+    """Training (at each report) and validation perplexity (at each epoch's end) against tokens
+    seen, per mode the mean over seeds with a band from the lowest to the highest seed; epochs
+    end at the dotted lines. ``curves`` maps a mode to its seeds' (progress, metrics)."""
+    figure, (ax,) = new_figure(8, 4.8)
+    for i, (mode, seeds) in enumerate(curves.items()):
+        for k, (name, column, style) in enumerate((("training", "train_ppl", "--"),
+                                                   ("validation", "valid_ppl", "-o"))):
+            per_seed = seed_frame([pair[k] for pair in seeds], column)
+            x = per_seed.index.to_numpy()
+            ax.plot(x, per_seed.mean(axis=1), style, color=f"C{i}", markersize=4,
+                    gid=f"{mode}/{column}", label=f"{mode} {name}")
+            if len(seeds) > 1:
+                ax.fill_between(x, per_seed.min(axis=1), per_seed.max(axis=1), color=f"C{i}",
+                                alpha=0.15, linewidth=0, gid=f"{mode}/{column}/band")
+    metrics = next(iter(curves.values()))[0][1]
+    ends = metrics["tokens_seen"].to_numpy()
+    for end in ends:
+        ax.axvline(end, color="grey", linestyle=":", linewidth=1)
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(ends, [str(epoch) for epoch in metrics["epoch"]])
+    top.set_xlabel("end of epoch")
+    n = n_text([len(seeds) for seeds in curves.values()])
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 500k, 1M
+    ax.set(xlabel="training tokens seen", ylabel="perplexity (log scale, lower is better)",
+           title=f"Learning curves: {experiment} (mean of {n}; {BAND})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncols=2)
+    return figure
+
+
+def write_plots(run_dirs, out_dir):
+    """Learning curves per plain experiment, test perplexity and throughput by mode; return the
+    paths, named by ``plot_names``."""
+    runs = read_runs(run_dirs)
+    experiments = list(dict.fromkeys(runs.loc[runs["sweep"].isna(), "experiment"]))
+    curves = {experiment: {} for experiment in experiments}
+    for run_dir in run_dirs:
+        ident = run_id(run_dir)
+        if ident.experiment in curves:
+            curves[ident.experiment].setdefault(ident.mode, []).append(read_curves(run_dir))
+    paths = [Path(out_dir) / name for name in plot_names(experiments)]
+    *curve_paths, test_path, throughput_path = paths
+    for experiment, path in zip(experiments, curve_paths, strict=True):
+        save(learning_curves(experiment, curves[experiment]), path)
+    shown = groups_to_plot(runs)
+    save(by_mode(shown, "test_ppl", "test perplexity (lower is better)",
+                 "Test perplexity by mode"), test_path)
+    save(by_mode(shown, "tokens_per_s", "training tokens per second",
+                 "Training throughput by mode"), throughput_path)
+    log.info("%s: %d figures", out_dir, len(paths))
+    return paths
+
+
+def sweep_figure(table, name):
+    """Mean test perplexity (95% CI) against each swept key, a line per mode, the other keys
+    held at that mode's best point (on validation), which a star marks."""
+    keys = [key for key, _ in split_experiment(table["experiment"].iloc[0])[1]]
+    figure, axes = new_figure(4.5 * len(keys) + 1, 4.5, ncols=len(keys))
+    for ax, key in zip(axes, keys, strict=True):
+        others = [other for other in keys if other != key]
+        for i, (mode, rows) in enumerate(table.groupby("mode", sort=False)):
+            best = rows[rows["best"]].iloc[0]
+            line = rows[(rows[others] == best[others]).all(axis=1)].sort_values(key)
+            held = ", ".join(f"{other}={value_text(best[other])}" for other in others)
+            yerr = np.nan_to_num([line["test_ppl_mean"] - line["test_ppl_ci_low"],
+                                  line["test_ppl_ci_high"] - line["test_ppl_mean"]])
+            bars = ax.errorbar(line[key], line["test_ppl_mean"], yerr=yerr, marker="o",
+                               color=f"C{i}", capsize=3, label=mode + (f" ({held})" * bool(held)))
+            bars.lines[0].set_gid(f"{mode}/{key}")
+            ax.scatter([best[key]], [best["test_ppl_mean"]], marker="*", s=180, color=f"C{i}",
+                       edgecolors="black", zorder=3, gid=f"{mode}/{key}/best")
+        if pd.api.types.is_numeric_dtype(table[key]):
+            values = sorted(table[key].unique())
+            ax.set_xticks(values, [value_text(value) for value in values])
+        ax.set(xlabel=key, title=f"against {key}" + (", others held (legend)" * bool(others)))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("mean test perplexity, 95% CI (lower is better)")
+    figure.suptitle(f"Sweep {name} ({n_text(table['n'])} per point); ★ best point per mode, "
+                    "chosen on validation")
+    return figure
+
+
+def write_sweep_plot(table, name, path):
+    save(sweep_figure(table, name), path)
+    log.info("%s: sweep %s", path, name)

@@ -1,0 +1,51 @@
+"""Finished run folders written by hand, as train and evaluate leave them (RESULTS layout)."""
+
+import hashlib
+import json
+
+EPOCH_TOKENS = 1200  # training tokens per epoch
+REPORTS = 3  # training reports per epoch
+
+
+def make_run(results, experiment, mode, seed=1, test_ppl=120.5, valid_ppl=None, epochs=2,
+             tokens_per_s=4567.8, param_count=12345):
+    """``results/<experiment>/<mode>/seed<seed>``: validation perplexity falls to ``valid_ppl``
+    (default: ``test_ppl`` + 5) at the last epoch, training perplexity falls with every report."""
+    run = results / experiment / mode / f"seed{seed}"
+    run.mkdir(parents=True)
+    valid_ppl = test_ppl + 5 if valid_ppl is None else valid_ppl
+    valid = [valid_ppl * (1 + (epochs - 1 - e) / 2) for e in range(epochs)]
+    metrics = ["epoch,lr,train_loss,train_ppl,valid_loss,valid_ppl,seconds,tokens_per_s,"
+               "tokens_seen"]
+    progress = ["epoch,batch,tokens_seen,lr,train_loss,train_ppl"]
+    for e in range(epochs):
+        for r in range(1, REPORTS + 1):
+            seen = e * EPOCH_TOKENS + r * EPOCH_TOKENS // REPORTS
+            progress.append(f"{e + 1},{r * 10},{seen},1.0,5.0,{train_ppl(seen, seed)}")
+        metrics.append(f"{e + 1},1.0,5.0,150.0,5.0,{valid[e]},4.0,{tokens_per_s},"
+                       f"{(e + 1) * EPOCH_TOKENS}")
+    (run / "metrics.csv").write_text("\n".join(metrics) + "\n")
+    (run / "progress.csv").write_text("\n".join(progress) + "\n")
+    (run / "test.json").write_text(json.dumps({
+        "split": "test", "tokens": 1000, "loss": 4.79, "perplexity": test_ppl,
+        "test_ppl": test_ppl}))
+    settings = {"mode": mode, "seed": seed, "lr": 1.0}
+    (run / "summary.json").write_text(json.dumps({
+        "hyperparameters": settings, "param_count": param_count, "best_epoch": epochs,
+        "best_valid_loss": 4.8, "best_valid_ppl": min(valid), "epochs": epochs,
+        "train_seconds": 4.0 * epochs, "tokens_per_s": tokens_per_s, "threads": 1,
+        "device": "cpu", "gpus": 0, "wall_seconds": 5.0 * epochs,
+        "provenance": {
+            "versions": {"python": "3.11.2", "mxnet": "1.9.1", "numpy": "2.4.5",
+                         "snakemake": "9.27.1", "rnnlm": "0.1.0"},
+            "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
+            "cpu": "Test CPU", "threads": 1, "gpus": [], "engine": "NaiveEngine",
+            "settings_sha256": hashlib.sha256(json.dumps(settings).encode()).hexdigest(),
+            "data_sha256": {"train": "a" * 64, "valid": "b" * 64}, "seed": seed,
+            "started": "2025-01-01T00:00:00", "finished": "2025-01-01T00:00:10",
+            "wall_seconds": 5.0 * epochs}}))
+    return run
+
+
+def train_ppl(tokens_seen, seed):
+    return 1000 / (1 + tokens_seen / 400) + seed
