@@ -87,7 +87,7 @@ def test_a_sweep_is_one_experiment_per_point_named_as_paramspace_names_it(workfl
     point = p.experiments["lr-dropout/lr~1.0/dropout~0.2"]
     assert (point["lr"], point["dropout"], point["seeds"], point["emsize"]) == (1, 0.2, [1, 2], 100)
     run = next(r for r in p.runs if r.experiment == points[1])
-    assert run.sweep == ("lr-dropout", {"lr": "0.5", "dropout": "0.2"})
+    assert run.sweep == "lr-dropout" and p.runs[0].sweep is None
     assert run.folder == "results/lr-dropout/lr~0.5/dropout~0.2/rnn_relu/seed1"
     assert Run.of_folder(REPO / run.folder) == run
     assert all(r.sweep is None for r in p.predicted())
@@ -120,8 +120,10 @@ def test_bad_sweeps_name_the_key(workflow, sweeps, run, problem):
 
 
 def test_run_names_experiments_presets_or_sweeps(workflow):
+    message = error(workflow, run=["nope"])
     assert "config key run: 'nope' is not in experiments (known: tutorial), sweeps (none) nor a " \
-           "preset (workflow/presets/: pytorch-small" in error(workflow, run=["nope"])
+           "preset (workflow/presets/: " in message
+    assert "pytorch-small, pytorch-small-tied, pytorch-tied, tied-large" in message
 
 
 def test_a_preset_is_overridden_key_by_key_and_keeps_its_published_number(workflow):

@@ -7,13 +7,14 @@ import pytest
 from run_folders import EPOCH_TOKENS, REPORTS, make_run
 
 from rnnlm.io import RnnlmError
-from rnnlm.report import RunId, read_curves, read_provenance, read_runs, run_id, split_experiment
+from rnnlm.plan import Run
+from rnnlm.report import read_curves, read_provenance, read_runs, split_experiment
 
 
 def test_run_identity_is_read_from_the_path(tmp_path):
-    assert run_id(tmp_path / "results/tutorial/lstm/seed3") == RunId("tutorial", "lstm", 3)
+    assert Run.of_folder(tmp_path / "results/tutorial/lstm/seed3") == Run("tutorial", "lstm", 3)
     sweep_run = tmp_path / "results/lr-dropout/lr~0.5/dropout~0/gru/seed12"
-    assert run_id(sweep_run) == RunId("lr-dropout/lr~0.5/dropout~0", "gru", 12)
+    assert Run.of_folder(sweep_run) == Run("lr-dropout/lr~0.5/dropout~0", "gru", 12)
 
 
 def test_a_sweep_point_parses_into_its_sweep_and_ordered_numeric_point():
@@ -24,10 +25,11 @@ def test_a_sweep_point_parses_into_its_sweep_and_ordered_numeric_point():
         split_experiment("s/lr")
 
 
-@pytest.mark.parametrize("folder", ["results/tutorial/lstm", "lstm/seed1", "results/a/b/seedx"])
+@pytest.mark.parametrize("folder", ["results/tutorial/lstm", "lstm/seed1", "results/a/b/seedx",
+                                    "results/tutorial/lastm/seed1", "lr~1/lstm/seed1"])
 def test_a_folder_that_is_not_a_run_is_named(folder):
-    with pytest.raises(RnnlmError, match="not a run folder RESULTS/EXPERIMENT/MODE/seedN"):
-        run_id(Path(folder))
+    with pytest.raises(RnnlmError, match="not a run folder|without the sweep's folder"):
+        Run.of_folder(Path(folder))
 
 
 def test_runs_table_groups_by_experiment_and_mode_in_given_order_seeds_ascending(tmp_path):

@@ -38,22 +38,23 @@ class Run:
 
     @property
     def sweep(self):
-        """(sweep name, {key: value as written}) of a sweep's point; None for an experiment."""
-        name, *point = self.experiment.split("/")
-        return (name, dict(part.split("~", 1) for part in point)) if point else None
+        """The name of the sweep whose point the experiment is; None for a plain experiment."""
+        return self.experiment.split("/")[0] if "/" in self.experiment else None
 
     @classmethod
     def of_folder(cls, folder):
         """The run a folder `.../<experiment>/<mode>/seed<N>` holds; an experiment is a name and,
         for a sweep's point, the `key~value` folders after it."""
-        *head, mode, seed = Path(folder).resolve().parts
+        *head, mode, seed = Path(folder).parts
         match = re.fullmatch(r"seed([0-9]+)", seed)
         if not match or mode not in MODES or not head:
             raise RnnlmError(f"{folder}: not a run folder (<experiment>/<mode>/seed<N>, e.g. "
                              "results/tutorial/lstm/seed1)")
         start = len(head) - 1
-        while start > 0 and "~" in head[start]:
+        while start > 0 and "~" in head[start]:  # a sweep's point, then the sweep's name
             start -= 1
+        if "~" in head[start]:
+            raise RnnlmError(f"{folder}: a sweep's point without the sweep's folder above it")
         return cls("/".join(head[start:]), mode, int(match.group(1)))
 
 

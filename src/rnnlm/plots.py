@@ -13,7 +13,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter
 
 from rnnlm.io import atomic_path
-from rnnlm.report import GROUP, read_curves, read_runs, run_id, split_experiment, value_text
+from rnnlm.plan import Run
+from rnnlm.report import GROUP, read_curves, read_runs, split_experiment, value_text
 from rnnlm.stats import best_points, describe, summarize
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def write_plots(run_dirs, out_dir):
     experiments = list(dict.fromkeys(runs.loc[runs["sweep"].isna(), "experiment"]))
     curves = {experiment: {} for experiment in experiments}
     for run_dir in run_dirs:
-        ident = run_id(run_dir)
+        ident = Run.of_folder(run_dir)
         if ident.experiment in curves:
             curves[ident.experiment].setdefault(ident.mode, []).append(read_curves(run_dir))
     paths = [Path(out_dir) / name for name in plot_names(experiments)]

@@ -8,13 +8,12 @@ grid's order), so a run's identity is read from its path alone, one seed or many
 
 import json
 import numbers
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from rnnlm.io import RnnlmError
+from rnnlm.plan import Run
 
 DEFAULT_CORPUS = "ptb"
 STAGE_OF = {"summary.json": "train", "metrics.csv": "train", "progress.csv": "train",
@@ -31,14 +30,6 @@ RUN_NUMBERS = {
 }
 RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS)
 GROUP = ["experiment", "mode"]  # the runs of one group differ by their seed only
-SEED_FOLDER = re.compile(r"seed(\d+)")
-
-
-@dataclass(frozen=True)
-class RunId:
-    experiment: str
-    mode: str
-    seed: int
 
 
 def parse_value(text):
@@ -76,20 +67,6 @@ def point_text(experiment):
     return ", ".join(f"{key}={value_text(value)}" for key, value in split_experiment(experiment)[1])
 
 
-def run_id(run_dir):
-    """Experiment, mode and seed of ``<results>/<experiment...>/<mode>/seed<N>``."""
-    parts = Path(run_dir).parts
-    seed = SEED_FOLDER.fullmatch(parts[-1]) if parts else None
-    names = parts[:-2]
-    first = len(names) - 1
-    while first >= 0 and "~" in names[first]:  # sweep point parts, then the sweep's name
-        first -= 1
-    if not seed or first < 0:
-        raise RnnlmError(f"{run_dir}: not a run folder RESULTS/EXPERIMENT/MODE/seedN; pass the "
-                         "folders the train stage writes")
-    return RunId("/".join(names[first:]), parts[-2], int(seed.group(1)))
-
-
 def read_file(run_dir, name, columns=()):
     """A run's JSON file as a dict or CSV file as a DataFrame (needing ``columns``), or a one-line
     error naming the file and the stage that writes it."""
@@ -112,7 +89,7 @@ def read_file(run_dir, name, columns=()):
 
 def read_run(run_dir, corpus):
     """One row of the runs table."""
-    ident = run_id(run_dir)
+    ident = Run.of_folder(run_dir)
     sweep, _ = split_experiment(ident.experiment)
     row = {"experiment": ident.experiment, "sweep": sweep,
            "corpus": corpus.get(ident.experiment, corpus.get(sweep, DEFAULT_CORPUS)),
@@ -167,7 +144,7 @@ def read_provenance(run_dirs):
     joined by dots, lists by commas)."""
     rows = []
     for run_dir in run_dirs:
-        ident = run_id(run_dir)
+        ident = Run.of_folder(run_dir)
         summary = read_file(run_dir, "summary.json")
         if not isinstance(summary.get("provenance"), dict):
             raise RnnlmError(f"{Path(run_dir) / 'summary.json'}: no 'provenance'; rerun the "
