@@ -169,11 +169,19 @@ def test_bad_corpora_name_the_key(workflow, overrides, problem):
 
 
 def test_config_strings_from_the_command_line_are_typed(workflow):
-    config = coerce_strings({"experiments": {"t": {"epochs": "3", "seeds": "[1, 2]"}},
-                             "sweeps": {"s": {"base": "t", "grid": {"lr": "[0.5, 1]"}}}},
+    """As `snakemake --config` gives them: nested scalars as strings, lists and dicts as such."""
+    config = coerce_strings({"experiments": {"t": {"epochs": "3", "seeds": ["1", "2"],
+                                                   "max_batches": "null", "corpus": "1984"}},
+                             "sweeps": {"s": {"base": "t", "grid": {"lr": ["0.5", "1"],
+                                                                    "clip_per": ["token"],
+                                                                    "tied": ["false"]}}},
+                             "corpora": {"c": {"url": "2", "split": {"valid": "0.05"}}}},
                             workflow.schema)
-    assert config["experiments"]["t"] == {"epochs": 3, "seeds": [1, 2]}
-    assert config["sweeps"]["s"]["grid"]["lr"] == [0.5, 1]
+    assert config["experiments"]["t"] == {"epochs": 3, "seeds": [1, 2], "max_batches": None,
+                                          "corpus": "1984"}
+    assert config["sweeps"]["s"]["grid"] == {"lr": [0.5, 1], "clip_per": ["token"],
+                                             "tied": [False]}
+    assert config["corpora"]["c"] == {"url": "2", "split": {"valid": 0.05}}
 
 
 def test_a_folder_that_is_not_a_run_is_named(tmp_path):

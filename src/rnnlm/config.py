@@ -26,25 +26,27 @@ class ConfigError(RnnlmError):
         super().__init__(f"config key {key or '(top level)'}: {problem} ({where})")
 
 
-def coerce_strings(value, schema):
-    """Read a string as YAML where the schema wants no string: `--config` parses nested values
-    as strings (`experiments={tutorial: {epochs: 3}}` gives '3'); files are already typed."""
+def coerce_strings(value, schema, root=None):
+    """Read a string as YAML where the schema allows more than strings: `--config` reads nested
+    scalars as strings (`experiments={tutorial: {epochs: 3}}` gives '3', a sweep's grid
+    `{lr: [0.5, 1]}` gives ['0.5', '1']); files are already typed."""
+    root = root or schema
+    if "$ref" in schema:  # "#/$defs/NAME"
+        schema = root["$defs"][schema["$ref"].rpartition("/")[2]]
     if isinstance(value, dict):
         extra = schema.get("additionalProperties")
         for key, item in value.items():
             sub = schema.get("properties", {}).get(key, extra)
             if isinstance(sub, dict):
-                value[key] = coerce_strings(item, sub)
+                value[key] = coerce_strings(item, sub, root)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [coerce_strings(item, schema["items"]) for item in value]
-    elif isinstance(value, str):
-        types = schema.get("type", "string")
-        if "string" not in ([types] if isinstance(types, str) else types):
-            try:
-                parsed = yaml.safe_load(value)
-            except yaml.YAMLError:
-                return value
-            return value if isinstance(parsed, str | dict) else parsed
+        return [coerce_strings(item, schema["items"], root) for item in value]
+    elif isinstance(value, str) and schema.get("type", "string") != "string":
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return value if isinstance(parsed, str | dict | list) else parsed
     return value
 
 

@@ -67,6 +67,14 @@ class Plan:
     sweeps: dict  # sweep name -> its points' experiment names, for the sweeps in `run`
     published: dict  # experiment -> published test perplexity, for presets that have one
 
+    def plain_experiments(self):
+        """The experiments that are not sweep points: each has its learning curves."""
+        return [name for name in self.experiments if "/" not in name]
+
+    def corpus_names(self):
+        """Experiment -> corpus, for every experiment that runs."""
+        return {name: exp["corpus"] for name, exp in self.experiments.items()}
+
     def seeds(self, experiment):
         return self.experiments[experiment]["seeds"]
 

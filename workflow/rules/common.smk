@@ -1,6 +1,7 @@
 """The workflow's glue: the plan of runs that rnnlm.plan makes of the config, wildcard
 constraints, paths, and the input, param and resource functions the rules call. The logic (what
-the config means, which runs it asks for) is the package's, unit-tested without Snakemake."""
+the config means, which runs it asks for) is the package's, unit-tested without Snakemake.
+"""
 
 import os
 import shlex
@@ -26,11 +27,14 @@ try:
     PLAN = make_plan(config, Workflow(Path(workflow.basedir, "workflow")))
 except RnnlmError as err:
     raise WorkflowError(str(err)) from None
-config.update(PLAN.config)  # the report's "Config used" shows what ran: defaults, presets
+config.update(
+    PLAN.config
+)  # the report's "Config used" shows what ran: defaults, presets
 
 
 wildcard_constraints:
     corpus=NAME,
+    sweep=NAME,
     experiment=NAME + r"(?:/[^/~]+~[^/]+)*",  # a sweep's point: {sweep}/{key}~{value}/...
     mode="|".join(MODES),
     seed=r"[0-9]+",
@@ -65,10 +69,29 @@ def run_paths(pattern, runs=None):
 
 
 def final_outputs():
-    return [*rules.table.output, *rules.plots.output, *rules.compare_predictions.output]
+    sweeps = [
+        path
+        for name in PLAN.sweeps
+        for path in expand(list(rules.sweep.output), sweep=name)
+    ]
+    return [
+        *rules.table.output,
+        *rules.compare.output,
+        *rules.provenance.output,
+        *rules.plots.output,
+        *rules.compare_predictions.output,
+        *sweeps,
+    ]
 
 
 # ---- input functions -------------------------------------------------------------------------
+def sweep_runs(pattern):
+    """``pattern`` for every run of the sweep named by the wildcard."""
+    return lambda wildcards: run_paths(
+        pattern, [r for r in PLAN.runs if r.sweep == wildcards.sweep]
+    )
+
+
 def split_file(split):
     return lambda wildcards: f"resources/{wildcards.corpus}/{split}.txt"
 
@@ -176,7 +199,5 @@ def train_runtime(wildcards, attempt):
     each retry (a retried job resumes from its checkpoint). Clusters may override it in a
     profile's set-resources."""
     exp = experiment(wildcards)
-    per_epoch = (
-        5 if exp["max_batches"] else max(10, exp["nhid"] * exp["nlayers"] // 20)
-    )
+    per_epoch = 5 if exp["max_batches"] else max(10, exp["nhid"] * exp["nlayers"] // 20)
     return (15 + exp["epochs"] * per_epoch) * attempt

@@ -2,6 +2,7 @@ rule plots:
     input:
         summaries=run_paths(rules.train.output.summary),
         metrics=run_paths(rules.train.output.metrics),
+        progress=run_paths(rules.train.output.progress),
         tests=run_paths(rules.evaluate.output.test),
     output:
         curves=[
@@ -12,8 +13,7 @@ rule plots:
                 subcategory="learning curves",
                 labels={"experiment": name},
             )
-            for name in PLAN.experiments
-            if "/" not in name
+            for name in PLAN.plain_experiments()
         ],
         test_ppl=report(
             "results/plots/test_ppl.png",
@@ -39,6 +39,6 @@ rule plots:
     params:
         runs=run_dirs,
         out_dir=output_dir,
-        code=code_digest("report"),
+        code=code_digest("plots"),
     shell:
         "rnnlm plots --runs {params.runs:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
