@@ -71,7 +71,8 @@ def _add_download(sub):
 def _vocab(args):
     from rnnlm.vocab import build_vocab_files
 
-    build_vocab_files(args.train, args.valid, args.test, args.vocab, args.stats)
+    build_vocab_files(args.train, args.valid, args.test, args.vocab, args.stats,
+                      max_size=args.max_size, min_count=args.min_count)
 
 
 def _add_vocab(sub):
@@ -81,6 +82,11 @@ def _add_vocab(sub):
     p.add_argument("--test", type=Path, required=True)
     p.add_argument("--vocab", type=Path, required=True, help="output TSV: id, word, count")
     p.add_argument("--stats", type=Path, required=True, help="output JSON of corpus statistics")
+    p.add_argument("--max-size", type=_positive,
+                   help="at most this many words, <eos> and <unk> included: the most frequent "
+                        "(default: every word of the training split)")
+    p.add_argument("--min-count", type=_positive, default=1,
+                   help="keep only words seen this often in the training split (default 1)")
     p.set_defaults(func=_vocab)
 
 
