@@ -134,13 +134,24 @@ def test_non_utf8_and_empty_files_name_the_file_and_line(tmp_path):
         count_words(_write(tmp_path / "empty.txt", "\n \n"))
 
 
-def test_encoding_in_chunks_gives_the_whole_stream(tmp_path, monkeypatch):
-    train = _write(tmp_path / "t.txt", "".join(f" w{i % 13} w{i % 7} x \n" for i in range(500)))
-    vocab = build_vocab(count_words(train)[0])
-    whole = encode_file(train, vocab)
-    monkeypatch.setattr(vocab_module, "CHUNK", 7)
-    chunked = encode_file(train, vocab)
-    assert chunked.dtype == np.int32 and np.array_equal(chunked, whole) and len(whole) == 2000
+def test_reading_in_blocks_gives_the_whole_stream_and_the_right_line(tmp_path, monkeypatch):
+    """Blocks of any size (even shorter than a line) give the same counts and ids, and a bad
+    byte is placed by its line and offset in the file."""
+    text = "".join(f" w{i % 13} w{i % 7} x \n" + " \n" * (i % 3 == 0) for i in range(500))
+    train = _write(tmp_path / "t.txt", text)
+    whole_counts, whole_lines = count_words(train)
+    whole = encode_file(train, build_vocab(whole_counts))
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(text.encode() + b" fine \n caf\xe9 \n")
+    for size in (5, 64):
+        monkeypatch.setattr(vocab_module, "BLOCK", size)
+        assert count_words(train) == (whole_counts, whole_lines)
+        chunked = encode_file(train, build_vocab(whole_counts))
+        assert chunked.dtype == np.int32 and np.array_equal(chunked, whole)
+        with pytest.raises(RnnlmError, match=rf"bad.txt: line 669 is not UTF-8 \(invalid "
+                                             rf"continuation byte at byte {len(text) + 11}\)"):
+            count_words(bad)
+    assert len(whole) == 2000 and whole_lines == 500
 
 
 def test_cli_on_shared_ptb(shared_ptb, tmp_path):

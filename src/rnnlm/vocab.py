@@ -3,16 +3,18 @@
 The tutorial's corpus class also adds valid/test words to the vocabulary, which leaks test data on
 corpora that are not pre-closed like PTB. Here words outside the vocabulary (rarer than
 ``min_count``, beyond ``max_size``, or in valid/test only) read as ``<unk>``, which is added when
-the training text has none. Files are streamed line by line: WikiText-103's 103 million tokens
-never become one Python list.
+the training text has none. Files are read a block of lines at a time and each block's words are
+hashed by pandas: WikiText-103's 103 million tokens never become one Python list.
 """
 
 import collections
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from rnnlm.io import RnnlmError, atomic_path, write_json
 
@@ -20,41 +22,74 @@ log = logging.getLogger(__name__)
 
 EOS = "<eos>"
 UNK = "<unk>"
-CHUNK = 1 << 20  # tokens encoded per numpy call
+BLOCK = 1 << 25  # bytes read at a time (whole lines): a few million tokens, a few hundred MB
 
 
-def iter_lines(path):
-    """The words of each non-blank line (lines end at ``\\n``); a missing file, bytes that are
-    not UTF-8 and a file without a word are errors naming the file."""
+def read_blocks(path):
+    """The text of ``path`` in blocks of whole lines (a line ends at ``\\n``), decoded; a
+    missing file and bytes that are not UTF-8 are errors naming the file (and the line)."""
     path = Path(path)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         raise RnnlmError(f"{path}: file not found; run the download stage first") from None
     with f:
-        offset, any_words = 0, False
-        for number, raw in enumerate(f, 1):
-            try:
-                words = raw.decode("utf-8").split()
-            except UnicodeDecodeError as err:
-                raise RnnlmError(f"{path}: line {number} is not UTF-8 ({err.reason} at byte "
-                                 f"{offset + err.start}); fix or re-download the file") from None
-            offset += len(raw)
+        pending, offset, line = b"", 0, 1
+        for data in iter(lambda: f.read(BLOCK), b""):
+            pending += data
+            cut = pending.rfind(b"\n") + 1
+            if cut:
+                yield _decode(path, pending[:cut], offset, line)
+                offset, line = offset + cut, line + pending.count(b"\n", 0, cut)
+                pending = pending[cut:]
+        if pending:
+            yield _decode(path, pending, offset, line)
+
+
+def _decode(path, data, offset, line):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line += data.count(b"\n", 0, err.start)
+        raise RnnlmError(f"{path}: line {line} is not UTF-8 ({err.reason} at byte "
+                         f"{offset + err.start}); fix or re-download the file") from None
+
+
+def iter_tokens(path):
+    """Per block of ``path``: its words with ``<eos>`` after each non-blank line, as an object
+    array (what pandas hashes in C), and the number of those lines. A split without a word is
+    an error."""
+    empty = True
+    for text in read_blocks(path):
+        flat, lines = [], 0
+        for line in text.split("\n"):
+            words = line.split()
             if words:
-                any_words = True
-                yield words
-    if not any_words:
+                flat += words
+                flat.append(EOS)
+                lines += 1
+        if lines:
+            empty = False
+            yield np.array(flat, dtype=object), lines
+    if empty:
         raise RnnlmError(f"{path}: empty split (no tokens); check the file at the mirror")
 
 
 def count_words(path):
-    """Token counts of a split, one ``<eos>`` per line included, and its number of lines."""
-    counts, lines = collections.Counter(), 0
-    for words in iter_lines(path):
-        counts.update(words)
-        lines += 1
-    counts[EOS] += lines
-    return counts, lines
+    """Token counts of a split (one ``<eos>`` per non-blank line among them) and its number of
+    lines; each block's words are counted by pandas, then merged into running totals."""
+    seen, totals, lines = pd.Index([], dtype=object), np.zeros(0, dtype=np.int64), 0
+    for tokens, block_lines in iter_tokens(path):
+        codes, uniques = pd.factorize(tokens)
+        slots = seen.get_indexer(uniques)
+        new = slots < 0
+        if new.any():
+            slots[new] = np.arange(len(seen), len(seen) + new.sum())
+            seen = pd.Index(np.concatenate([seen.to_numpy(), uniques[new]]), dtype=object)
+            totals = np.concatenate([totals, np.zeros(new.sum(), dtype=np.int64)])
+        totals[slots] += np.bincount(codes, minlength=len(uniques))
+        lines += block_lines
+    return collections.Counter(dict(zip(seen, totals.tolist(), strict=True))), lines
 
 
 class _Ids(dict):
@@ -92,15 +127,23 @@ class Vocab:
     def unknown(self, words):
         return [w for w in dict.fromkeys(words) if w not in self.index]
 
-    def ids(self, words, source="input"):
-        """int32 ids of ``words``; unknown words are ``<unk>``, or an error when there is none."""
-        try:
-            return np.fromiter(map(self.index.__getitem__, words), np.int32, len(words))
-        except KeyError:
-            missing = self.unknown(words)
-            raise RnnlmError(f"{source}: words not in the vocabulary and no {UNK} to read them "
-                             f"as, e.g. {' '.join(missing[:5])}; use the vocabulary built from "
-                             "this corpus") from None
+    @functools.cached_property
+    def lookup(self):
+        return pd.Index(self.words, dtype=object)
+
+    def ids(self, tokens, source="input"):
+        """int32 ids of ``tokens`` (an object array); unknown words are ``<unk>``, or an error
+        when there is none. Each distinct word is looked up once."""
+        codes, uniques = pd.factorize(tokens)
+        ids = self.lookup.get_indexer(uniques)
+        unknown = ids < 0
+        if unknown.any():
+            if self.unk_id is None:
+                raise RnnlmError(f"{source}: words not in the vocabulary and no {UNK} to read "
+                                 f"them as, e.g. {' '.join(uniques[unknown][:5])}; use the "
+                                 "vocabulary built from this corpus")
+            ids[unknown] = self.unk_id
+        return ids[codes].astype(np.int32)
 
 
 def build_vocab(train_counts, max_size=None, min_count=1, others=()):
@@ -146,16 +189,8 @@ def read_vocab(path):
 
 
 def encode_file(path, vocab):
-    """The id stream of a corpus file as int32, an ``<eos>`` after each line; built in chunks."""
-    chunks, words = [], []
-    for line in iter_lines(path):
-        words += line
-        words.append(EOS)
-        if len(words) >= CHUNK:
-            chunks.append(vocab.ids(words, source=str(path)))
-            words = []
-    chunks.append(vocab.ids(words, source=str(path)))
-    return np.concatenate(chunks)
+    """The id stream of a corpus file as int32, an ``<eos>`` after each non-blank line."""
+    return np.concatenate([vocab.ids(tokens, source=str(path)) for tokens, _ in iter_tokens(path)])
 
 
 def split_stats(counts, lines, vocab, source):
