@@ -94,12 +94,17 @@ class Source:
         return Path(self.url) / name
 
 
+def at_mirror(source, path):
+    """``path`` of a local mirror, which must be there."""
+    if not path.is_file():
+        source.fail(f"{path}: no such file at the mirror; {source.hint()}")
+    return path
+
+
 def fetch(source, location, dest, retries=3, timeout=60):
     """Copy ``location`` to ``dest``, retrying network errors 1 s, 2 s, 4 s ... apart."""
     if isinstance(location, Path):
-        if not location.is_file():
-            source.fail(f"{location}: no such file at the mirror; {source.hint()}")
-        shutil.copyfile(location, dest)
+        shutil.copyfile(at_mirror(source, location), dest)
         return
     attempts = 0
     while True:
@@ -148,9 +153,7 @@ def local_copy(source, name, stack, folder, retries, timeout):
     """A readable path of ``name``: itself when local, else a download deleted on exit."""
     location = source.location(name)
     if isinstance(location, Path):
-        if not location.is_file():
-            source.fail(f"{location}: no such file at the mirror; {source.hint()}")
-        return location, location
+        return location, at_mirror(source, location)
     fd, tmp = tempfile.mkstemp(prefix=f".{Path(name).name}.", suffix=".part", dir=folder)
     os.close(fd)
     tmp = Path(tmp)

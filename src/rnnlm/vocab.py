@@ -55,22 +55,27 @@ def _decode(path, data, offset, line):
                          f"{offset + err.start}); fix or re-download the file") from None
 
 
-def iter_tokens(path):
-    """Per block of ``path``: its words with ``<eos>`` after each non-blank line, as an object
-    array (what pandas hashes in C), and the number of those lines. A split without a word is
-    an error."""
+def iter_tokens(path, eos=True):
+    """Per block of ``path``: its words as an object array (what pandas hashes in C), with
+    ``<eos>`` after each non-blank line when ``eos`` (without, counting splits each block at
+    once, a fifth faster), and the number of non-blank lines. A split without a word is an
+    error."""
     empty = True
     for text in read_blocks(path):
-        flat, lines = [], 0
-        for line in text.split("\n"):
-            words = line.split()
-            if words:
-                flat += words
-                flat.append(EOS)
-                lines += 1
+        if eos:
+            words, lines = [], 0
+            for line in text.split("\n"):
+                line_words = line.split()
+                if line_words:
+                    words += line_words
+                    words.append(EOS)
+                    lines += 1
+        else:
+            words = text.split()
+            lines = sum(1 for line in text.split("\n") if line and not line.isspace())
         if lines:
             empty = False
-            yield np.array(flat, dtype=object), lines
+            yield np.array(words, dtype=object), lines
     if empty:
         raise RnnlmError(f"{path}: empty split (no tokens); check the file at the mirror")
 
@@ -79,8 +84,8 @@ def count_words(path):
     """Token counts of a split (one ``<eos>`` per non-blank line among them) and its number of
     lines; each block's words are counted by pandas, then merged into running totals."""
     seen, totals, lines = pd.Index([], dtype=object), np.zeros(0, dtype=np.int64), 0
-    for tokens, block_lines in iter_tokens(path):
-        codes, uniques = pd.factorize(tokens)
+    for words, block_lines in iter_tokens(path, eos=False):
+        codes, uniques = pd.factorize(words)
         slots = seen.get_indexer(uniques)
         new = slots < 0
         if new.any():
@@ -89,7 +94,9 @@ def count_words(path):
             totals = np.concatenate([totals, np.zeros(new.sum(), dtype=np.int64)])
         totals[slots] += np.bincount(codes, minlength=len(uniques))
         lines += block_lines
-    return collections.Counter(dict(zip(seen, totals.tolist(), strict=True))), lines
+    counts = collections.Counter(dict(zip(seen, totals.tolist(), strict=True)))
+    counts[EOS] += lines
+    return counts, lines
 
 
 class _Ids(dict):
