@@ -110,15 +110,19 @@ def experiment_settings(name, config_path, overrides=()):
     return settings, config
 
 
+def ptb_definition():
+    """workflow/corpora/ptb.yaml: PTB's file names and digests."""
+    return yaml.safe_load((REPO / "workflow" / "corpora" / "ptb.yaml").read_text())
+
+
 def local_mirror(config):
     """A folder holding ptb.{train,valid,test}.txt: config's data.url if local, else the shared
     copy beside the repo; None when neither is there."""
-    from rnnlm.data import split_filename
-
+    names = ptb_definition()["files"].values()
     url = str((config.get("data") or {}).get("url", ""))
     for candidate in (url.removeprefix("file://"), SHARED_PTB):
         folder = Path(candidate) if candidate else None
-        if folder and all((folder / split_filename(s)).is_file() for s in PTB_TOKENS):
+        if folder and all((folder / name).is_file() for name in names):
             return folder
     return None
 
@@ -126,11 +130,13 @@ def local_mirror(config):
 def ptb_arrays(mirror, config, batch, eval_batch, folder):
     """The data stages on the local mirror: download (copy, verify), vocab, batchify; timed."""
     from rnnlm.batchify import batchify_file
-    from rnnlm.data import download
+    from rnnlm.data import Source, download
     from rnnlm.vocab import build_vocab_files, read_vocab
 
     start = time.perf_counter()
-    texts = download(str(mirror), folder / "ptb", sha256=(config.get("data") or {}).get("sha256"))
+    ptb = ptb_definition()
+    source = Source("ptb", str(mirror), files=ptb["files"], digests=ptb["digests"])
+    texts = download(source, folder / "ptb")
     build_vocab_files(*texts, folder / "vocab.tsv", folder / "stats.json")
     arrays = {split: batchify_file(text, folder / "vocab.tsv", size, folder / f"{split}.npy")
               for split, text, size in zip(PTB_TOKENS, texts, (batch, eval_batch, eval_batch),

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import rnnlm
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,3 +34,24 @@ def test_cli_writes_npy_on_shared_ptb(shared_ptb, tmp_path):
     batches = np.load(out)
     assert batches.shape == (29049, 32) and batches.dtype == np.int32
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "train.b32.npy", "v.tsv"]
+
+
+def test_cli_reads_words_outside_the_vocabulary_as_unk(tmp_path):
+    (tmp_path / "v.tsv").write_text("id\tword\tcount\n0\t<eos>\t3\n1\ta\t2\n2\t<unk>\t1\n")
+    (tmp_path / "t.txt").write_text(" a zebra \n a yak \n")
+    result = rnnlm("batchify", "--corpus", tmp_path / "t.txt", "--vocab", tmp_path / "v.tsv",
+                   "--batch-size", "2", "--out", tmp_path / "t.npy")
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "t.npy").T.tolist() == [[1, 2, 0], [1, 2, 0]]
+
+
+def test_cli_without_unk_names_the_unknown_words(tmp_path):
+    (tmp_path / "v.tsv").write_text("id\tword\tcount\n0\t<eos>\t3\n1\ta\t2\n")
+    (tmp_path / "t.txt").write_text(" a zebra \n a yak \n")
+    result = rnnlm("batchify", "--corpus", tmp_path / "t.txt", "--vocab", tmp_path / "v.tsv",
+                   "--batch-size", "2", "--out", tmp_path / "t.npy")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"rnnlm batchify: error: {tmp_path / 't.txt'}: words not in the vocabulary and no <unk> "
+        "to read them as, e.g. zebra yak; use the vocabulary built from this corpus")
+    assert not (tmp_path / "t.npy").exists()

@@ -1,12 +1,16 @@
-"""Vocabulary stage: train-only vocabulary, deterministic ids, <unk> mapping, statistics."""
+"""Vocabulary stage: train-only vocabulary, deterministic ids, max_size / min_count with <unk>
+added when needed, statistics per split, streamed input."""
 
+import collections
 import json
 
+import numpy as np
 import pytest
+from conftest import rnnlm
 
-from rnnlm.cli import main
+from rnnlm import vocab as vocab_module
 from rnnlm.io import RnnlmError
-from rnnlm.vocab import build_vocab, build_vocab_files, encode_file, read_lines, read_vocab
+from rnnlm.vocab import build_vocab, count_words, encode_file, read_vocab
 
 
 def _write(path, text):
@@ -14,53 +18,146 @@ def _write(path, text):
     return path
 
 
+def _splits(tmp_path, train, valid, test):
+    return [_write(tmp_path / f"{name}.txt", text)
+            for name, text in (("train", train), ("valid", valid), ("test", test))]
+
+
+def _vocab_cli(tmp_path, paths, *flags):
+    """`rnnlm vocab` on three files; its result, and stats.json when it succeeded."""
+    result = rnnlm("vocab", "--train", paths[0], "--valid", paths[1], "--test", paths[2],
+                   "--vocab", tmp_path / "vocab.tsv", "--stats", tmp_path / "stats.json", *flags)
+    stats = result.returncode == 0 and json.loads((tmp_path / "stats.json").read_text())
+    return result, stats
+
+
 def test_ids_by_count_then_word_with_eos_per_line(tmp_path):
     train = _write(tmp_path / "t.txt", " b a c \n a b \n\n a \n")
-    vocab = build_vocab(read_lines(train))
+    vocab = build_vocab(count_words(train)[0])
     assert vocab.words == ["<eos>", "a", "b", "c"]  # 3, 3, 2, 1: ties broken by the word
     assert vocab.counts == [3, 3, 2, 1]
     assert encode_file(train, vocab).tolist() == [2, 1, 3, 0, 1, 2, 0, 1, 0]
 
 
-def test_vocab_comes_from_train_only_and_oov_maps_to_unk(tmp_path):
-    train = _write(tmp_path / "train.txt", " a b <unk> \n b a \n")
-    valid = _write(tmp_path / "valid.txt", " a zebra \n")
-    test = _write(tmp_path / "test.txt", " yak zebra b \n")
-    vocab, stats = build_vocab_files(train, valid, test, tmp_path / "v.tsv", tmp_path / "s.json")
-    assert "zebra" not in vocab.index
-    assert stats["valid"] == {"tokens": 3, "lines": 1, "oov": 1}
-    assert stats["test"] == {"tokens": 4, "lines": 1, "oov": 2}
-    assert json.loads((tmp_path / "s.json").read_text()) == stats
-    assert read_vocab(tmp_path / "v.tsv").words == vocab.words
-    assert encode_file(test, vocab).tolist()[:2] == [vocab.unk_id] * 2
+def test_vocab_comes_from_train_only_and_oov_reads_as_unk(tmp_path):
+    paths = _splits(tmp_path, " a b <unk> \n b a \n", " a zebra \n", " yak zebra b \n")
+    result, stats = _vocab_cli(tmp_path, paths)
+    assert result.returncode == 0, result.stderr
+    vocab = read_vocab(tmp_path / "vocab.tsv")
+    assert "zebra" not in vocab.index and stats["vocab_size"] == 4 and stats["has_unk"]
+    assert stats["train"] == {"tokens": 7, "lines": 2, "oov": 0, "unk": 1}
+    assert stats["valid"] == {"tokens": 3, "lines": 1, "oov": 1, "unk": 1}
+    assert stats["test"] == {"tokens": 4, "lines": 1, "oov": 2, "unk": 2}
+    assert encode_file(paths[2], vocab).tolist()[:2] == [vocab.unk_id] * 2
 
 
-def test_unknown_words_without_unk_is_an_error_naming_them(tmp_path):
-    train = _write(tmp_path / "train.txt", " a b \n")
-    valid = _write(tmp_path / "valid.txt", " a \n")
-    test = _write(tmp_path / "test.txt", " yak zebra a \n")
-    with pytest.raises(RnnlmError, match=r"test.txt: 2 words not in the vocabulary.*yak zebra"):
-        build_vocab_files(train, valid, test, tmp_path / "v.tsv", tmp_path / "s.json")
-    assert not (tmp_path / "v.tsv").exists()
+def test_unk_is_added_when_valid_or_test_need_it(tmp_path):
+    """A corpus without <unk> (a user's text): valid/test words not in train read as a new
+    <unk>, whose training count is 0; with none, no <unk> is added."""
+    paths = _splits(tmp_path, " a b \n b \n", " a \n", " yak zebra a \n")
+    result, stats = _vocab_cli(tmp_path, paths)
+    assert result.returncode == 0, result.stderr
+    vocab = read_vocab(tmp_path / "vocab.tsv")
+    assert vocab.words == ["<eos>", "b", "a", "<unk>"] and vocab.counts == [2, 2, 1, 0]
+    assert stats["test"] == {"tokens": 4, "lines": 1, "oov": 2, "unk": 2}
+    (tmp_path / "closed").mkdir()
+    closed = _splits(tmp_path / "closed", " a b \n", " b \n", " a \n")
+    result, stats = _vocab_cli(tmp_path / "closed", closed)
+    assert not stats["has_unk"] and stats["vocab_size"] == 3
+
+
+def test_min_count_maps_rare_words_to_unk_with_their_count(tmp_path):
+    paths = _splits(tmp_path, " a a a b b c \n d a \n", " a c d e \n", " a \n")
+    result, stats = _vocab_cli(tmp_path, paths, "--min-count", "2")
+    assert result.returncode == 0, result.stderr
+    vocab = read_vocab(tmp_path / "vocab.tsv")
+    assert dict(zip(vocab.words, vocab.counts, strict=True)) == {
+        "a": 4, "<eos>": 2, "b": 2, "<unk>": 2}  # c and d, once each
+    assert stats["train"]["oov"] == 2 and stats["valid"] == {
+        "tokens": 5, "lines": 1, "oov": 3, "unk": 3}
+    assert stats["min_count"] == 2 and stats["max_size"] is None
+
+
+@pytest.mark.parametrize("own_unk", [False, True])
+def test_max_size_counts_eos_and_unk(tmp_path, own_unk):
+    words = [f"w{i:02d}" for i in range(30)]
+    lines = [" ".join(words[: i + 1]) for i in range(30)]  # w00 most frequent, w29 rarest
+    train = "\n".join(lines) + (" <unk>\n" if own_unk else "\n")
+    paths = _splits(tmp_path, train, " w00 w29 \n", " w01 \n")
+    result, stats = _vocab_cli(tmp_path, paths, "--max-size", "10")
+    assert result.returncode == 0, result.stderr
+    vocab = read_vocab(tmp_path / "vocab.tsv")
+    assert len(vocab) == 10 == stats["vocab_size"]
+    assert set(vocab.words) == {"<eos>", "<unk>", *words[:8]}
+    dropped = sum(30 - i for i in range(8, 30))
+    assert vocab.counts[vocab.unk_id] == dropped + own_unk
+    assert stats["valid"]["oov"] == 1  # w29
+
+
+def test_no_max_size_or_min_count_keeps_every_training_word(tmp_path):
+    """The published vocabularies (PTB 10,000, WikiText-2 33,278) are every training word."""
+    counts = collections.Counter({f"w{i}": 1 + i % 3 for i in range(500)})
+    counts["<unk>"] = 7
+    counts["<eos>"] = 40
+    vocab = build_vocab(counts)
+    assert len(vocab) == 502 and vocab.counts[vocab.unk_id] == 7
+
+
+def test_a_split_sharing_no_word_with_train_is_an_error(tmp_path):
+    paths = _splits(tmp_path, " the cat sat \n", " le chat \n", " the \n")
+    result, _ = _vocab_cli(tmp_path, paths)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"rnnlm vocab: error: {paths[1]}: all 2 words are outside the vocabulary of the "
+        "training split (e.g. le chat); the splits must share one language and tokenization: "
+        "check the file, or how the corpus was split")
+    assert not (tmp_path / "vocab.tsv").exists() and not (tmp_path / "stats.json").exists()
+
+
+def test_a_min_count_that_leaves_nothing_is_an_error(tmp_path):
+    paths = _splits(tmp_path, " a b \n", " a \n", " b \n")
+    result, _ = _vocab_cli(tmp_path, paths, "--min-count", "5")
+    assert result.returncode == 1
+    assert ("min_count 5 and max_size None leave no word of the training split in the "
+            "vocabulary; lower min_count or raise max_size") in result.stderr
+    assert rnnlm("vocab", "--train", paths[0], "--valid", paths[1], "--test", paths[2],
+                 "--vocab", "v", "--stats", "s", "--max-size", "0").returncode == 2
 
 
 def test_non_utf8_and_empty_files_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b" a b \n c \xff d \n")
-    with pytest.raises(RnnlmError, match=r"bad.txt: line 2 is not UTF-8"):
-        read_lines(bad)
+    with pytest.raises(RnnlmError, match=r"bad.txt: line 2 is not UTF-8 \(invalid start byte "
+                                         r"at byte 9\)"):
+        count_words(bad)
     with pytest.raises(RnnlmError, match=r"empty.txt: empty split"):
-        read_lines(_write(tmp_path / "empty.txt", "\n \n"))
+        count_words(_write(tmp_path / "empty.txt", "\n \n"))
+
+
+def test_reading_in_blocks_gives_the_whole_stream_and_the_right_line(tmp_path, monkeypatch):
+    """Blocks of any size (even shorter than a line) give the same counts and ids, and a bad
+    byte is placed by its line and offset in the file."""
+    text = "".join(f" w{i % 13} w{i % 7} x \n" + " \n" * (i % 3 == 0) for i in range(500))
+    train = _write(tmp_path / "t.txt", text)
+    whole_counts, whole_lines = count_words(train)
+    whole = encode_file(train, build_vocab(whole_counts))
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(text.encode() + b" fine \n caf\xe9 \n")
+    for size in (5, 64):
+        monkeypatch.setattr(vocab_module, "BLOCK", size)
+        assert count_words(train) == (whole_counts, whole_lines)
+        chunked = encode_file(train, build_vocab(whole_counts))
+        assert chunked.dtype == np.int32 and np.array_equal(chunked, whole)
+        with pytest.raises(RnnlmError, match=rf"bad.txt: line 669 is not UTF-8 \(invalid "
+                                             rf"continuation byte at byte {len(text) + 11}\)"):
+            count_words(bad)
+    assert len(whole) == 2000 and whole_lines == 500
 
 
 def test_cli_on_shared_ptb(shared_ptb, tmp_path):
-    out = tmp_path / "data"
-    args = ["vocab", "--vocab", str(out / "vocab.tsv"), "--stats", str(out / "stats.json")]
-    for split in ("train", "valid", "test"):
-        args += [f"--{split}", str(shared_ptb / f"ptb.{split}.txt")]
-    assert main(args) == 0
-    stats = json.loads((out / "stats.json").read_text())
-    assert stats["vocab_size"] == 10000
+    paths = [shared_ptb / f"ptb.{split}.txt" for split in ("train", "valid", "test")]
+    result, stats = _vocab_cli(tmp_path, paths)
+    assert result.returncode == 0, result.stderr
+    assert stats["vocab_size"] == 10000 and len(read_vocab(tmp_path / "vocab.tsv")) == 10000
     assert [stats[s]["tokens"] for s in ("train", "valid", "test")] == [929589, 73760, 82430]
     assert [stats[s]["oov"] for s in ("train", "valid", "test")] == [0, 0, 0]
-    assert len(read_vocab(out / "vocab.tsv")) == 10000

@@ -2,7 +2,8 @@
 
 The remainder that does not fill a whole row is dropped, as the tutorial's ``batchify`` does, and
 column j holds the j-th contiguous slice of the stream, so a hidden state carried down a column
-reads running text.
+reads running text. Words outside the vocabulary read as ``<unk>``; the stream is encoded in
+chunks, never held as a Python list.
 """
 
 import logging

@@ -17,27 +17,62 @@ log = logging.getLogger("rnnlm")
 
 
 def _download(args):
-    from rnnlm.data import SPLITS, download
+    from rnnlm.data import SPLITS, Source, download
 
-    sha256 = dict(zip(SPLITS, args.sha256, strict=True)) if args.sha256 else None
-    download(args.url, args.out_dir, sha256=sha256, retries=args.retries)
+    files = dict(zip(SPLITS, args.files, strict=True)) if args.files else None
+    source = Source(args.corpus, args.url, files=files, archive=args.archive, file=args.file,
+                    split=tuple(args.split), digests=dict(args.digest))
+    download(source, args.out_dir, retries=args.retries)
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 1")
+    return value
+
+
+def _digest(text):
+    """KEY=ALGO:HEX as (key, "algo:hex"); the digest itself is checked with the corpus."""
+    key, _, digest = text.partition("=")
+    if key not in ("archive", "file", "train", "valid", "test") or not digest:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=ALGO:HEX with KEY one of "
+                                         "archive, file, train, valid, test")
+    return key, digest
 
 
 def _add_download(sub):
-    p = sub.add_parser("download", help="fetch and verify ptb.{train,valid,test}.txt")
+    p = sub.add_parser("download", help="fetch a corpus, verify it, write train/valid/test.txt",
+                       description="Fetch a corpus's three splits (three files, three members "
+                       "of an archive, or one file to split) into OUT_DIR as train.txt, "
+                       "valid.txt and test.txt, each digest given checked before any is "
+                       "written.")
+    p.add_argument("--corpus", required=True, help="the corpus's name, for messages")
     p.add_argument("--url", required=True,
-                   help="base location: http(s)://, file:// or a directory holding the three files")
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.add_argument("--sha256", nargs=3, metavar=("TRAIN", "VALID", "TEST"),
-                   help="expected SHA-256 of each split (default: the published PTB digests)")
-    p.add_argument("--retries", type=int, default=3, help="attempts per file on network errors")
+                   help="base location: http(s)://, file:// or a directory")
+    shape = p.add_mutually_exclusive_group(required=True)
+    shape.add_argument("--files", nargs=3, metavar=("TRAIN", "VALID", "TEST"),
+                       help="the three splits' names under --url (or in --archive)")
+    shape.add_argument("--file", help="one text under --url, cut into three by --split")
+    p.add_argument("--archive", help="a .zip or .tar.gz under --url whose members --files are")
+    p.add_argument("--split", nargs=2, type=float, default=(0.1, 0.1), metavar=("VALID", "TEST"),
+                   help="with --file: the last TEST fraction of its non-blank lines is test, the "
+                        "VALID fraction before them valid, the rest train (default 0.1 0.1)")
+    p.add_argument("--digest", nargs="+", type=_digest, action="extend", default=[],
+                   metavar="KEY=ALGO:HEX",
+                   help="expected digest (ALGO sha256 or sha1) of the archive, the file, or a "
+                        "split (train, valid, test); none: the files are taken as they are")
+    p.add_argument("--out-dir", type=Path, required=True, help="e.g. resources/NAME")
+    p.add_argument("--retries", type=_positive, default=3,
+                   help="attempts per file on network errors, 1 s, 2 s, 4 s ... apart")
     p.set_defaults(func=_download)
 
 
 def _vocab(args):
     from rnnlm.vocab import build_vocab_files
 
-    build_vocab_files(args.train, args.valid, args.test, args.vocab, args.stats)
+    build_vocab_files(args.train, args.valid, args.test, args.vocab, args.stats,
+                      max_size=args.max_size, min_count=args.min_count)
 
 
 def _add_vocab(sub):
@@ -47,6 +82,11 @@ def _add_vocab(sub):
     p.add_argument("--test", type=Path, required=True)
     p.add_argument("--vocab", type=Path, required=True, help="output TSV: id, word, count")
     p.add_argument("--stats", type=Path, required=True, help="output JSON of corpus statistics")
+    p.add_argument("--max-size", type=_positive,
+                   help="at most this many words, <eos> and <unk> included: the most frequent "
+                        "(default: every word of the training split)")
+    p.add_argument("--min-count", type=_positive, default=1,
+                   help="keep only words seen this often in the training split (default 1)")
     p.set_defaults(func=_vocab)
 
 

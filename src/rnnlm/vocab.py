@@ -1,16 +1,20 @@
 """Vocabulary stage: word ids from the training split only, and statistics of every split.
 
 The tutorial's corpus class also adds valid/test words to the vocabulary, which leaks test data on
-corpora that are not pre-closed like PTB. Here valid/test words outside the training vocabulary
-map to ``<unk>`` (and are counted), or are an error when there is no ``<unk>``.
+corpora that are not pre-closed like PTB. Here words outside the vocabulary (rarer than
+``min_count``, beyond ``max_size``, or in valid/test only) read as ``<unk>``, which is added when
+the training text has none. Files are read a block of lines at a time and each block's words are
+hashed by pandas: WikiText-103's 103 million tokens never become one Python list.
 """
 
 import collections
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from rnnlm.io import RnnlmError, atomic_path, write_json
 
@@ -18,25 +22,92 @@ log = logging.getLogger(__name__)
 
 EOS = "<eos>"
 UNK = "<unk>"
+BLOCK = 1 << 25  # bytes read at a time (whole lines): a few million tokens, a few hundred MB
 
 
-def read_lines(path):
-    """Token lists of a corpus file, one per line, each ending in ``<eos>``; blank lines skipped."""
+def read_blocks(path):
+    """The text of ``path`` in blocks of whole lines (a line ends at ``\\n``), decoded; a
+    missing file and bytes that are not UTF-8 are errors naming the file (and the line)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise RnnlmError(f"{path}: file not found; run the download stage first") from None
+    with f:
+        pending, offset, line = b"", 0, 1
+        for data in iter(lambda: f.read(BLOCK), b""):
+            pending += data
+            cut = pending.rfind(b"\n") + 1
+            if cut:
+                yield _decode(path, pending[:cut], offset, line)
+                offset, line = offset + cut, line + pending.count(b"\n", 0, cut)
+                pending = pending[cut:]
+        if pending:
+            yield _decode(path, pending, offset, line)
+
+
+def _decode(path, data, offset, line):
     try:
-        text = raw.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise RnnlmError(f"{path}: line {line} is not UTF-8 ({err.reason} at byte {err.start}); "
-                         "fix or re-download the file") from None
-    lines = [line.split() + [EOS] for line in text.splitlines() if line.strip()]
-    if not lines:
+        line += data.count(b"\n", 0, err.start)
+        raise RnnlmError(f"{path}: line {line} is not UTF-8 ({err.reason} at byte "
+                         f"{offset + err.start}); fix or re-download the file") from None
+
+
+def iter_tokens(path, eos=True):
+    """Per block of ``path``: its words as an object array (what pandas hashes in C), with
+    ``<eos>`` after each non-blank line when ``eos`` (without, counting splits each block at
+    once, a fifth faster), and the number of non-blank lines. A split without a word is an
+    error."""
+    empty = True
+    for text in read_blocks(path):
+        if eos:
+            words, lines = [], 0
+            for line in text.split("\n"):
+                line_words = line.split()
+                if line_words:
+                    words += line_words
+                    words.append(EOS)
+                    lines += 1
+        else:
+            words = text.split()
+            lines = sum(1 for line in text.split("\n") if line and not line.isspace())
+        if lines:
+            empty = False
+            yield np.array(words, dtype=object), lines
+    if empty:
         raise RnnlmError(f"{path}: empty split (no tokens); check the file at the mirror")
-    return lines
+
+
+def count_words(path):
+    """Token counts of a split (one ``<eos>`` per non-blank line among them) and its number of
+    lines; each block's words are counted by pandas, then merged into running totals."""
+    seen, totals, lines = pd.Index([], dtype=object), np.zeros(0, dtype=np.int64), 0
+    for words, block_lines in iter_tokens(path, eos=False):
+        codes, uniques = pd.factorize(words)
+        slots = seen.get_indexer(uniques)
+        new = slots < 0
+        if new.any():
+            slots[new] = np.arange(len(seen), len(seen) + new.sum())
+            seen = pd.Index(np.concatenate([seen.to_numpy(), uniques[new]]), dtype=object)
+            totals = np.concatenate([totals, np.zeros(new.sum(), dtype=np.int64)])
+        totals[slots] += np.bincount(codes, minlength=len(uniques))
+        lines += block_lines
+    counts = collections.Counter(dict(zip(seen, totals.tolist(), strict=True)))
+    counts[EOS] += lines
+    return counts, lines
+
+
+class _Ids(dict):
+    """word -> id, where a word outside the vocabulary is ``<unk>``'s id, or a KeyError."""
+
+    unk = None
+
+    def __missing__(self, word):
+        if self.unk is None:
+            raise KeyError(word)
+        return self.unk
 
 
 @dataclass
@@ -46,7 +117,8 @@ class Vocab:
     index: dict = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.index = {word: i for i, word in enumerate(self.words)}
+        self.index = _Ids((word, i) for i, word in enumerate(self.words))
+        self.index.unk = self.index.get(UNK)
 
     def __len__(self):
         return len(self.words)
@@ -57,27 +129,52 @@ class Vocab:
 
     @property
     def unk_id(self):
-        return self.index.get(UNK)
+        return self.index.unk
 
     def unknown(self, words):
         return [w for w in dict.fromkeys(words) if w not in self.index]
 
-    def encode(self, words, source="input"):
-        """Ids of ``words``; unknown words become ``<unk>``, or an error when there is none."""
-        unk = self.unk_id
-        if unk is None:
-            missing = self.unknown(words)
-            if missing:
-                raise RnnlmError(f"{source}: {len(missing)} words not in the vocabulary and no "
-                                 f"{UNK} to map them to, e.g. {' '.join(missing[:5])}")
-        return [self.index.get(w, unk) for w in words]
+    @functools.cached_property
+    def lookup(self):
+        return pd.Index(self.words, dtype=object)
+
+    def ids(self, tokens, source="input"):
+        """int32 ids of ``tokens`` (an object array); unknown words are ``<unk>``, or an error
+        when there is none. Each distinct word is looked up once."""
+        codes, uniques = pd.factorize(tokens)
+        ids = self.lookup.get_indexer(uniques)
+        unknown = ids < 0
+        if unknown.any():
+            if self.unk_id is None:
+                raise RnnlmError(f"{source}: words not in the vocabulary and no {UNK} to read "
+                                 f"them as, e.g. {' '.join(uniques[unknown][:5])}; use the "
+                                 "vocabulary built from this corpus")
+            ids[unknown] = self.unk_id
+        return ids[codes].astype(np.int32)
 
 
-def build_vocab(train_lines):
-    """Every training token, ids by descending count, ties by the word itself (deterministic)."""
-    counts = collections.Counter(w for line in train_lines for w in line)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return Vocab([w for w, _ in ranked], [c for _, c in ranked])
+def build_vocab(train_counts, max_size=None, min_count=1, others=()):
+    """The training words kept by ``min_count`` and ``max_size`` (which counts ``<eos>`` and
+    ``<unk>``); ids by descending count, ties by the word. ``<unk>`` stands for the words left
+    out (its count is theirs plus its own), and is added when some are, or when a split of
+    ``others`` (Counters) has words outside the vocabulary and training has no ``<unk>``."""
+    ranked = sorted((w for w in train_counts if w != UNK), key=lambda w: (-train_counts[w], w))
+    kept = [w for w in ranked if train_counts[w] >= min_count or w == EOS]
+    kept_set = set(kept)
+    need_unk = (UNK in train_counts or len(kept) < len(ranked)
+                or any(w not in kept_set for c in others for w in c))
+    if max_size is not None and len(kept) + need_unk > max_size:
+        kept = [EOS, *[w for w in kept if w != EOS][: max_size - 2]]
+        need_unk = True
+    if len(kept) < 2:
+        raise RnnlmError(f"min_count {min_count} and max_size {max_size} leave no word of the "
+                         "training split in the vocabulary; lower min_count or raise max_size")
+    counts = {w: train_counts[w] for w in kept}
+    if need_unk:
+        kept_set = set(kept)
+        counts[UNK] = sum(c for w, c in train_counts.items() if w not in kept_set)
+    words = sorted(counts, key=lambda w: (-counts[w], w))
+    return Vocab(words, [counts[w] for w in words])
 
 
 def write_vocab(vocab, path):
@@ -99,27 +196,35 @@ def read_vocab(path):
 
 
 def encode_file(path, vocab):
-    """The id stream of a corpus file as int32."""
-    words = [w for line in read_lines(path) for w in line]
-    return np.asarray(vocab.encode(words, source=str(path)), dtype=np.int32)
+    """The id stream of a corpus file as int32, an ``<eos>`` after each non-blank line."""
+    return np.concatenate([vocab.ids(tokens, source=str(path)) for tokens, _ in iter_tokens(path)])
 
 
-def split_stats(lines, vocab, source):
-    """Token, line and out-of-vocabulary counts; unknown words without ``<unk>`` are an error."""
-    words = [w for line in lines for w in line]
-    vocab.encode(words, source=source)
-    oov = sum(w not in vocab.index for w in words)
-    return {"tokens": len(words), "lines": len(lines), "oov": oov}
+def split_stats(counts, lines, vocab, source):
+    """Tokens (``<eos>`` included), lines, ``oov``: the tokens outside the vocabulary, which read
+    as ``<unk>``, and ``unk``: every token read as ``<unk>`` (``oov`` and the text's own
+    ``<unk>``). A split that shares no word with the vocabulary is an error."""
+    tokens = sum(counts.values())
+    oov = sum(c for w, c in counts.items() if w not in vocab.index)
+    words = tokens - counts[EOS]
+    if words and oov + counts[UNK] == words:
+        unknown = [w for w, _ in counts.most_common(6) if w not in vocab.index][:5]
+        raise RnnlmError(f"{source}: all {words} words are outside the vocabulary of the training "
+                         f"split (e.g. {' '.join(unknown)}); the splits must share one language "
+                         "and tokenization: check the file, or how the corpus was split")
+    return {"tokens": tokens, "lines": lines, "oov": oov, "unk": oov + counts[UNK]}
 
 
-def build_vocab_files(train, valid, test, vocab_path, stats_path):
+def build_vocab_files(train, valid, test, vocab_path, stats_path, max_size=None, min_count=1):
     """The vocab stage: ``vocab.tsv`` from train, ``stats.json`` over all three splits."""
     paths = {"train": train, "valid": valid, "test": test}
-    splits = {name: read_lines(path) for name, path in paths.items()}
-    vocab = build_vocab(splits["train"])
-    stats = {"vocab_size": len(vocab), "has_unk": vocab.unk_id is not None}
-    for name, lines in splits.items():
-        stats[name] = split_stats(lines, vocab, source=str(paths[name]))
+    counted = {name: count_words(path) for name, path in paths.items()}
+    others = [counted[name][0] for name in ("valid", "test")]
+    vocab = build_vocab(counted["train"][0], max_size, min_count, others)
+    stats = {"vocab_size": len(vocab), "has_unk": vocab.unk_id is not None,
+             "max_size": max_size, "min_count": min_count}
+    for name, (counts, lines) in counted.items():
+        stats[name] = split_stats(counts, lines, vocab, source=str(paths[name]))
     write_vocab(vocab, vocab_path)
     write_json(stats_path, stats)
     log.info("vocabulary of %d words; tokens train %d, valid %d, test %d", len(vocab),
