@@ -5,12 +5,14 @@ import functools
 import hashlib
 import http.server
 import io
+import json
 import tarfile
 import threading
 import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import REPO, SPLITS, rnnlm, write_corpus
@@ -179,6 +181,23 @@ def test_a_wikitext_style_archive_is_verified_and_extracted(tmp_path, kind):
     assert written(out) == ["test.txt", "train.txt", "valid.txt"]  # no archive left behind
     for split in SPLITS:
         assert (out / f"{split}.txt").read_bytes() == texts[f"wikitext-2/wiki.{split}.tokens"]
+
+
+def test_a_wikitext_archive_through_the_data_stages(tmp_path):
+    """download, vocab and batchify of a generated WikiText-style zip, as the rules chain them."""
+    archive, texts = wikitext_archive(tmp_path / "mirror")
+    out = tmp_path / "resources" / "wikitext-2"
+    assert download(out, str(tmp_path / "mirror"), *WIKI_FILES, "--archive", archive.name,
+                    corpus="wikitext-2", digests=[("archive", digest(archive))]).returncode == 0
+    data = tmp_path / "results" / "data" / "wikitext-2"
+    assert rnnlm("vocab", *(f"--{s}={out / f'{s}.txt'}" for s in SPLITS), "--vocab",
+                 data / "vocab.tsv", "--stats", data / "stats.json").returncode == 0
+    stats = json.loads((data / "stats.json").read_text())
+    assert stats["train"]["lines"] == 120  # headings and paragraphs; blank lines are no lines
+    assert stats["train"]["tokens"] == 60 * 5 + 60 * 7 and stats["valid"]["oov"] == 0
+    assert rnnlm("batchify", "--corpus", out / "train.txt", "--vocab", data / "vocab.tsv",
+                 "--batch-size", "4", "--out", data / "train.b4.npy").returncode == 0
+    assert np.load(data / "train.b4.npy").shape == (stats["train"]["tokens"] // 4, 4)
 
 
 def test_the_builtin_definitions_are_well_formed():

@@ -99,17 +99,6 @@ def count_words(path):
     return counts, lines
 
 
-class _Ids(dict):
-    """word -> id, where a word outside the vocabulary is ``<unk>``'s id, or a KeyError."""
-
-    unk = None
-
-    def __missing__(self, word):
-        if self.unk is None:
-            raise KeyError(word)
-        return self.unk
-
-
 @dataclass
 class Vocab:
     words: list
@@ -117,8 +106,7 @@ class Vocab:
     index: dict = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.index = _Ids((word, i) for i, word in enumerate(self.words))
-        self.index.unk = self.index.get(UNK)
+        self.index = {word: i for i, word in enumerate(self.words)}
 
     def __len__(self):
         return len(self.words)
@@ -129,7 +117,7 @@ class Vocab:
 
     @property
     def unk_id(self):
-        return self.index.unk
+        return self.index.get(UNK)
 
     def unknown(self, words):
         return [w for w in dict.fromkeys(words) if w not in self.index]
