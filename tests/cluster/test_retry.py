@@ -2,8 +2,10 @@
 (`retries: 2` in workflow/profiles/slurm, `runtime` growing with the attempt in the train rule).
 
 The data stages run locally first; then only `train` goes to the `slurm` fixture's cluster. Its
-first attempt is cancelled (`scancel`, as a user or a time limit ends it) once epoch 1 is
-checkpointed; the retry must resume there and finish, under a larger time limit.
+first attempt is cancelled (`scancel`: SIGTERM, as at a time limit) once epoch 1 is
+checkpointed; the retry must resume there and finish, under a larger time limit. About 2 min
+here: two Snakemake starts in SLURM jobs, and the plugin's status checks (2 s apart at first,
+then 10 s longer each time).
 """
 
 import re
