@@ -36,5 +36,5 @@ lint: setup
 	.venv/bin/ruff check src tests benchmarks
 	.venv/bin/snakefmt --check Snakefile workflow
 	# snakemake --lint always asks for conda envs (none can hold mxnet 1.9.1 with numpy 2):
-	# this test fails on any other finding.
+	# this test fails on any other finding, and when lint did not run or printed what it cannot read.
 	.venv/bin/pytest -q tests/test_workflow.py -k lint_finds_nothing

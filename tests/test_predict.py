@@ -134,6 +134,35 @@ def test_eos_becomes_a_line_break():
     assert as_text(["a", "b", EOS, "c", EOS]) == "a b\nc\n"
 
 
+def printed_tokens(stdout):
+    """The tokens `rnnlm generate` printed, prompt first: what counts as a word. Every <eos> is
+    one, printed as a line break (the last line break is print's own)."""
+    lines = stdout.removesuffix("\n").split("\n")
+    return [token for line in lines for token in (*line.split(), EOS)][:-1]
+
+
+def two_eos_in_a_row(words):
+    return any(a == b == EOS for a, b in zip(words, words[1:], strict=False))
+
+
+@pytest.mark.parametrize(("words", "seed", "shape"), [
+    (0, 1, lambda sampled: sampled == []),
+    (1, 4, lambda sampled: sampled == [EOS]),
+    (5, 6, lambda sampled: sampled[-1] == EOS and EOS not in sampled[:-1]),
+    (40, 34, lambda sampled: sampled[-1] == EOS and two_eos_in_a_row(sampled)),
+], ids=["none", "eos-alone", "ending-in-eos", "eos-twice-in-a-row"])
+def test_generate_prints_exactly_the_words_asked_for(lstm, capsys, words, seed, shape):
+    """`rnnlm generate --words N` prints N words after the prompt, an <eos> counting as one: the
+    words `generate` samples with the same seed. Each seed gives the case its id names (a new
+    model init needs new seeds)."""
+    model, vocab, run, vocab_path = lstm
+    assert main(["generate", "--run-dir", str(run), "--vocab", str(vocab_path), "--prompt",
+                 "the market", "--words", str(words), "--seed", str(seed)]) == 0
+    sampled = generate(model, vocab, parse_prompt("the market", vocab), CTX, words, seed=seed)
+    assert len(sampled) == words and shape(sampled), sampled
+    assert printed_tokens(capsys.readouterr().out) == ["the", "market", *sampled]
+
+
 def test_cli_predict_generate_and_comparison(lstm, tmp_path, capsys):
     _, _, run, vocab_path = lstm
     common = ["--run-dir", str(run), "--vocab", str(vocab_path)]
@@ -150,8 +179,8 @@ def test_cli_predict_generate_and_comparison(lstm, tmp_path, capsys):
     assert table[0] == "prompt: the" and table[1].split() == ["rank", "word", "prob"]
     assert len(table) == 4 and table[2].split()[0] == "1"
     assert main(["generate", *common, "--prompt", "the", "--words", "5", "--seed", "1"]) == 0
-    text = capsys.readouterr().out
-    assert text.startswith("the") and len(text.split()) <= 6
+    printed = printed_tokens(capsys.readouterr().out)
+    assert printed[0] == "the" and len(printed) == 1 + 5
     md = tmp_path / "predictions.md"
     assert main(["compare-predictions", "--inputs", str(out), "--md", str(md)]) == 0
     assert "### `the market`" in md.read_text() and "| rank | lstm |" in md.read_text()

@@ -272,15 +272,37 @@ def test_gpu_budget_limits_the_training_jobs_at_once(mirror, tmp_path, budget, a
     assert most == at_once
 
 
+CONDA_LINT = "Specify a conda environment or container for each rule."
+
+
+def lint_findings(text):
+    """{subject: [lint titles]} in the text of `snakemake --lint`, and the lines not read: all
+    but blank lines, a lint's indented details and the profile Snakemake names."""
+    findings, unread, subject = {}, [], None
+    for line in text.splitlines():
+        if header := re.fullmatch(r"Lints for (.+) \(line \d+, .+\):", line):
+            subject = header.group(1)
+            findings[subject] = []
+        elif (title := re.fullmatch(r"    \* (.+):", line)) and subject:
+            findings[subject].append(title.group(1))
+        elif not (line == "" or line.startswith("      ") and subject
+                  or line.startswith("Using workflow specific profile ")):
+            unread.append(line)
+    return findings, unread
+
+
 def test_lint_finds_nothing_but_the_missing_conda_envs(fresh):
     """Rules run the uv environment's `rnnlm`: no conda env can hold it (mxnet 1.9.1 pins
-    numpy<2, which only uv's override lifts), so that lint is the one expected. (`--lint json`
-    prints text in Snakemake 9.27, so the text is read.)"""
-    text = snakemake(fresh, "--lint", check=False).stderr
-    subjects = re.findall(r"^Lints for (.*?):$", text, re.M)
-    titles = set(re.findall(r"^    \* (.*?):$", text, re.M))
-    assert all(subject.startswith("rule ") for subject in subjects), subjects
-    assert titles <= {"Specify a conda environment or container for each rule."}, titles
+    numpy<2, which only uv's override lifts), so that lint is the one expected, on every rule
+    that runs a job. Lint must have run and been read whole: a crash, a new finding or a new
+    output format fails. (`--lint json` prints text in Snakemake 9.27, so the text is read.)"""
+    result = snakemake(fresh, "--lint", check=False)
+    findings, unread = lint_findings(result.stderr)
+    assert not unread, result.stderr[-3000:]
+    assert {subject: titles for subject, titles in findings.items()
+            if titles != [CONDA_LINT] or not subject.startswith("rule ")} == {}
+    assert {f"rule {rule}" for rule in ALL_JOBS if rule != "all"} <= set(findings), findings
+    assert result.returncode == 1  # Snakemake's status when lint found something
 
 
 def test_snakefmt_is_clean():

@@ -281,7 +281,8 @@ def _add_generate(sub):
     p = sub.add_parser("generate", help="sample words after a prompt; <eos> prints a line break")
     _add_run_args(p)
     p.add_argument("--prompt", required=True, help="the words to continue, e.g. 'the market'")
-    p.add_argument("--words", type=int, default=50, help="how many words to sample")
+    p.add_argument("--words", type=int, default=50,
+                   help="how many words to sample, each <eos> (a line break) counting as one")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="below 1 sharper and safer, above 1 flatter and wilder")
     p.add_argument("--seed", type=int, help="the same seed gives the same text (default: random)")

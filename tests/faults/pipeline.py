@@ -147,6 +147,7 @@ MESSAGES = {
     "split too short": "are too few for one window of bptt 4: need at least 20 tokens at batch "
                        "size 4; use a longer training split or a smaller batch_size or bptt",
     "SIGTERM": "stopped by SIGTERM at epoch",
+    "SIGINT": "stopped by SIGINT at epoch",
     "SIGTERM resume": "checkpoint saved in results/tiny/lstm/checkpoint: run the same command to "
                       "resume",
     "diverging run": "lower --lr (now 1e+06) or --clip (now 0.2); the last good checkpoint",

@@ -2,12 +2,18 @@
 one line naming the file and the fix, and leaves no partial output, only what was done before."""
 
 import hashlib
+import os
+import shutil
 import socket
+import subprocess
 
 import pytest
-from conftest import SPLITS, write_corpus
+from conftest import REPO, SPLITS, write_corpus
+from test_workflow import BIN, SNAKEMAKE
 
-from faults.pipeline import MESSAGES, run_failing, stray_temporaries, tiny_workflow
+from faults.pipeline import MESSAGES, error_line, run_failing, stray_temporaries, tiny_workflow
+
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `rnnlm` for jobs
 
 CORPUS = [f"ptb.{s}.txt" for s in SPLITS]
 
@@ -40,16 +46,51 @@ def test_bad_mirror_file_stops_the_download_and_leaves_no_file(tmp_path, damage)
     assert no_download_left(workdir)  # not even the two good splits
 
 
-def test_unreachable_mirror_says_offline_and_how_to_set_one(tmp_path, tiny_mirror):
-    with socket.socket() as s:  # a loopback port nobody listens on
+def unreachable_url():
+    """An http:// mirror on a loopback port nobody listens on: offline, as fast as it gets."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return f"http://127.0.0.1:{s.getsockname()[1]}/ptb"
+
+
+def test_unreachable_mirror_says_offline_and_how_to_set_one(tmp_path, tiny_mirror):
+    url = unreachable_url()
     workdir = tiny_workflow(tmp_path, *tiny_mirror)
-    error = run_failing(workdir, "results/logs/download.log", "--config",
-                        f"data={{url: 'http://127.0.0.1:{port}/ptb'}}")
+    error = run_failing(workdir, "results/logs/download.log", "--config", f"data={{url: '{url}'}}")
     assert MESSAGES["mirror unreachable"] in error
-    assert f"127.0.0.1:{port}/ptb/ptb.train.txt" in error
+    assert f"{url}/ptb.train.txt" in error
     assert no_download_left(workdir)
+
+
+def repository_copy(folder):
+    """The workflow as a clone holds it (Snakefile, workflow/, profiles/, src/), to run it from
+    its root as a user does without writing in this repository."""
+    folder.mkdir()
+    shutil.copy(REPO / "Snakefile", folder / "Snakefile")
+    for tree in ("workflow", "profiles", "src"):
+        shutil.copytree(REPO / tree, folder / tree, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["from the repository root", "-s and --directory"])
+def test_a_failed_jobs_one_line_error_reaches_the_terminal(tmp_path, tiny_mirror, layout):
+    """Offline, a plain `snakemake --cores all` shows the failed job's log on the terminal
+    (profiles/default sets show-failed-logs), so its last line, the one that says what to do,
+    is there and not only in results/logs/. Found from the repository root, where a user runs
+    it, and beside the Snakefile, as tests run it from elsewhere."""
+    if layout == "from the repository root":
+        cwd = workdir = tiny_workflow(repository_copy(tmp_path / "clone"), *tiny_mirror)
+        where = []
+    else:
+        cwd, workdir = tmp_path, tiny_workflow(tmp_path / "work", *tiny_mirror)
+        where = ["-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    result = subprocess.run([str(SNAKEMAKE), *where, "--cores", "all", "--config",
+                             f"data={{url: '{unreachable_url()}'}}"], cwd=cwd, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    error = error_line((workdir / "results/logs/download.log").read_text())
+    assert error.startswith("rnnlm download: error: ") and MESSAGES["mirror unreachable"] in error
+    assert error in (result.stdout + result.stderr).splitlines(), result.stderr[-3000:]
 
 
 def corpus_with(tmp_path, split, text):

@@ -68,32 +68,43 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(workdir):
     assert_resumes_and_finishes(workdir, saved["epoch"], saved["batch"])
 
 
+# A scheduler's SIGTERM (scancel, a time limit), and Ctrl-C: the terminal's SIGINT to the whole
+# foreground group, Snakemake included; the message each leads with, the exit status it gives.
+STOPS = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
+
+
 @pytest.mark.slow
-def test_sigterm_writes_a_checkpoint_then_exits_143(workdir):
-    """A scheduler's SIGTERM to the job's group: the job saves where it is, Snakemake waits."""
-    job = interrupted_in_epoch_2(workdir, signal.SIGTERM, "group")
+@pytest.mark.parametrize("sig", STOPS, ids=lambda sig: sig.name)
+def test_stop_signal_to_the_group_writes_a_checkpoint_then_resumes(workdir, sig):
+    """The signal to the job's group: the job saves where it is, Snakemake waits for it."""
+    job = interrupted_in_epoch_2(workdir, sig, "group")
     assert job.returncode == 1 and MESSAGES["training job killed"] in job.output.read_text()
     saved = read_checkpoint(workdir / RUN)["state"]
     error = error_line((workdir / LOG).read_text())
-    assert error == (f"rnnlm train: error: stopped by SIGTERM at epoch {saved['epoch']} after "
+    assert error == (f"rnnlm train: error: stopped by {sig.name} at epoch {saved['epoch']} after "
                      f"{saved['batch']} of 160 windows; checkpoint saved in {RUN}/checkpoint: "
                      "run the same command to resume")
-    assert MESSAGES["SIGTERM"] in error and MESSAGES["SIGTERM resume"] in error
+    assert MESSAGES[STOPS[sig][0]] in error and MESSAGES["SIGTERM resume"] in error
     assert_resumes_and_finishes(workdir, saved["epoch"], saved["batch"])
 
 
-def test_sigterm_exit_status_is_143(data_ready, tmp_path):
-    """`rnnlm train` alone: the status a shell shows for a process SIGTERM ended."""
+@pytest.mark.parametrize("sig", STOPS, ids=lambda sig: sig.name)
+def test_stop_signal_exit_status_is_128_plus_the_signal(data_ready, tmp_path, sig):
+    """`rnnlm train` alone: the status a shell shows for a process the signal ended (143 for
+    SIGTERM, 130 for Ctrl-C), after a checkpoint of the window where it stopped."""
     out = tmp_path / "run"
     job = subprocess.Popen([str(RNNLM), *train_command(data_ready, out, "--epochs", "50")],
                            stderr=subprocess.PIPE, text=True)
     record = out / "checkpoint" / "checkpoint.json"
     wait_for(record.is_file, job, what="a checkpoint")
     time.sleep(0.2)
-    job.send_signal(signal.SIGTERM)
-    assert job.wait(timeout=300) == 143
-    assert "stopped by SIGTERM at epoch " in error_line(job.stderr.read())
-    assert read_checkpoint(out)["state"]["epoch"] >= 2
+    job.send_signal(sig)
+    assert job.wait(timeout=300) == STOPS[sig][1]
+    error = error_line(job.stderr.read())
+    assert error.startswith(f"rnnlm train: error: {MESSAGES[STOPS[sig][0]]} ")
+    saved = read_checkpoint(out)["state"]
+    assert saved["epoch"] >= 2
+    assert f"at epoch {saved['epoch']} after {saved['batch']} of 160 windows" in error
 
 
 def train_command(workdir, out, *flags):
