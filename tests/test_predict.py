@@ -13,7 +13,6 @@ from rnnlm.mx import autograd
 from rnnlm.mx import mxnet as mx
 from rnnlm.predict import (
     as_text,
-    compare_predictions,
     feed,
     generate,
     load_run,
@@ -22,6 +21,7 @@ from rnnlm.predict import (
     predict,
     top_words,
 )
+from rnnlm.tables import write_predictions_table
 from rnnlm.vocab import EOS, UNK, Vocab, write_vocab
 
 CTX = mx.cpu()
@@ -106,11 +106,15 @@ def test_a_prompt_the_vocabulary_cannot_read_is_reported_not_fatal(tmp_path, cap
     unread, read = json.loads(out.read_text())["predictions"]
     assert unread["top"] == [] and "which has no <unk>" in unread["error"]
     assert unread["unknown"] == ["company"] and len(read["top"]) == 2
-    assert main(["compare-predictions", "--inputs", str(out), "--md", str(md)]) == 0
+    assert main(["compare-predictions", "--inputs", str(out), "--md", str(md), "--html",
+                 str(md.with_suffix(".html"))]) == 0
     text = md.read_text()
     assert "## mine: 9-word vocabulary" in text
     assert "Cannot be read: prompt 'the company said': company" in text
     assert "| rank | lstm |" in text.split("### `the market`")[1]
+    page = md.with_suffix(".html").read_text()  # the report's page: the same, as HTML
+    assert "mine: 9-word vocabulary" in page and "Cannot be read: prompt" in page
+    assert page.count("<table") == 1 and ">rank</th>" in page
 
 
 @pytest.mark.parametrize("text", ["", "   \t "])
@@ -182,7 +186,8 @@ def test_cli_predict_generate_and_comparison(lstm, tmp_path, capsys):
     printed = printed_tokens(capsys.readouterr().out)
     assert printed[0] == "the" and len(printed) == 1 + 5
     md = tmp_path / "predictions.md"
-    assert main(["compare-predictions", "--inputs", str(out), "--md", str(md)]) == 0
+    assert main(["compare-predictions", "--inputs", str(out), "--md", str(md), "--html",
+                 str(md.with_suffix(".html"))]) == 0
     assert "### `the market`" in md.read_text() and "| rank | lstm |" in md.read_text()
 
 
@@ -195,7 +200,7 @@ def test_comparison_puts_modes_side_by_side(tmp_path):
         paths[-1].write_text(json.dumps({"experiment": "e", "mode": mode, "seed": 1,
                                          "corpus": "ptb", "vocab_size": 10_000,
                                          "predictions": [record]}))
-    compare_predictions(paths, tmp_path / "p.md")
+    write_predictions_table(paths, tmp_path / "p.md", tmp_path / "p.html")
     lines = (tmp_path / "p.md").read_text().splitlines()
     assert "## ptb: 10,000-word vocabulary" in lines  # the size from the data, not a caption
     assert "| rank | rnn_relu | gru |" in lines  # the modes in their usual order

@@ -27,11 +27,13 @@ RUNS = [(e, m) for e in EXPERIMENTS for m in MODES]
 PLOTS = ["learning_curves.small.png", "learning_curves.wide.png", "test_ppl.png",
          "throughput.png"]
 PROMPTS = {"prompts": ["w1 w2", "w3"], "top_k": 3}
+TABLES = ["runs", "perplexity", "comparisons", "provenance"]  # each as .csv and .html
 ALL_JOBS = {"download": 1, "vocab": 1, "batchify": 4, "train": 8, "evaluate": 8, "predict": 8,
-            "compare_predictions": 1, "table": 1, "plots": 1,
+            "compare_predictions": 1, "table": 1, "compare": 1, "provenance": 1, "plots": 1,
             "all": 1}  # batchify: train.b4, train.b8, valid.b2, test.b2
-AFTER_EVALUATE = {"table": 1, "plots": 1, "all": 1}
-AFTER_TRAIN = {"evaluate": 8, "predict": 8, "compare_predictions": 1, **AFTER_EVALUATE}
+AFTER_EVALUATE = {"table": 1, "compare": 1, "plots": 1, "all": 1}
+AFTER_TRAIN = {"evaluate": 8, "predict": 8, "compare_predictions": 1, "provenance": 1,
+               **AFTER_EVALUATE}
 
 
 def snakemake(workdir, *args, snakefile=REPO / "Snakefile", check=True, first_on_path=BIN):
@@ -58,8 +60,14 @@ def planned(workdir, *args, **kwargs):
     return {rule: int(n) for rule, n in (line.split() for line in table.group(1).splitlines())}
 
 
+def ptb_mirror(mirror, digests):
+    """The `corpora` entry that makes a generated mirror PTB's source."""
+    return {"ptb": {"url": mirror.as_uri(),
+                    "digests": {split: f"sha256:{digest}" for split, digest in digests.items()}}}
+
+
 def write_config(workdir, mirror, digests, **overrides):
-    config = {"data": {"url": mirror.as_uri(), "sha256": digests}, "modes": MODES,
+    config = {"corpora": ptb_mirror(mirror, digests), "modes": MODES,
               "run": list(EXPERIMENTS), "experiments": EXPERIMENTS, "threads": 1,
               "predict": PROMPTS, **overrides}
     workdir.mkdir(parents=True, exist_ok=True)
@@ -93,35 +101,45 @@ def test_dry_run_lists_exactly_the_expected_jobs(fresh):
 @pytest.mark.slow
 def test_full_run_writes_every_output_with_sane_contents(done):
     for split in ("train", "valid", "test"):
-        assert (done / f"resources/ptb/ptb.{split}.txt").is_file()
-    vocab = pd.read_csv(done / "results/data/vocab.tsv", sep="\t", keep_default_na=False)
+        assert (done / f"resources/ptb/{split}.txt").is_file()
+    vocab = pd.read_csv(done / "results/data/ptb/vocab.tsv", sep="\t", keep_default_na=False)
     assert {"<unk>", "<eos>"} <= set(vocab["word"]) and len(vocab) == 21
-    assert json.loads((done / "results/data/stats.json").read_text())
+    assert json.loads((done / "results/data/ptb/stats.json").read_text())["vocab_size"] == 21
     for array in ("train.b4", "train.b8", "valid.b2", "test.b2"):
-        assert (done / f"results/data/{array}.npy").is_file()
+        assert (done / f"results/data/ptb/{array}.npy").is_file()
     for experiment, mode in RUNS:
-        run = done / "results" / experiment / mode
-        for name in ("model.params", "model.json", "metrics.csv", "summary.json", "test.json",
-                     "predictions.json"):
+        run = done / "results" / experiment / mode / "seed1"
+        for name in ("model.params", "model.json", "metrics.csv", "progress.csv", "summary.json",
+                     "test.json", "predictions.json"):
             assert (run / name).is_file(), run / name
         assert not (run / "checkpoint").exists()  # kept only while a run is incomplete
         metrics = pd.read_csv(run / "metrics.csv")
         assert len(metrics) == EXPERIMENTS[experiment]["epochs"]
-        assert (done / f"results/logs/train/{experiment}/{mode}.log").stat().st_size > 0
+        assert (done / f"results/logs/train/{experiment}/{mode}/seed1.log").stat().st_size > 0
         for rule in ("train", "evaluate", "predict"):
-            assert (done / f"results/benchmarks/{rule}/{experiment}/{mode}.tsv").is_file()
+            assert (done / f"results/benchmarks/{rule}/{experiment}/{mode}/seed1.tsv").is_file()
         predictions = json.loads((run / "predictions.json").read_text())
         assert (predictions["experiment"], predictions["mode"]) == (experiment, mode)
+        assert (predictions["corpus"], predictions["vocab_size"]) == ("ptb", 21)
         assert [p["prompt"] for p in predictions["predictions"]] == PROMPTS["prompts"]
         for record in predictions["predictions"]:
             probs = [top["prob"] for top in record["top"]]
             assert len(probs) == PROMPTS["top_k"] and probs == sorted(probs, reverse=True)
     table = pd.read_csv(done / "results/perplexity.csv")
     assert list(zip(table["experiment"], table["mode"], strict=True)) == RUNS
-    assert table[["param_count", "epochs", "train_seconds", "tokens_per_s"]].gt(0).all().all()
+    assert (table["n"] == 1).all() and table["test_ppl_sd"].isna().all()  # one seed: no spread
+    assert table[["param_count", "epochs_mean", "train_seconds_mean", "wall_seconds_mean",
+                  "tokens_per_s_mean"]].gt(0).all().all()
     # 21 words: uniform guessing scores 21; a trained model a little better
-    assert table["test_ppl"].between(1, 30).all() and table["best_valid_ppl"].between(1, 30).all()
-    assert len((done / "results/perplexity.md").read_text().splitlines()) == 2 + len(RUNS)
+    assert table["test_ppl_mean"].between(1, 30).all()
+    assert table["best_valid_ppl_mean"].between(1, 30).all()
+    runs = pd.read_csv(done / "results/runs.csv")
+    assert list(zip(runs["experiment"], runs["mode"], runs["seed"], strict=True)) == [
+        (e, m, 1) for e, m in RUNS]
+    assert (runs["wall_seconds"] > runs["train_seconds"]).all()
+    assert "No test is possible" in (done / "results/comparisons.md").read_text()
+    provenance = pd.read_csv(done / "results/provenance.csv")
+    assert len(provenance) == len(RUNS) and (provenance["mxnet"] == "1.9.1").all()
     assert sorted(p.name for p in (done / "results/plots").iterdir()) == sorted(PLOTS)
     for name in PLOTS:
         assert (done / "results/plots" / name).read_bytes().startswith(b"\x89PNG")
@@ -130,16 +148,20 @@ def test_full_run_writes_every_output_with_sane_contents(done):
         table = compared.split(f"### `{prompt}`")[1].split("###")[0]
         rows = [line for line in table.splitlines() if line.startswith("|")]
         assert len(rows) == 2 + PROMPTS["top_k"] and rows[0].count("|") == 2 + len(RUNS)
-    for rule in ("download", "vocab", "table", "plots", "compare_predictions"):
-        assert (done / f"results/logs/{rule}.log").is_file()
-        assert (done / f"results/benchmarks/{rule}.tsv").is_file()
+    for name in TABLES:
+        for suffix in ("csv", "html"):
+            assert (done / f"results/{name}.{suffix}").is_file()
+    for log in ("download/ptb", "vocab/ptb", "table", "compare", "provenance", "plots",
+                "compare_predictions"):
+        assert (done / f"results/logs/{log}.log").is_file()
+        assert (done / f"results/benchmarks/{log}.tsv").is_file()
 
 
 @pytest.mark.slow
 def test_finished_run_has_nothing_to_do_even_for_another_mirror_or_thread_count(done):
     assert planned(done) == {}
     # where the data come from and how many threads a job gets change no result
-    assert planned(done, "--config", "data={url: file:///elsewhere}", "threads=2") == {}
+    assert planned(done, "--config", "corpora={ptb: {url: file:///elsewhere}}", "threads=2") == {}
 
 
 @pytest.mark.slow
@@ -156,11 +178,12 @@ def test_new_prompts_rerun_prediction_only(done):
 @pytest.mark.slow
 def test_changed_hyperparameter_reruns_its_experiment_only(done):
     assert planned(done, "--config", "experiments={wide: {lr: 0.5}}") == {
-        "train": 4, "evaluate": 4, "predict": 4, "compare_predictions": 1, **AFTER_EVALUATE}
+        "train": 4, "evaluate": 4, "predict": 4, "compare_predictions": 1, "provenance": 1,
+        **AFTER_EVALUATE}
     # a new eval batch size also makes the arrays it needs
     assert planned(done, "--config", "experiments={small: {eval_batch_size: 3}}") == {
         "batchify": 2, "train": 4, "evaluate": 4, "predict": 4, "compare_predictions": 1,
-        **AFTER_EVALUATE}
+        "provenance": 1, **AFTER_EVALUATE}
 
 
 @pytest.mark.slow
@@ -178,9 +201,9 @@ def test_code_change_reruns_the_stages_that_import_it(done, tmp_path):
         f.write("\n# a change to the training code\n")
     assert planned(run, snakefile=repo / "Snakefile") == {"train": 8, **AFTER_TRAIN}
     shutil.copy(REPO / "src/rnnlm/train.py", repo / "src/rnnlm/train.py")
-    with open(repo / "src/rnnlm/report.py", "a") as f:
-        f.write("\n# a change to the report code\n")
-    assert planned(run, snakefile=repo / "Snakefile") == {"table": 1, "plots": 1, "all": 1}
+    with open(repo / "src/rnnlm/plots.py", "a") as f:
+        f.write("\n# a change to the figures' code\n")
+    assert planned(run, snakefile=repo / "Snakefile") == {"plots": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -188,7 +211,7 @@ def test_report_embeds_every_table_and_plot_and_the_config(done):
     snakemake(done, "--report", "report.html")
     html = (done / "report.html").read_text()
     embedded = set(re.findall(r'"filename": "([^"]+)"', html))
-    assert embedded == {"perplexity.csv", "perplexity.md", "predictions.md", *PLOTS}
+    assert embedded == {f"{name}.html" for name in TABLES} | {"predictions.html", *PLOTS}
     assert "Config used" in html and "System Message" not in html  # rst rendered cleanly
     assert all(name in html for name in EXPERIMENTS)
 

@@ -290,18 +290,20 @@ def _add_generate(sub):
 
 
 def _compare_predictions(args):
-    from rnnlm.predict import compare_predictions
+    from rnnlm.tables import write_predictions_table
 
-    compare_predictions(args.inputs, args.md)
+    write_predictions_table(args.inputs, args.md, args.html)
 
 
 def _add_compare_predictions(sub):
     p = sub.add_parser("compare-predictions",
-                       help="one Markdown table per prompt: the runs' next words side by side")
+                       help="one table per prompt: the runs' next words side by side")
     p.add_argument("--inputs", type=Path, nargs="+", required=True,
                    help="predictions.json files written by rnnlm predict --out")
     p.add_argument("--md", type=Path, required=True,
                    help="output Markdown, e.g. results/predictions.md")
+    p.add_argument("--html", type=Path, required=True,
+                   help="output HTML of the same, for the report")
     p.set_defaults(func=_compare_predictions)
 
 

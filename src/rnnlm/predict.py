@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlm.io import RnnlmError, read_json, write_json, write_text
-from rnnlm.model import MODES, load_model
+from rnnlm.io import RnnlmError, write_json
+from rnnlm.model import load_model
 from rnnlm.mx import autograd, nd
 from rnnlm.plan import Run
 from rnnlm.vocab import EOS, UNK, read_vocab
@@ -170,56 +170,3 @@ def write_predictions(path, records, run_dir, vocab, corpus=None, sentence_start
     write_json(path, {"experiment": run.experiment, "mode": run.mode, "seed": run.seed,
                       "corpus": corpus, "vocab_size": len(vocab),
                       "sentence_start": sentence_start, "predictions": records})
-
-
-def _cell(top):
-    word = top["word"].replace("|", "\\|")
-    return f"`{word}` {top['prob']:.3f}"
-
-
-def _run_order(run):
-    mode = run["mode"]
-    return (run["corpus"] or "", run["experiment"], MODES.index(mode) if mode in MODES
-            else len(MODES), mode, run["seed"])
-
-
-def _columns(runs):
-    """Column titles: the mode alone when every run is of one experiment and seed."""
-    one = len({(r["experiment"], r["seed"]) for r in runs}) == 1
-    return [r["mode"] if one else f"{r['experiment']}/{r['mode']}/seed{r['seed']}" for r in runs]
-
-
-def _prompt_table(text, runs, titles):
-    found = [next((p for p in r["predictions"] if p["prompt"] == text), None) for r in runs]
-    lines = [f"### `{text}`", ""]
-    errors = sorted({p["error"] for p in found if p and "error" in p})
-    if errors:
-        return lines + [f"Cannot be read: {error}" for error in errors] + [""]
-    unknown = sorted({w for p in found if p for w in p["unknown"]})
-    if unknown:
-        lines += [f"Not in the vocabulary, read as `{UNK}`: {', '.join(unknown)}", ""]
-    lines += ["| rank | " + " | ".join(titles) + " |", "|---:|" + "---|" * len(titles)]
-    depth = max(len(p["top"]) for p in found if p)
-    for n in range(depth):
-        cells = [_cell(p["top"][n]) if p and n < len(p["top"]) else "" for p in found]
-        lines.append(f"| {n + 1} | " + " | ".join(cells) + " |")
-    return lines + [""]
-
-
-def compare_predictions(inputs, md_path):
-    """results/predictions.md: per corpus and prompt, the runs' top next words side by side."""
-    runs = sorted((read_json(p) for p in inputs), key=_run_order)
-    if not runs:
-        raise RnnlmError("no predictions.json given; run the predict stage first")
-    lines = ["# Next-word predictions", "",
-             "Most probable next words after each prompt (probability after the word), "
-             "one column per model.", ""]
-    corpora = dict.fromkeys((r["corpus"], r["vocab_size"]) for r in runs)
-    for corpus, size in corpora:
-        group = [r for r in runs if (r["corpus"], r["vocab_size"]) == (corpus, size)]
-        lines += [f"## {corpus or 'corpus'}: {size:,}-word vocabulary", ""]
-        prompts = dict.fromkeys(p["prompt"] for r in group for p in r["predictions"])
-        for text in prompts:
-            lines += _prompt_table(text, group, _columns(group))
-    write_text(md_path, "\n".join(lines))
-    return runs

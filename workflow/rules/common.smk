@@ -15,7 +15,7 @@ try:
     from rnnlm.config import NAME, Workflow
     from rnnlm.io import RnnlmError
     from rnnlm.plan import MODES, make_plan, train_flags
-    from rnnlm.provenance import code_digest
+    from rnnlm.provenance import PACKAGE, code_digest as package_digest
 except ImportError:
     raise WorkflowError(
         "package rnnlm not found: run `make setup` in the repository and use .venv/bin/snakemake"
@@ -46,6 +46,13 @@ wildcard_constraints:
 _bin = Path(sys.executable).parent
 if shutil.which("rnnlm") is None and (_bin / "rnnlm").exists():
     os.environ.update(PATH=f"{_bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
+
+
+def code_digest(stage):
+    """Digest of the code a stage runs, from the sources beside this Snakefile when it is a
+    checkout (as `uv sync` installs them), else from the installed package."""
+    sources = Path(workflow.basedir, "src", "rnnlm")
+    return package_digest(stage, sources if sources.is_dir() else PACKAGE)
 
 
 def logs(path):

@@ -29,8 +29,9 @@ rule compare_predictions:
     input:
         run_paths(rules.predict.output[0], PLAN.predicted()),
     output:
-        report(
-            "results/predictions.md",
+        md="results/predictions.md",
+        html=report(
+            "results/predictions.html",
             caption="../report/predictions.rst",
             category="predictions",
             labels={"table": "next words"},
@@ -43,6 +44,7 @@ rule compare_predictions:
         mem_mb=1000,
         runtime=10,
     params:
-        code=code_digest("predict"),
+        code=code_digest("tables"),
     shell:
-        "rnnlm compare-predictions --inputs {input:q} --md {output:q} > {log:q} 2>&1"
+        "rnnlm compare-predictions --inputs {input:q} --md {output.md:q} --html {output.html:q}"
+        " > {log:q} 2>&1"
