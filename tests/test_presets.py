@@ -112,11 +112,12 @@ def test_run_selects_a_preset_in_every_mode_with_its_published_number(fresh):
     assert sorted(re.search(r"--mode (\S+)", c).group(1) for c in train) == sorted(
         ["rnn_relu", "rnn_tanh", "lstm", "gru"])
     for command in train:
-        assert "--train results/data/train.b20.npy --valid results/data/valid.b20.npy" in command
+        assert ("--train results/data/ptb/train.b20.npy --valid results/data/ptb/valid.b20.npy"
+                in command)
         assert SMALL_FLAGS in command
     [table] = [c for c in commands if c.startswith("rnnlm table")]
-    assert "results/small/lstm" in table  # the other experiment has no published number
-    assert table.endswith("--published zaremba-small=114.5 > results/logs/table.log 2>&1")
+    assert "results/small/lstm/seed1" in table  # the other experiment has no published number
+    assert "--published zaremba-small=114.5 --runs-csv " in table
 
 
 def flag_values(command):
@@ -249,7 +250,7 @@ def test_zaremba_small_runs_two_windows_on_the_real_ptb(shared_ptb, tmp_path):
     """The real preset (its dims, batch, bptt, clipping) for two windows: CI's preset run."""
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
     snakemake(tmp_path, "results/perplexity.csv", "--cores", "2", "--config",
-              f"data={{url: {shared_ptb.as_uri()}}}",
+              f"corpora={{ptb: {{url: {shared_ptb.as_uri()}}}}}",
               "run=[zaremba-small]", "modes=[lstm]",
               "experiments={zaremba-small: {max_batches: 2, epochs: 1}}")
     table = pd.read_csv(tmp_path / "results/perplexity.csv")

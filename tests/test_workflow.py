@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -242,7 +243,8 @@ def test_config_defaults_fill_experiments_from_the_schema(fresh):
                        "experiments={extra: {}}", "run=[extra]")
     train = re.findall(r"^(?:Shell command: )?(rnnlm train .*)$", result.stdout, re.M)
     assert len(train) == 4
-    assert ("--train results/data/train.b32.npy --valid results/data/valid.b10.npy" in train[0])
+    assert ("--train results/data/ptb/train.b32.npy --valid results/data/ptb/valid.b10.npy"
+            in train[0])
     assert ("--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 "
             "--rnn-init init_range --lr 1.0 --clip 0.2 --clip-per token --epochs 1 --bptt 5 "
             "--seed 1 --lr-schedule plateau --decay-after 0 --decay-factor 0.25 --restore-best "
@@ -389,17 +391,71 @@ def test_cluster_generic_submit_script(tmp_path, gpus, flags):
         f"--output=results/logs/cluster/train-%j.log {flags} job.sh\n")
 
 
+SWEPT = {"sw": {"base": "small", "grid": {"lr": [0.5, 1], "dropout": [0, 0.1]}}}
+
+
+def test_a_two_by_two_sweep_is_four_experiments_in_every_mode_and_seed(fresh):
+    jobs = planned(fresh, "--config", "experiments={small: {seeds: [1, 2, 3]}}",
+                   "sweeps={sw: {base: small, grid: {lr: [0.5, 1], dropout: [0, 0.1]}}}",
+                   "run=[sw]")
+    assert jobs["train"] == jobs["evaluate"] == 4 * len(MODES) * 3
+    assert jobs["sweep"] == 1
+    assert "predict" not in jobs and "compare_predictions" not in jobs  # for experiments only
+
+
 @pytest.mark.slow
-def test_default_config_on_the_real_ptb(shared_ptb, tmp_path):
-    """The repository's config.yaml on the shared PTB copy, epochs cut to 50 windows for CI."""
+def test_seeds_and_a_sweep_give_statistics_comparisons_and_the_sweep_table(mirror, tmp_path):
+    """Three seeds of two modes and a 2 x 2 sweep over them (two seeds) on the tiny corpus."""
+    workdir = write_config(tmp_path / "work", *mirror, modes=["lstm", "gru"], run=["small", "sw"],
+                           experiments={"small": {**EXPERIMENTS["small"], "seeds": [1, 2, 3]}},
+                           sweeps=SWEPT)
+    assert planned(workdir)["train"] == 2 * 3 + 4 * 2 * 3
+    snakemake(workdir, "--cores", "2")
+    results = workdir / "results"
+    table = pd.read_csv(results / "perplexity.csv").set_index(["experiment", "mode"])
+    for mode in ("lstm", "gru"):
+        tests = [json.loads((results / f"small/{mode}/seed{seed}/test.json").read_text())[
+            "test_ppl"] for seed in (1, 2, 3)]
+        row = table.loc[("small", mode)]
+        assert row["n"] == 3 and row["test_ppl_mean"] == pytest.approx(np.mean(tests))
+        assert row["test_ppl_sd"] == pytest.approx(np.std(tests, ddof=1))
+        assert len(set(tests)) == 3  # the seeds differ
+    points = ["sw/lr~0.5/dropout~0.0", "sw/lr~0.5/dropout~0.1", "sw/lr~1.0/dropout~0.0",
+              "sw/lr~1.0/dropout~0.1"]
+    assert sorted({e for e, _ in table.index} - {"small"}) == points
+    compared = pd.read_csv(results / "comparisons.csv")
+    assert {"small", "sw"} <= set(compared["scope"].str.split().str[-1])
+    assert compared["p_value"].between(0, 1).all()
+    sweep = pd.read_csv(results / "sweeps/sw.csv")
+    assert len(sweep) == 4 * 2 and sweep["best"].sum() == 2  # one best point per mode
+    for _, rows in sweep.groupby("mode"):
+        best = rows.loc[rows["best_valid_ppl_mean"].idxmin()]
+        assert best["best"]  # chosen on validation
+    assert (results / "plots/sweep.sw.png").is_file()
+    assert (results / "sweeps/sw.html").read_text().count("<tr>") >= 1 + 4 * 2
+
+
+@pytest.mark.slow
+def test_default_config_with_three_seeds_on_the_real_ptb(shared_ptb, tmp_path):
+    """The repository's config.yaml on the shared PTB copy, three seeds of two modes, epochs cut
+    to 50 windows for CI: statistics over seeds that differ, on the real corpus."""
     shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
-    snakemake(tmp_path, "--cores", "2", "--config", f"data={{url: {shared_ptb.as_uri()}}}",
-              "experiments={tutorial: {max_batches: 50}}")
+    snakemake(tmp_path, "--cores", "2", "--config",
+              f"corpora={{ptb: {{url: {shared_ptb.as_uri()}}}}}", "modes=[lstm, gru]",
+              "experiments={tutorial: {max_batches: 50, seeds: [1, 2, 3]}}")
     table = pd.read_csv(tmp_path / "results/perplexity.csv")
-    assert list(table["mode"]) == MODES and set(table["experiment"]) == {"tutorial"}
+    assert list(table["mode"]) == ["lstm", "gru"] and set(table["experiment"]) == {"tutorial"}
+    runs = pd.read_csv(tmp_path / "results/runs.csv")
+    for mode, rows in runs.groupby("mode"):
+        tests = [json.loads((tmp_path / f"results/tutorial/{mode}/seed{seed}/test.json")
+                            .read_text())["test_ppl"] for seed in (1, 2, 3)]
+        assert sorted(rows["test_ppl"]) == sorted(tests) and len(set(tests)) == 3
+        mean = table.set_index("mode").loc[mode, "test_ppl_mean"]
+        assert mean == pytest.approx(np.mean(tests))
     # 10,000 words: uniform guessing scores 10,000; 50 batches already do far better
-    assert table["test_ppl"].between(50, 5000).all()
+    assert table["test_ppl_mean"].between(50, 5000).all() and (table["n"] == 3).all()
     assert (table["param_count"] > 1_000_000).all()
+    assert "modes in tutorial" in (tmp_path / "results/comparisons.md").read_text()
     compared = (tmp_path / "results/predictions.md").read_text()
     assert all(f"### `{prompt}`" in compared for prompt in ("the company said", "in N the"))
     plots = ["learning_curves.tutorial.png", "test_ppl.png", "throughput.png"]

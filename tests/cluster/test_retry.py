@@ -19,7 +19,7 @@ from faults.pipeline import metrics_epochs, prepare_data, read_checkpoint, tiny_
 from cluster.test_profiles import PROFILES, finish, minutes, slurm_record, start, variant
 
 pytestmark = pytest.mark.slow
-RUN = "results/tiny/lstm"
+RUN = "results/tiny/lstm/seed1"
 EPOCHS = 60  # 0.2-0.3 s each here: the cancel lands long before the last one
 
 
@@ -75,7 +75,7 @@ def test_a_cancelled_training_job_is_resubmitted_with_more_time_and_resumes(slur
     limits = [minutes(r["TimeLimit"]) for r in records]
     assert limits == asked and limits[1] > limits[0], (limits, asked)
     # the retry trained on from the checkpoint: no epoch twice, no checkpoint left
-    train_log = (workdir / "results/logs/train/tiny/lstm.log").read_text()
+    train_log = (workdir / "results/logs/train/tiny/lstm/seed1.log").read_text()
     resumed = re.search(rf"resuming from {RUN}/checkpoint: epoch (\d+) after \d+ of ", train_log)
     assert resumed and int(resumed.group(1)) >= 2, train_log[-3000:]
     assert "end of epoch   1 " not in train_log

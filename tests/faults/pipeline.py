@@ -99,9 +99,13 @@ def _tsv(path):
     assert rows[0] == "id\tword\tcount" and all(len(r.split("\t")) == 3 for r in rows[1:]), path
 
 
+def _html(path):
+    assert path.read_text().rstrip().endswith("</html>"), path
+
+
 READERS = {".json": lambda p: json.loads(p.read_text()), ".npy": np.load, ".params": _params,
            ".png": _png, ".csv": lambda p: list(csv.DictReader(open(p))), ".md": _text,
-           ".txt": _text, ".tsv": _tsv}
+           ".txt": _text, ".tsv": _tsv, ".html": _html}
 
 
 def assert_whole(path):
@@ -135,21 +139,37 @@ MESSAGES = {
                          "(got 8 and 16); set tied: false or make them equal",
     "gpu without gpus": "config key gpus: device gpu needs gpus >= 1",
     "experiment name not a folder name": "config key experiments: 'a/b' does not match",
-    "missing file": "no such file at the mirror; set data.url (or --url) to a directory or "
-                    "file:// URL holding ptb.{train,valid,test}.txt",
+    "unknown corpus": "config key experiments.tiny.corpus: 'wikitext-9' is not a corpus (known: ",
+    "empty seed list": "config key experiments.tiny.seeds: [] should be non-empty",
+    "duplicate seed": "config key experiments.tiny.seeds: [1, 2, 1] has non-unique elements",
+    "unknown key in a grid": "config key sweeps.s.grid: 'lr_rate' is not an experiment key",
+    "grid value refused": "config key sweeps.s.grid.dropout: 1.5 is greater than or equal to the "
+                          "maximum of 1",
+    "sweep name clash": "config key sweeps.tiny: the name is an experiment's or a preset's too; "
+                        "rename the sweep",
+    "missing file": "no such file at the mirror; set corpora.ptb.url (or --url) to a directory, "
+                    "file:// or http(s):// URL holding ptb.train.txt, ptb.valid.txt, ptb.test.txt",
     "truncated file": "checksum mismatch (expected sha256",
-    "checksum mismatch": "the file is corrupt or truncated: replace it at the mirror or fix "
-                         "data.sha256",
-    "mirror unreachable": "after 3 attempts; offline? set data.url (or --url)",
+    "checksum mismatch": "the file is corrupt, truncated or another version: replace it at the "
+                         "mirror or fix corpora.ptb.digests.valid",
+    "mirror unreachable": "after 3 attempts; offline? set corpora.ptb.url (or --url)",
+    "text folder missing a split": "no such file at the mirror; set corpora.mine.url (or --url)",
+    "archive without a split": "has no member corpus/wiki.test.tokens (it holds "
+                               "corpus/wiki.train.tokens, corpus/wiki.valid.tokens); set "
+                               "corpora.mine.files to the paths of its members",
+    "archive digest mismatch": "replace it at the mirror or fix corpora.mine.digests.archive",
     "non-UTF-8 corpus": "line 3 is not UTF-8 (invalid continuation byte at byte 23); fix or "
                         "re-download the file",
-    "empty split": "empty split (no tokens); check the file at the mirror",
+    "empty split": "test split is empty (no tokens); put text in it at the mirror, or fix the "
+                   "corpus definition",
+    "split of other words": "all 4 words are outside the vocabulary of the training split (e.g. "
+                            "x y z); the splits must share one language and tokenization",
     "split too short": "are too few for one window of bptt 4: need at least 20 tokens at batch "
                        "size 4; use a longer training split or a smaller batch_size or bptt",
     "SIGTERM": "stopped by SIGTERM at epoch",
     "SIGINT": "stopped by SIGINT at epoch",
-    "SIGTERM resume": "checkpoint saved in results/tiny/lstm/checkpoint: run the same command to "
-                      "resume",
+    "SIGTERM resume": "checkpoint saved in results/tiny/lstm/seed1/checkpoint: run the same "
+                      "command to resume",
     "diverging run": "lower --lr (now 1e+06) or --clip (now 0.2); the last good checkpoint",
     "no GPU": "--device gpu, but MXNet sees no GPU: this is its CPU build; install a CUDA build "
               "with make setup GPU=cu117 (or uv sync --extra cu117), see the README's GPU "
@@ -185,6 +205,6 @@ def group_process(job, *words):
 
 def prepare_data(workdir):
     """Run the data stages of the tiny workflow: the start that training tests copy."""
-    snakemake(workdir, "--cores", "1", "results/data/train.b4.npy", "results/data/valid.b2.npy",
-              "results/data/test.b2.npy")
+    snakemake(workdir, "--cores", "1", *[f"results/data/ptb/{array}.npy"
+                                         for array in ("train.b4", "valid.b2", "test.b2")])
     return workdir

@@ -22,17 +22,20 @@ from faults.pipeline import (
     tiny_workflow,
 )
 
-RUN = "results/tiny/lstm"
+RUN = "results/tiny/lstm/seed1"
 STAGES = {  # rule (= `rnnlm` subcommand) -> its declared outputs in the tiny workflow
-    "download": [f"resources/ptb/ptb.{s}.txt" for s in ("train", "valid", "test")],
-    "vocab": ["results/data/vocab.tsv", "results/data/stats.json"],
-    "batchify": [f"results/data/{a}.npy" for a in ("train.b4", "valid.b2", "test.b2")],
+    "download": [f"resources/ptb/{s}.txt" for s in ("train", "valid", "test")],
+    "vocab": ["results/data/ptb/vocab.tsv", "results/data/ptb/stats.json"],
+    "batchify": [f"results/data/ptb/{a}.npy" for a in ("train.b4", "valid.b2", "test.b2")],
     "train": [f"{RUN}/{name}" for name in ("model.params", "model.json", "metrics.csv",
-                                           "summary.json")],
+                                           "progress.csv", "summary.json")],
     "evaluate": [f"{RUN}/test.json"],
     "predict": [f"{RUN}/predictions.json"],
-    "compare-predictions": ["results/predictions.md"],
-    "table": ["results/perplexity.csv", "results/perplexity.md"],
+    "compare-predictions": ["results/predictions.md", "results/predictions.html"],
+    "table": [f"results/{name}" for name in ("runs.csv", "runs.html", "perplexity.csv",
+                                             "perplexity.md", "perplexity.html")],
+    "compare": [f"results/comparisons.{suffix}" for suffix in ("csv", "md", "html")],
+    "provenance": [f"results/provenance.{suffix}" for suffix in ("csv", "html")],
     "plots": [f"results/plots/{name}.png" for name in ("learning_curves.tiny", "test_ppl",
                                                          "throughput")],
 }

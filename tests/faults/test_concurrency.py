@@ -32,9 +32,9 @@ def test_a_second_run_in_the_same_folder_refuses(data_ready, tmp_path, tiny_mirr
     assert MESSAGES["second run in the same folder"] in second.stderr
     assert "rule train" not in second.stdout + second.stderr  # it ran nothing
     assert first.wait(timeout=600) == 0
-    run = workdir / "results/tiny/lstm"
+    run = workdir / "results/tiny/lstm/seed1"
     assert metrics_epochs(run / "metrics.csv") == [1, 2]
-    assert "resuming" not in (workdir / "results/logs/train/tiny/lstm.log").read_text()
+    assert "resuming" not in (workdir / "results/logs/train/tiny/lstm/seed1.log").read_text()
 
 
 def test_two_one_thread_jobs_run_at_once_on_two_cores(data_ready, tmp_path, tiny_mirror):
@@ -48,7 +48,7 @@ def test_two_one_thread_jobs_run_at_once_on_two_cores(data_ready, tmp_path, tiny
     assert len(started) == len(finished) == 2
     assert max(started) < min(finished)  # the second started before the first finished
     for mode in ("lstm", "gru"):
-        log = (workdir / f"results/logs/train/tiny/{mode}.log").read_text()
+        log = (workdir / f"results/logs/train/tiny/{mode}/seed1.log").read_text()
         assert "MXNet CPU threads: 1" in log  # what the job's MXNet really used
-        summary = json.loads((workdir / f"results/tiny/{mode}/summary.json").read_text())
+        summary = json.loads((workdir / f"results/tiny/{mode}/seed1/summary.json").read_text())
         assert summary["threads"] == 1

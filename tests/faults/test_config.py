@@ -21,6 +21,12 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
     "tied sizes differ": ["experiments={tiny: {nhid: 16}}"],
     "gpu without gpus": ["device=gpu", "gpus=0"],
     "experiment name not a folder name": ["experiments={a/b: {}}", "run=[a/b]"],
+    "unknown corpus": ["experiments={tiny: {corpus: wikitext-9}}"],
+    "empty seed list": ["experiments={tiny: {seeds: []}}"],
+    "duplicate seed": ["experiments={tiny: {seeds: [1, 2, 1]}}"],
+    "unknown key in a grid": ["sweeps={s: {base: tiny, grid: {lr_rate: [1, 2]}}}", "run=[s]"],
+    "grid value refused": ["sweeps={s: {base: tiny, grid: {dropout: [0.5, 1.5]}}}", "run=[s]"],
+    "sweep name clash": ["sweeps={tiny: {base: tiny, grid: {lr: [1, 2]}}}", "run=[tiny]"],
 }
 
 

@@ -24,8 +24,8 @@ from faults.pipeline import (
     wait_for,
 )
 
-RUN = "results/tiny/lstm"
-LOG = "results/logs/train/tiny/lstm.log"
+RUN = "results/tiny/lstm/seed1"
+LOG = "results/logs/train/tiny/lstm/seed1.log"
 
 
 @pytest.fixture

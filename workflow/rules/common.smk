@@ -86,7 +86,7 @@ def final_outputs():
         *rules.compare.output,
         *rules.provenance.output,
         *rules.plots.output,
-        *rules.compare_predictions.output,
+        *(rules.compare_predictions.output if PLAN.predicted() else []),
         *sweeps,
     ]
 
