@@ -63,4 +63,8 @@ with warnings.catch_warnings():  # mxnet imports distutils, deprecated since Pyt
         raise RnnlmError(load_error(BUILD, err)) from None
 from mxnet import autograd, gluon, init, nd  # noqa: E402
 
+# Start the engine now: it logs its start ("MXNet start using engine") where another is chosen,
+# and a lazily started one would log that after a stage's one-line error, at exit.
+nd.waitall()
+
 __all__ = ["BUILD", "ENGINE", "mxnet", "autograd", "gluon", "init", "nd"]

@@ -162,7 +162,7 @@ MESSAGES = {
                         "re-download the file",
     "empty split": "test split is empty (no tokens); put text in it at the mirror, or fix the "
                    "corpus definition",
-    "split of other words": "all 4 words are outside the vocabulary of the training split (e.g. "
+    "split of other words": "all 3 words are outside the vocabulary of the training split (e.g. "
                             "x y z); the splits must share one language and tokenization",
     "split too short": "are too few for one window of bptt 4: need at least 20 tokens at batch "
                        "size 4; use a longer training split or a smaller batch_size or bptt",

@@ -65,9 +65,9 @@ def assert_all_whole(workdir, digests):
     for path in (workdir / p for paths in STAGES.values() for p in paths):
         if path.exists():
             assert_whole(path)
-            if path.parent.name == "ptb":
+            if path.parent == workdir / "resources" / "ptb":
                 actual = hashlib.sha256(path.read_bytes()).hexdigest()
-                assert actual == digests[path.name.split(".")[1]], path
+                assert actual == digests[path.stem], path
 
 
 def unlock(workdir):

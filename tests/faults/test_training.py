@@ -109,7 +109,7 @@ def test_stop_signal_exit_status_is_128_plus_the_signal(data_ready, tmp_path, si
 
 def train_command(workdir, out, *flags):
     """`rnnlm train` arguments on the tiny workflow's arrays, rnn_relu (a huge lr blows it up)."""
-    data = workdir / "results" / "data"
+    data = workdir / "results" / "data" / "ptb"
     return ["train", "--mode", "rnn_relu", "--vocab", str(data / "vocab.tsv"),
             "--train", str(data / "train.b4.npy"), "--valid", str(data / "valid.b2.npy"),
             "--out-dir", str(out), "--emsize", "8", "--nhid", "8", "--nlayers", "1",
