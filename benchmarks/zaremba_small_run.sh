@@ -7,11 +7,11 @@ R=${RNNLM:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/rnnlm}
 MIRROR=${MIRROR:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data/ptb}
 mkdir -p "${1:?usage: zaremba_small_run.sh WORKDIR}" && cd "$1"
 date -u +"start %FT%TZ"
-$R download --url "$MIRROR" --out-dir ptb
-$R vocab --train ptb/ptb.train.txt --valid ptb/ptb.valid.txt --test ptb/ptb.test.txt --vocab data/vocab.tsv --stats data/stats.json
-$R batchify --corpus ptb/ptb.train.txt --vocab data/vocab.tsv --batch-size 20 --out data/train.b20.npy
-for s in valid test; do $R batchify --corpus ptb/ptb.$s.txt --vocab data/vocab.tsv --batch-size 1 --out data/$s.b1.npy; done
-$R batchify --corpus ptb/ptb.test.txt --vocab data/vocab.tsv --batch-size 20 --out data/test.b20.npy
+$R download --corpus ptb --url "$MIRROR" --files ptb.train.txt ptb.valid.txt ptb.test.txt --out-dir ptb
+$R vocab --train ptb/train.txt --valid ptb/valid.txt --test ptb/test.txt --vocab data/vocab.tsv --stats data/stats.json
+$R batchify --corpus ptb/train.txt --vocab data/vocab.tsv --batch-size 20 --out data/train.b20.npy
+for s in valid test; do $R batchify --corpus ptb/$s.txt --vocab data/vocab.tsv --batch-size 1 --out data/$s.b1.npy; done
+$R batchify --corpus ptb/test.txt --vocab data/vocab.tsv --batch-size 20 --out data/test.b20.npy
 $R train --mode lstm --vocab data/vocab.tsv --train data/train.b20.npy --valid data/valid.b1.npy --out-dir run/lstm \
   --emsize 200 --nhid 200 --nlayers 2 --dropout 0 --no-tied --init-range 0.1 --lr 1 --clip 0.25 \
   --epochs 13 --bptt 20 --seed 1 --lr-schedule fixed --decay-after 4 --decay-factor 0.5 --threads 1 --log-interval 400
