@@ -25,7 +25,8 @@ def _download(args):
     download(source, args.out_dir, retries=args.retries)
 
 
-def _positive(text):
+def _count(text):
+    """An integer >= 1 (a count of attempts, words, occurrences)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not an integer >= 1")
@@ -63,7 +64,7 @@ def _add_download(sub):
                    help="expected digest (ALGO sha256 or sha1) of the archive, the file, or a "
                         "split (train, valid, test); none: the files are taken as they are")
     p.add_argument("--out-dir", type=Path, required=True, help="e.g. resources/NAME")
-    p.add_argument("--retries", type=_positive, default=3,
+    p.add_argument("--retries", type=_count, default=3,
                    help="attempts per file on network errors, 1 s, 2 s, 4 s ... apart")
     p.set_defaults(func=_download)
 
@@ -82,10 +83,10 @@ def _add_vocab(sub):
     p.add_argument("--test", type=Path, required=True)
     p.add_argument("--vocab", type=Path, required=True, help="output TSV: id, word, count")
     p.add_argument("--stats", type=Path, required=True, help="output JSON of corpus statistics")
-    p.add_argument("--max-size", type=_positive,
+    p.add_argument("--max-size", type=_count,
                    help="at most this many words, <eos> and <unk> included: the most frequent "
                         "(default: every word of the training split)")
-    p.add_argument("--min-count", type=_positive, default=1,
+    p.add_argument("--min-count", type=_count, default=1,
                    help="keep only words seen this often in the training split (default 1)")
     p.set_defaults(func=_vocab)
 
