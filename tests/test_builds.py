@@ -83,7 +83,7 @@ def test_uv_refuses_two_builds_at_once(tmp_path):
 
 def make_dry_run(*argv):
     env = {k: v for k, v in os.environ.items() if k not in ("GPU", "ARGS", "MAKEFLAGS")}
-    return subprocess.run(["make", "-n", *argv], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run(["make", "-n", "--no-print-directory", *argv], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=60)
 
 

@@ -124,12 +124,12 @@ def check_slurm_jobs(submitted, log, partitions):
 
 def test_results_through_either_profile_have_the_shape_of_a_local_run(runs):
     local = pd.read_csv(runs["local"][0] / TARGET)
-    assert list(local["mode"]) == ["lstm"] and local["test_ppl"].between(1, 30).all()
+    assert list(local["mode"]) == ["lstm"] and local["test_ppl_mean"].between(1, 30).all()
     for name in ("slurm", "cluster-generic"):
         table = pd.read_csv(runs[name][0] / TARGET)
         assert list(table.columns) == list(local.columns), name
         assert table[["experiment", "mode"]].equals(local[["experiment", "mode"]]), name
-        assert table["test_ppl"].between(1, 30).all(), name
+        assert table["test_ppl_mean"].between(1, 30).all(), name
 
 
 def test_slurm_profile_runs_every_job_as_a_slurm_job_with_the_rule_resources(runs):
