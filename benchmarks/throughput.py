@@ -1,24 +1,33 @@
-"""Tokens per second of the project's trainer and evaluation, against the tutorial's loop and GEMM.
+"""Tokens per second of the project's trainer and evaluation, against the tutorial's loop, PyTorch's
+example and GEMM.
 
     python benchmarks/throughput.py --mode MODE --experiment NAME --batches N [--threads T]
+        [--torch-python PYTHON]
 
 NAME is an experiment of config.yaml or a preset of workflow/presets/ (config.yaml wins). Prints
 one JSON line per measurement, ``what`` being:
 
 - ``train``: rnnlm.train's Run.step for N windows, in 5 chunks each synced at its end (as at
-  a log point), alternating with the reference's chunks;
+  a log point), alternating with the reference's and PyTorch's chunks;
 - ``eval``: rnnlm.step.split_loss, the evaluate stage's loop, over N windows of the valid split;
 - ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data
   (``--tutorial-block``: on the tutorial's own fused multi-layer block);
 - ``gemm``: the matrix products of N training windows alone, each shape timed through MXNet
   (the faster of nd.dot and FullyConnected): the speed limit the trainer is measured against.
-  Its ``x_reference`` is the ceiling: the trainer's ratio if all else took no time.
+  Its ``x_reference`` is the ceiling: the trainer's ratio if all else took no time;
+- ``pytorch``: benchmarks/pytorch_loop.py, PyTorch's word_language_model loop on the same sizes,
+  weights and arrays, in a worker process of PYTHON (default: this one; torch is no dependency of
+  the pipeline, see benchmarks/pytorch_line.py), adding ``eval_tokens_per_s``, its
+  ``torch.no_grad()`` evaluation over the eval line's windows. Without torch a note on stderr
+  says how to get it and the line is left out; a PyTorch model that does not show the trainer's
+  parameter count and first-window loss is refused (exit status 1).
 
 Each line has ``tokens_per_s``, ``gflops`` (by ``window_flops``), ``seconds`` and ``peak_rss_mb``
-(the process's peak so far); train adds ``x_reference`` and ``gemm_share``. Every measurement is
-the fastest of ``--repeats`` rounds run in turn, so a busy machine slows all of them alike.
-The arrays are PTB's, built by the data stages from the local mirror (timed: ``data_seconds``),
-else generated ones of PTB's shape. ``--write-readme`` puts the figures into benchmarks/README.md.
+(the process's peak so far); train adds ``x_reference``, ``gemm_share`` and ``x_pytorch``, eval
+``x_pytorch``. Every measurement is the fastest of ``--repeats`` rounds run in turn, so a busy
+machine slows all of them alike. The arrays are PTB's, built by the data stages from the local
+mirror (timed: ``data_seconds``), else generated ones of PTB's shape. ``--write-readme`` puts the
+figures into benchmarks/README.md.
 """
 
 import argparse
@@ -26,7 +35,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -35,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from figures import write_readme
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "benchmarks" / "README.md"
 SHARED_PTB = REPO.parent / "shared" / "data" / "ptb"
 PTB_TOKENS = {"train": 929_589, "valid": 73_760, "test": 82_430}  # with <eos>, as batchified
 PTB_VOCAB = 10_000
@@ -237,11 +245,12 @@ def timed(fn, *args):
 
 
 def measure(args):
-    """All four measurements, interleaved over ``args.repeats`` rounds; the best of each."""
+    """All measurements, interleaved over ``args.repeats`` rounds; the best of each. Also the
+    exit status: 1 if the PyTorch line was refused."""
     from rnnlm.model import ModelConfig
     from rnnlm.mx import mxnet as mx
     from rnnlm.mx import nd
-    from rnnlm.step import loss_graph, split_loss
+    from rnnlm.step import EVAL_WINDOW, loss_graph, split_loss
     from rnnlm.train import TrainConfig
 
     settings, config = experiment_settings(args.experiment, args.config, args.set)
@@ -263,47 +272,112 @@ def measure(args):
         train = nd.array(arrays["train"], dtype="float32", ctx=ctx)
         valid = nd.array(arrays["valid"], dtype="float32", ctx=ctx)
         ours = Trainer(model_config, train_config, ctx, train, valid, folder)
-        theirs = Reference(model_config, train_config, ctx, train, ours.model,
-                           train_config.max_norm(batch), args.tutorial_block)
+        sides = {"train": ours, "reference": Reference(
+            model_config, train_config, ctx, train, ours.model, train_config.max_norm(batch),
+            args.tutorial_block)}
+        torch, status = start_pytorch(args, ours, train_config, arrays, folder)
+        if torch:
+            sides["pytorch"] = torch
         rows = min(args.batches * bptt + 1, valid.shape[0])
-        eval_part = valid[:rows]
+        window = max(bptt, EVAL_WINDOW)  # split_loss's; PyTorch's loop gets the same
+        evals = {"eval": (split_loss, loss_graph(ours.model), [valid[:rows]], bptt)}
+        if torch:
+            evals["pytorch_eval"] = (torch.evaluate, rows, window)
         shapes = gemms(args.mode, model_config.emsize, model_config.nhid, model_config.nlayers,
                        vocab_size, batch, bptt)
-        eval_net = loss_graph(ours.model)
-        ours.steps(WARMUP), theirs.steps(WARMUP), split_loss(eval_net, [eval_part], bptt)
-        best = {"train": math.inf, "reference": math.inf, "eval": math.inf, "gemm": math.inf}
-        chunks = np.diff(np.linspace(0, args.batches, min(args.batches, 5) + 1).round()).astype(int)
-        for _ in range(args.repeats):
-            ours_s = theirs_s = 0.0
-            for n in chunks:  # alternate in chunks: both see the machine's load of the moment
-                ours_s += timed(ours.steps, n)[0]
-                theirs_s += timed(theirs.steps, n)[0]
-            best["train"], best["reference"] = min(best["train"], ours_s), min(
-                best["reference"], theirs_s)
-            best["eval"] = min(best["eval"], timed(split_loss, eval_net, [eval_part], bptt)[0])
-            best["gemm"] = min(best["gemm"], args.batches * gemm_seconds(shapes))
+        best = time_rounds(args, sides, evals, shapes)
         if args.profile:
             profile(ours, args.batches, args.profile)
+        if torch:
+            torch.close()
     sizes = (args.mode, model_config.emsize, model_config.nhid, model_config.nlayers, vocab_size)
-    train_tokens, eval_tokens = args.batches * bptt * batch, (rows - 1) * eval_batch
-    flops = {"train": args.batches * window_flops(*sizes, batch, bptt),
-             "eval": (rows - 1) / bptt * window_flops(*sizes, eval_batch, bptt, train=False)}
-    flops["reference"] = flops["train"]
-    flops["gemm"] = args.batches * sum(2 * m * k * n * c for m, k, n, c in shapes)
-    lines = []
-    for what in ("train", "eval", "reference", "gemm"):
-        tokens = eval_tokens if what == "eval" else train_tokens
-        lines.append({"what": what, "mode": args.mode, "experiment": args.experiment,
-                      "tokens_per_s": tokens / best[what],
-                      "gflops": flops[what] / best[what] / 1e9,
-                      "seconds": best[what], "peak_rss_mb": peak_rss_mb()})
-    lines[0].update(x_reference=best["reference"] / best["train"],
-                    gemm_share=lines[0]["gflops"] / lines[3]["gflops"],
-                    data_seconds=data_seconds, threads=args.threads, batches=args.batches,
+    lines = json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes)
+    lines[0].update(data_seconds=data_seconds, threads=args.threads, batches=args.batches,
                     data="ptb" if mirror else "generated", set=args.set)
     lines[2].update(block="fused" if args.tutorial_block else "stacked")
-    lines[3].update(x_reference=best["reference"] / best["gemm"])
-    return lines
+    if torch:
+        lines[-1].update(torch=torch.version, peak_rss_mb=torch.peak_rss_mb)
+    return lines, status
+
+
+def start_pytorch(args, ours, train_config, arrays, folder):
+    """The PyTorch loop on the trainer's initial weights and the same arrays, checked to compute
+    the trainer's function; or None and why on stderr, with the exit status."""
+    from pytorch_line import PyTorchLoop, Skipped
+
+    params = list(ours.model.collect_params().values())
+    np.savez(folder / "weights.npz", **{f"p{i}": p.data().asnumpy() for i, p in enumerate(params)})
+    paths = {split: str(folder / f"pytorch.{split}.npy") for split in ("train", "valid")}
+    for split, path in paths.items():
+        np.save(path, arrays[split])
+    setup = {"model": dataclasses.asdict(ours.model.config), "threads": args.threads,
+             "train": {"lr": train_config.lr, "bptt": train_config.bptt, "seed": train_config.seed,
+                       "max_norm": train_config.max_norm(arrays["train"].shape[1])},
+             "arrays": paths, "weights": str(folder / "weights.npz")}
+    try:
+        torch = PyTorchLoop(args.torch_python, setup)
+        torch.check(ours.model.param_count(), first_window_loss(ours.model, ours.run))
+    except Skipped as why:
+        print(f"throughput.py: {why}", file=sys.stderr)
+        return None, why.exit_code
+    return torch, 0
+
+
+def first_window_loss(model, run):
+    """The summed loss of ``run``'s first training window from ``model``'s weights, no dropout
+    (predict mode: outside autograd.record)."""
+    from rnnlm.step import loss_graph, window_loss
+
+    train = run.train[0]
+    state = [model.begin_state(train.shape[1], train.context)]
+    return float(window_loss(loss_graph(model), [train], state, *run.windows[0])[0].asscalar())
+
+
+def time_rounds(args, sides, evals, shapes):
+    """Seconds of each measurement, the fastest of ``args.repeats`` rounds. Within a round the
+    training loops alternate in chunks, so all see the machine's load of the moment."""
+    for side in sides.values():
+        side.steps(WARMUP)
+    for fn, *fn_args in evals.values():
+        fn(*fn_args)
+    best = dict.fromkeys([*sides, *evals, "gemm"], math.inf)
+    chunks = np.diff(np.linspace(0, args.batches, min(args.batches, 5) + 1).round()).astype(int)
+    for _ in range(args.repeats):
+        seconds = dict.fromkeys(sides, 0.0)
+        for n in chunks:
+            for what, side in sides.items():
+                seconds[what] += timed(side.steps, n)[0]
+        for what, (fn, *fn_args) in evals.items():
+            seconds[what] = timed(fn, *fn_args)[0]
+        seconds["gemm"] = args.batches * gemm_seconds(shapes)
+        best = {what: min(best[what], seconds[what]) for what in best}
+    return best
+
+
+def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
+    """train, eval, reference, gemm and (if measured) pytorch, with their ratios."""
+    train_tokens, eval_tokens = args.batches * bptt * batch, (rows - 1) * eval_batch
+    flops = {"train": args.batches * window_flops(*sizes, batch, bptt),
+             "eval": (rows - 1) / bptt * window_flops(*sizes, eval_batch, bptt, train=False),
+             "gemm": args.batches * sum(2 * m * k * n * c for m, k, n, c in shapes)}
+    flops["reference"] = flops["pytorch"] = flops["train"]
+    lines = {}
+    for what in ("train", "eval", "reference", "gemm", "pytorch"):
+        if what in best:
+            tokens = eval_tokens if what == "eval" else train_tokens
+            lines[what] = {"what": what, "mode": args.mode, "experiment": args.experiment,
+                           "tokens_per_s": tokens / best[what],
+                           "gflops": flops[what] / best[what] / 1e9,
+                           "seconds": best[what], "peak_rss_mb": peak_rss_mb()}
+    lines["train"].update(x_reference=best["reference"] / best["train"],
+                          gemm_share=lines["train"]["gflops"] / lines["gemm"]["gflops"])
+    lines["gemm"].update(x_reference=best["reference"] / best["gemm"])
+    if "pytorch" in best:
+        lines["train"].update(x_pytorch=best["pytorch"] / best["train"])
+        lines["eval"].update(x_pytorch=best["pytorch_eval"] / best["eval"])
+        lines["pytorch"].update(eval_tokens_per_s=eval_tokens / best["pytorch_eval"],
+                                eval_seconds=best["pytorch_eval"])
+    return list(lines.values())
 
 
 def profile(trainer, batches, path):
@@ -316,43 +390,6 @@ def profile(trainer, batches, path):
     trainer.steps(batches)
     mx.profiler.set_state("stop")
     path.write_text(f"{batches} windows of the trainer\n" + mx.profiler.dumps(reset=True))
-
-
-# --- README ----------------------------------------------------------------------------------
-
-BEGIN, END = "<!-- figures:begin", "<!-- figures:end -->"
-COLUMNS = ("experiment", "mode", "threads", "train tok/s", "reference tok/s", "x reference",
-           "GEMM x reference", "eval tok/s", "GEMM GFLOP/s", "train GFLOP/s", "GEMM share",
-           "peak RSS MB", "data s", "load avg")
-
-
-def table_row(lines, load):
-    train, ev, ref, gemm = lines
-    data = "-" if train["data_seconds"] is None else f"{train['data_seconds']:.1f}"
-    label = [train["experiment"], *train["set"]] + (["tutorial-block"] if ref["block"] == "fused"
-                                                      else [])
-    return [" ".join(label), train["mode"], str(train["threads"]),
-            f"{train['tokens_per_s']:,.0f}", f"{ref['tokens_per_s']:,.0f}",
-            f"{train['x_reference']:.2f}", f"{gemm['x_reference']:.2f}",
-            f"{ev['tokens_per_s']:,.0f}",
-            f"{gemm['gflops']:.1f}", f"{train['gflops']:.1f}", f"{100 * train['gemm_share']:.0f}%",
-            f"{train['peak_rss_mb']:,.0f}", data, load]
-
-
-def write_readme(lines, load, path=README):
-    """Replace this (experiment, mode)'s row of the marked table; rows live in its JSON comment."""
-    text = path.read_text()
-    head, rest = text.split(BEGIN, 1)
-    block, tail = rest.split(END, 1)
-    rows = json.loads(block.split("\n", 1)[0].strip().removesuffix("-->") or "[]")
-    row = table_row(lines, load)
-    rows = sorted([r for r in rows if r[:2] != row[:2]] + [row], key=lambda r: (r[0], r[1]))
-    table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    table += ["| " + " | ".join(r) + " |" for r in rows]
-    stamp = (f"Last row written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs.")
-    path.write_text(f"{head}{BEGIN} {json.dumps(rows)} -->\n" + "\n".join(table)
-                    + f"\n\n{stamp}\n{END}{tail}")
 
 
 def parse_args(argv=None):
@@ -371,6 +408,8 @@ def parse_args(argv=None):
     p.add_argument("--synthetic", action="store_true", help="generated arrays even if PTB is here")
     p.add_argument("--profile", type=Path, metavar="FILE",
                    help="also write MXNet's per-operator times over N trainer windows to FILE")
+    p.add_argument("--torch-python", default=sys.executable, metavar="PYTHON",
+                   help="a Python with torch, for the PyTorch line (default: this one)")
     p.add_argument("--write-readme", action="store_true",
                    help="put this run's row into benchmarks/README.md's table")
     args = p.parse_args(argv)
@@ -386,12 +425,13 @@ def main(argv=None):
     from rnnlm.cli import _use_threads  # the pipeline's thread settings, before mxnet loads
 
     _use_threads(args.threads)
-    lines = measure(args)
+    lines, status = measure(args)
     for line in lines:
         print(json.dumps(line), flush=True)
-    if args.write_readme:
+    if args.write_readme and status == 0:
         write_readme(lines, " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
