@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnnlm import step
 from rnnlm.checkpoint import Checkpoint
 from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import mxnet as mx
@@ -76,11 +77,15 @@ def fake_worker(tmp_path, setup_reply):
     return str(path)
 
 
+@pytest.mark.parametrize("rate", ["host", "device"])
 @pytest.mark.parametrize("fused", [False, True], ids=["stacked", "tutorial-block"])
 @pytest.mark.parametrize("mode", MODES)
-def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, mode, fused):
+def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, monkeypatch, mode, fused, rate):
     """Same weights and windows, dropout 0, a clip that bites: the same losses and weights,
-    whether the reference stacks one-layer blocks or runs the tutorial's fused one."""
+    whether the reference stacks one-layer blocks or runs the tutorial's fused one, and whether
+    the clip factor is read on the host (the CPU's update) or stays on the device (a GPU's)."""
+    if rate == "device":
+        monkeypatch.setattr(step, "HOST_RATE_DEVICES", ())
     rng = np.random.default_rng(0)
     data = nd.array(rng.integers(0, 30, size=(40, 6)), dtype="float32")
     config = ModelConfig(mode, 30, emsize=12, nhid=12, nlayers=2, dropout=0.0, init_range=0.3)
