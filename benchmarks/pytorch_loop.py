@@ -18,7 +18,7 @@ one JSON request per line on stdin and answers one JSON line on stdout.
 
 and ends at the end of its input. ``setup`` loads the (steps, batch) id arrays from .npy files
 and the weights from an .npz of arrays ``p0, p1, ...`` in the order of the model's
-``parameters()`` (the same as rnnlm's ``collect_params()``); ``first_loss`` is the summed loss of
+``parameters()`` (the same as rnnlm's ``RNNModel.arrays()``); ``first_loss`` is the summed loss of
 the first training window from those weights with dropout off, for throughput.py's check that
 both models compute the same function.
 """

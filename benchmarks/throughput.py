@@ -305,8 +305,8 @@ def start_pytorch(args, ours, train_config, arrays, folder):
     the trainer's function; or None and why on stderr, with the exit status."""
     from pytorch_line import PyTorchLoop, Skipped
 
-    params = list(ours.model.collect_params().values())
-    np.savez(folder / "weights.npz", **{f"p{i}": p.data().asnumpy() for i, p in enumerate(params)})
+    weights = ours.model.arrays().values()
+    np.savez(folder / "weights.npz", **{f"p{i}": w.asnumpy() for i, w in enumerate(weights)})
     paths = {split: str(folder / f"pytorch.{split}.npy") for split in ("train", "valid")}
     for split, path in paths.items():
         np.save(path, arrays[split])
