@@ -171,7 +171,7 @@ class Trainer:
         from rnnlm.train import Run
 
         mx.random.seed(train_config.seed)
-        self.model = RNNModel(model_config)
+        self.model = RNNModel(model_config, sparse_grad=True)  # as rnnlm.train's on the CPU
         self.model.initialize_weights([ctx])
         self.model.hybridize(static_alloc=True, static_shape=True)
         self.run = Run(train_config, self.model, [ctx], [train], [valid],

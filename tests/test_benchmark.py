@@ -77,22 +77,28 @@ def fake_worker(tmp_path, setup_reply):
     return str(path)
 
 
-@pytest.mark.parametrize("rate", ["host", "device"])
+@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize("update", ["cpu", "gpu"])
 @pytest.mark.parametrize("fused", [False, True], ids=["stacked", "tutorial-block"])
 @pytest.mark.parametrize("mode", MODES)
-def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, monkeypatch, mode, fused, rate):
+def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, monkeypatch, mode, fused, update,
+                                                      tied):
     """Same weights and windows, dropout 0, a clip that bites: the same losses and weights,
-    whether the reference stacks one-layer blocks or runs the tutorial's fused one, and whether
-    the clip factor is read on the host (the CPU's update) or stays on the device (a GPU's)."""
-    if rate == "device":
+    whether the reference stacks one-layer blocks or runs the tutorial's fused one, and along
+    both update paths: the CPU's (the clip factor read on the host; an untied embedding's
+    gradient row_sparse) and a GPU's (the factor left on the device, dense gradients)."""
+    if update == "gpu":
         monkeypatch.setattr(step, "HOST_RATE_DEVICES", ())
     rng = np.random.default_rng(0)
     data = nd.array(rng.integers(0, 30, size=(40, 6)), dtype="float32")
-    config = ModelConfig(mode, 30, emsize=12, nhid=12, nlayers=2, dropout=0.0, init_range=0.3)
+    config = ModelConfig(mode, 30, emsize=12, nhid=12, nlayers=2, dropout=0.0, init_range=0.3,
+                         tied=tied)
     train = TrainConfig(lr=0.5, clip=0.02, bptt=5)
     mx.random.seed(3)
-    ours = RNNModel(config)
+    ours = RNNModel(config, sparse_grad=update == "cpu")
     ours.initialize_weights([mx.cpu()])
+    assert ours.embedding.weight.grad().stype == ("row_sparse" if update == "cpu" and not tied
+                                                  else "default")
     ours.hybridize(static_alloc=True, static_shape=True)
     theirs = reference.TutorialModel(config, fused=fused)
     theirs.initialize(ctx=mx.cpu())

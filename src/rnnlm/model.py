@@ -147,14 +147,21 @@ class RecurrentStack(gluon.HybridBlock):
 
 
 class RNNModel(gluon.HybridBlock):
-    """The language model: ``model(ids (T, B), state) -> (logits (T, B, vocab), new state)``."""
+    """The language model: ``model(ids (T, B), state) -> (logits (T, B, vocab), new state)``.
 
-    def __init__(self, config, **kwargs):
+    ``sparse_grad``: an untied embedding's gradient holds only the rows a window touched
+    (row_sparse; a window reads at most bptt x batch of vocab rows), so the update and the norm
+    skip the others. The training stage asks for it on the CPU only, where reading its row count
+    costs no wait. A tied matrix's gradient is dense anyway (the decoder's part).
+    """
+
+    def __init__(self, config, sparse_grad=False, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         c = config
         with self.name_scope():
-            self.embedding = gluon.nn.Embedding(c.vocab_size, c.emsize)
+            self.embedding = gluon.nn.Embedding(c.vocab_size, c.emsize,
+                                                sparse_grad=sparse_grad and not c.tied)
             self.drop = gluon.nn.Dropout(c.dropout)
             self.rnn = RecurrentStack(c.mode, c.nlayers, c.emsize, c.nhid, c.dropout)
             # Tied: built on the embedding's parameter dict, so "weight" is the embedding matrix.
