@@ -33,12 +33,13 @@ class Refused(Skipped):
 
 
 class PyTorchLoop:
-    """The worker process, set up on ``weights`` (an .npz) and the .npy ``arrays``."""
+    """The worker process of ``python`` (environment ``env``, default this one's), set up as
+    ``setup`` says (the worker's docstring)."""
 
-    def __init__(self, python, setup):
+    def __init__(self, python, setup, env=None):
         try:
             self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, text=True)
+                                         stdout=subprocess.PIPE, text=True, env=env)
         except OSError as err:
             raise Skipped(f"no PyTorch line: --torch-python {python}: {err.strerror}; "
                           f"{GET_TORCH}") from None

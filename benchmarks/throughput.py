@@ -315,7 +315,7 @@ def start_pytorch(args, ours, train_config, arrays, folder):
                        "max_norm": train_config.max_norm(arrays["train"].shape[1])},
              "arrays": paths, "weights": str(folder / "weights.npz")}
     try:
-        torch = PyTorchLoop(args.torch_python, setup)
+        torch = PyTorchLoop(args.torch_python, setup, args.torch_env)
         torch.check(ours.model.param_count(), first_window_loss(ours.model, ours.run))
     except Skipped as why:
         print(f"throughput.py: {why}", file=sys.stderr)
@@ -417,6 +417,7 @@ def parse_args(argv=None):
         p.error("--batches and --repeats must be at least 1")
     if args.threads is None:
         args.threads = (yaml.safe_load(args.config.read_text()) or {}).get("threads", 2)
+    args.torch_env = dict(os.environ)  # PyTorch runs as its users run it, without our settings
     return args
 
 
