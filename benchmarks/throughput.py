@@ -44,114 +44,20 @@ from pathlib import Path
 import numpy as np
 import yaml
 from figures import write_readme
+from opprofile import profile
+from workload import (
+    GATES,
+    PTB_VOCAB,
+    REPO,
+    experiment_settings,
+    gemms,
+    generated_arrays,
+    local_mirror,
+    ptb_arrays,
+    window_flops,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_PTB = REPO.parent / "shared" / "data" / "ptb"
-PTB_TOKENS = {"train": 929_589, "valid": 73_760, "test": 82_430}  # with <eos>, as batchified
-PTB_VOCAB = 10_000
-GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
-SOFTMAX_FORWARD, SOFTMAX_BACKWARD = 4, 2  # per logit: max, subtract, exp, sum; p - onehot, scale
 WARMUP = 3  # windows before timing: shapes bound, memory planned, caches warm
-
-
-def gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
-    """The matrix products of one window as (m, k, n, calls): C (m x n) = A (m x k) B (k x n).
-
-    Forward: the decoder, and per layer the input projection of all rows at once and the
-    recurrent product once per step. Backward: each y = x W adds dx = dy W' and dW = x' dy.
-    """
-    rows, gates = batch * bptt, GATES[mode] * nhid
-    forward = [(rows, nhid, vocab, 1)]
-    for layer in range(nlayers):
-        forward += [(rows, emsize if layer == 0 else nhid, gates, 1), (batch, nhid, gates, bptt)]
-    if not train:
-        return forward
-    return (forward + [(m, n, k, c) for m, k, n, c in forward]
-            + [(k, m, n, c) for m, k, n, c in forward])
-
-
-def window_flops(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
-    """Floating-point operations of one window (forward, and backward when ``train``).
-
-    Matrix products 2mkn; biases one add per output (and one per gradient entry backward);
-    softmax cross-entropy SOFTMAX_FORWARD per logit forward, SOFTMAX_BACKWARD backward; the
-    embedding is a gather forward (0) and a scatter-add backward (one add per value). The gates'
-    elementwise nonlinearities are not counted (under 1% at these sizes).
-    """
-    rows, gates = batch * bptt, GATES[mode] * nhid
-    products = sum(2 * m * k * n * c for m, k, n, c in
-                   gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train))
-    biases = rows * vocab + nlayers * 2 * rows * gates  # decoder; i2h and h2h per layer
-    softmax = rows * vocab * SOFTMAX_FORWARD
-    if train:
-        biases *= 2
-        softmax += rows * vocab * SOFTMAX_BACKWARD
-    embedding = rows * emsize if train else 0
-    return products + biases + softmax + embedding
-
-
-# --- settings and data -----------------------------------------------------------------------
-
-
-def experiment_settings(name, config_path, overrides=()):
-    """Hyperparameters of experiment ``name``: config.yaml, else a preset, with schema defaults;
-    then ``overrides``, KEY=VALUE strings read as YAML (``bptt=35``)."""
-    config = yaml.safe_load(Path(config_path).read_text()) or {}
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    keys = schema["properties"]["experiments"]["additionalProperties"]["properties"]
-    defaults = {k: v["default"] for k, v in keys.items() if "default" in v}
-    found = (config.get("experiments") or {}).get(name)
-    preset = REPO / "workflow" / "presets" / f"{name}.yaml"
-    if found is None and preset.is_file():
-        found = yaml.safe_load(preset.read_text())
-    if found is None:
-        presets = sorted(p.stem for p in (REPO / "workflow" / "presets").glob("*.yaml"))
-        sys.exit(f"throughput.py: no experiment {name!r} in {config_path} or workflow/presets; "
-                 f"choose one of {', '.join([*config.get('experiments', {}), *presets])}")
-    settings = {**defaults, **{k: v for k, v in found.items() if k in keys}}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key not in settings:
-            sys.exit(f"throughput.py: --set {item}: no such setting; choose one of "
-                     f"{', '.join(settings)}")
-        settings[key] = yaml.safe_load(value)
-    return settings, config
-
-
-def local_mirror(config):
-    """A folder holding ptb.{train,valid,test}.txt: config's data.url if local, else the shared
-    copy beside the repo; None when neither is there."""
-    from rnnlm.data import split_filename
-
-    url = str((config.get("data") or {}).get("url", ""))
-    for candidate in (url.removeprefix("file://"), SHARED_PTB):
-        folder = Path(candidate) if candidate else None
-        if folder and all((folder / split_filename(s)).is_file() for s in PTB_TOKENS):
-            return folder
-    return None
-
-
-def ptb_arrays(mirror, config, batch, eval_batch, folder):
-    """The data stages on the local mirror: download (copy, verify), vocab, batchify; timed."""
-    from rnnlm.batchify import batchify_file
-    from rnnlm.data import download
-    from rnnlm.vocab import build_vocab_files, read_vocab
-
-    start = time.perf_counter()
-    texts = download(str(mirror), folder / "ptb", sha256=(config.get("data") or {}).get("sha256"))
-    build_vocab_files(*texts, folder / "vocab.tsv", folder / "stats.json")
-    arrays = {split: batchify_file(text, folder / "vocab.tsv", size, folder / f"{split}.npy")
-              for split, text, size in zip(PTB_TOKENS, texts, (batch, eval_batch, eval_batch),
-                                           strict=True)}
-    return arrays, len(read_vocab(folder / "vocab.tsv")), time.perf_counter() - start
-
-
-def generated_arrays(batch, eval_batch, seed=0):
-    """Random ids in arrays of the shapes PTB's would have."""
-    rng = np.random.default_rng(seed)
-    return {split: rng.integers(0, PTB_VOCAB, size=(tokens // size, size), dtype=np.int32)
-            for (split, tokens), size in zip(PTB_TOKENS.items(), (batch, eval_batch, eval_batch),
-                                             strict=True)}
 
 
 # --- measurements ----------------------------------------------------------------------------
@@ -380,18 +286,6 @@ def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
     return list(lines.values())
 
 
-def profile(trainer, batches, path):
-    """MXNet's per-operator time over ``batches`` trainer windows, as its aggregate table."""
-    from rnnlm.mx import mxnet as mx
-
-    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
-                           filename=str(path.with_suffix(".trace.json")))
-    mx.profiler.set_state("run")
-    trainer.steps(batches)
-    mx.profiler.set_state("stop")
-    path.write_text(f"{batches} windows of the trainer\n" + mx.profiler.dumps(reset=True))
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mode", required=True, choices=tuple(GATES))
@@ -407,7 +301,8 @@ def parse_args(argv=None):
                    help="time the reference on the tutorial's fused multi-layer block")
     p.add_argument("--synthetic", action="store_true", help="generated arrays even if PTB is here")
     p.add_argument("--profile", type=Path, metavar="FILE",
-                   help="also write MXNet's per-operator times over N trainer windows to FILE")
+                   help="also write MXNet's per-operator times over N trainer windows to FILE "
+                        "(bulk execution off, so that each operator is named)")
     p.add_argument("--torch-python", default=sys.executable, metavar="PYTHON",
                    help="a Python with torch, for the PyTorch line (default: this one)")
     p.add_argument("--write-readme", action="store_true",
@@ -423,6 +318,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.profile:  # no effect on NaiveEngine's speed; the profile then names every operator
+        os.environ["MXNET_EXEC_BULK_EXEC_TRAIN"] = "0"
     from rnnlm.cli import _use_threads  # the pipeline's thread settings, before mxnet loads
 
     _use_threads(args.threads)

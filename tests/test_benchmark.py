@@ -29,9 +29,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import figures  # noqa: E402
+import opprofile  # noqa: E402
 import pytorch_line  # noqa: E402
 import reference  # noqa: E402
 import throughput  # noqa: E402
+import workload  # noqa: E402
 
 KEYS = {"what", "mode", "experiment", "tokens_per_s", "gflops", "seconds", "peak_rss_mb"}
 TINY = ("experiments:\n  tiny: {emsize: 8, nhid: 8, nlayers: 1, batch_size: 4,"
@@ -116,12 +118,12 @@ def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, monkeypatch, mod
 def test_flops_of_a_window_by_hand():
     # rnn_tanh, 1 layer, E = H = 2, V = 10, B = 3, T = 1: products 3x2x10, 3x2x2, 3x2x2
     forward = 2 * (3 * 2 * 10 + 3 * 2 * 2 + 3 * 2 * 2) + 3 * 10 + 2 * 3 * 2 + 4 * 3 * 10
-    assert throughput.window_flops("rnn_tanh", 2, 2, 1, 10, 3, 1, train=False) == forward
+    assert workload.window_flops("rnn_tanh", 2, 2, 1, 10, 3, 1, train=False) == forward
     backward = 2 * 2 * (3 * 2 * 10 + 3 * 2 * 2 + 3 * 2 * 2) + 3 * 10 + 2 * 3 * 2 + 2 * 3 * 10
-    assert throughput.window_flops("rnn_tanh", 2, 2, 1, 10, 3, 1) == forward + backward + 3 * 2
+    assert workload.window_flops("rnn_tanh", 2, 2, 1, 10, 3, 1) == forward + backward + 3 * 2
     # an LSTM's layer is 4 gates wide: 6 more columns in its two products (each run forward and
     # twice backward) and in its two biases (forward and backward)
-    extra = throughput.window_flops("lstm", 2, 2, 1, 10, 3, 1) - throughput.window_flops(
+    extra = workload.window_flops("lstm", 2, 2, 1, 10, 3, 1) - workload.window_flops(
         "rnn_tanh", 2, 2, 1, 10, 3, 1)
     assert extra == 3 * 2 * (3 * 2 * 6 + 3 * 2 * 6) + 2 * 2 * 3 * 6
 
@@ -163,7 +165,7 @@ def test_a_pytorch_model_of_another_function_is_refused(tmp_path, wrong):
     same weights, gets no line: the script says why and exits 1."""
     fake = {"params": 1, "first_loss": 1.0}
     if wrong == "first_loss":  # the right count, so only the loss is left to differ
-        config = throughput.experiment_settings("tiny", _write(tmp_path, TINY))[0]
+        config = workload.experiment_settings("tiny", _write(tmp_path, TINY))[0]
         fake["params"] = _param_count("gru", config)
     lines, out = throughput_script(tmp_path, "--torch-python", fake_worker(tmp_path, fake),
                                    check=False)
@@ -193,7 +195,7 @@ def _param_count(mode, settings):
     from rnnlm.mx import mxnet as mx
 
     fields = {k: settings[k] for k in ("emsize", "nhid", "nlayers", "dropout", "tied")}
-    model = RNNModel(ModelConfig(mode, throughput.PTB_VOCAB, **fields))
+    model = RNNModel(ModelConfig(mode, workload.PTB_VOCAB, **fields))
     model.initialize_weights([mx.cpu()])
     return model.param_count()
 
@@ -251,3 +253,18 @@ def test_pytorch_trains_the_trainer_function(tmp_path, mode, tied):
     np.testing.assert_allclose(worker.steps(len(run.windows)),
                                [loss.asscalar() for loss, _, _ in fast], rtol=1e-4)
     worker.close()
+
+
+def test_the_profile_counts_each_call_once():
+    """MXNet traces a call twice (overlapping B/E pairs); consecutive calls are separate."""
+    def call(name, start, end):
+        return [{"cat": "operator", "name": name, "ph": "B", "ts": start, "tid": 1},
+                {"cat": "operator", "name": name, "ph": "E", "ts": end, "tid": 1}]
+
+    events = (call("sgd_update", 0, 8) + call("sgd_update", 0, 10)  # one call, traced twice
+              + call("sgd_update", 12, 20) + call("sgd_update", 12, 21)  # the next call
+              + call("FullyConnected", 30, 1030) + [{"cat": "memory", "ph": "B", "name": "x"}])
+    assert [(n, s) for n, s, _ in opprofile.calls(events)] == [
+        ("sgd_update", 0), ("sgd_update", 12), ("FullyConnected", 30)]
+    table = opprofile.median_table(events, windows=2)
+    assert table.splitlines()[1].split() == ["FullyConnected", "0.500", "1.000", "0.5"]
