@@ -39,14 +39,14 @@ def table_row(lines, load):
 
 
 def write_readme(lines, load, path=README):
-    """Replace this (experiment, mode)'s row of the marked table."""
+    """Replace this (experiment, mode, threads)'s row of the marked table."""
     text = path.read_text()
     head, rest = text.split(BEGIN, 1)
     block, tail = rest.split(END, 1)
     rows = json.loads(block.split("\n", 1)[0].strip().removesuffix("-->") or "[]")
     row = table_row(lines, load)
-    rows = [r for r in rows if r[:2] != row[:2] and len(r) == len(COLUMNS)] + [row]
-    rows.sort(key=lambda r: (r[0], r[1]))
+    rows = [r for r in rows if r[:3] != row[:3] and len(r) == len(COLUMNS)] + [row]
+    rows.sort(key=lambda r: (r[0], r[1], int(r[2])))
     table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     table += ["| " + " | ".join(r) + " |" for r in rows]
     stamp = (f"Last row written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "

@@ -213,11 +213,15 @@ def test_the_readme_row_has_the_pytorch_columns_or_dashes(tmp_path):
              {"what": "pytorch", "tokens_per_s": 7500.0, "eval_tokens_per_s": 25000.0}]
     figures.write_readme(lines, "1.0 1.0 1.0", readme)
     figures.write_readme(lines[:4], "1.0 1.0 1.0", readme)  # the same row, without PyTorch
+    lines[0]["threads"] = 1
+    figures.write_readme(lines, "1.0 1.0 1.0", readme)  # another row: another thread count
     text = readme.read_text()
     assert text.startswith("head\n") and text.endswith("tail\n") and "old" not in text
-    header, _, row = text.split("\n")[2:5]
-    assert header.count("|") == row.count("|") == len(figures.COLUMNS) + 1
-    assert "| e | lstm | 2 | 9,000 | - | - | 6,000 | 1.50 | 3.90 | 40,000 | - | - |" in row
+    header, _, one, two = text.split("\n")[2:6]
+    assert header.count("|") == two.count("|") == len(figures.COLUMNS) + 1
+    assert ("| e | lstm | 1 | 9,000 | 7,500 | 1.20 | 6,000 | 1.50 | 3.90 | 40,000 | 25,000 | 1.60"
+            in one)
+    assert "| e | lstm | 2 | 9,000 | - | - | 6,000 | 1.50 | 3.90 | 40,000 | - | - |" in two
 
 
 needs_torch = pytest.mark.skipif(torch_python() is None, reason="no Python with torch here")
