@@ -1,14 +1,15 @@
 """throughput.py's ``--profile``: where a trainer window goes, operator by operator.
 
 MXNet's aggregate table sums and averages each operator's calls, so on a busy machine a few
-preempted calls inflate it; the table written first here takes each operator's median call
-instead, times its calls per window. MXNet 1.9.1 traces most calls twice (the same operator and
-thread, overlapping in time; calls of an operator never overlap): the second is dropped.
+preempted calls inflate it; the table written first here gives each operator's median time per
+window instead (the windows told apart by an operator called once in each, such as Embedding).
+MXNet 1.9.1 traces most calls twice (the same operator and thread, overlapping in time; calls of
+an operator never overlap): the second is dropped.
 """
 
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 
 def calls(trace_events):
@@ -33,14 +34,19 @@ def calls(trace_events):
 
 
 def median_table(trace_events, windows):
-    """Per operator: median ms per call, calls per window, and their product, largest first."""
-    durations = defaultdict(list)
-    for name, _, duration in calls(trace_events):
-        durations[name].append(duration / 1000)
-    rows = sorted(((statistics.median(d) * len(d) / windows, statistics.median(d),
-                    len(d) / windows, name) for name, d in durations.items()), reverse=True)
-    lines = [f"{'operator':40s} {'ms/window':>10s} {'ms/call':>9s} {'calls':>6s}"]
-    lines += [f"{name[:40]:40s} {total:10.3f} {per:9.3f} {n:6.1f}" for total, per, n, name in rows]
+    """Per operator: median ms per window, calls per window, largest first. A window runs from
+    one call of the first operator called once per window to the next."""
+    traced = calls(trace_events)
+    counts = Counter(name for name, _, _ in traced)
+    marker = next((name for name, _, _ in traced if counts[name] == windows), None)
+    per_window, window = defaultdict(lambda: [0.0] * windows), -1
+    for name, _, duration in traced:
+        window += name == marker
+        per_window[name][min(max(window, 0), windows - 1)] += duration / 1000
+    rows = sorted(((statistics.median(t), counts[n] / windows, n) for n, t in per_window.items()),
+                  reverse=True)
+    lines = [f"{'operator':40s} {'ms/window':>10s} {'calls':>6s}"]
+    lines += [f"{name[:40]:40s} {ms:10.3f} {n:6.1f}" for ms, n, name in rows]
     lines.append(f"{'sum of medians':40s} {sum(r[0] for r in rows):10.3f}")
     return "\n".join(lines) + "\n"
 
@@ -57,5 +63,5 @@ def profile(trainer, batches, path):
     aggregate = mx.profiler.dumps(reset=True)
     mx.profiler.dump()
     events = json.loads(trace.read_text())["traceEvents"]
-    path.write_text(f"{batches} windows of the trainer; median call per operator\n"
+    path.write_text(f"{batches} windows of the trainer; per operator, its median over them\n"
                     + median_table(events, batches) + "\nMXNet's aggregate table\n" + aggregate)

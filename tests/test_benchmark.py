@@ -270,5 +270,13 @@ def test_the_profile_counts_each_call_once():
               + call("FullyConnected", 30, 1030) + [{"cat": "memory", "ph": "B", "name": "x"}])
     assert [(n, s) for n, s, _ in opprofile.calls(events)] == [
         ("sgd_update", 0), ("sgd_update", 12), ("FullyConnected", 30)]
-    table = opprofile.median_table(events, windows=2)
-    assert table.splitlines()[1].split() == ["FullyConnected", "0.500", "1.000", "0.5"]
+    # three windows, each one FullyConnected (3, 1, 2 ms) then two sgd_update calls
+    events = []
+    for w, ms in enumerate((3, 1, 2)):
+        t = 10_000 * w
+        events += call("FullyConnected", t, t + 1000 * ms) + call("sgd_update", t + 5000, t + 5100)
+        events += call("sgd_update", t + 5200, t + 5300)
+    table = opprofile.median_table(events, windows=3)
+    assert [line.split() for line in table.splitlines()[1:]] == [
+        ["FullyConnected", "2.000", "1.0"], ["sgd_update", "0.200", "2.0"],
+        ["sum", "of", "medians", "2.200"]]
