@@ -219,7 +219,7 @@ class RNNModel(gluon.HybridBlock):
         arrays = self.arrays()
         if self.config.tied:  # as Gluon does, a shared matrix under both names
             arrays["decoder.weight"] = arrays["embedding.weight"]
-        nd.save(filename, {k: v.copyto(mx.cpu()) for k, v in arrays.items()})
+        nd.save(str(filename), {k: v.copyto(mx.cpu()) for k, v in arrays.items()})
 
     def load_parameters(self, filename, ctx=None):
         """A file of save_parameters (or of gluon.rnn layers: the same names) onto ``ctx``."""
