@@ -78,7 +78,11 @@ def load_array(path, vocab_size, ctxs):
 
 
 def check_threads(requested):
-    """Log the CPU threads MXNet really uses; warn when --threads came too late to count."""
+    """Log the CPU threads MXNet really uses; warn when --threads came too late to count.
+
+    Also starts MXNet's engine, which logs its name when it starts: now, not at exit after a
+    stage's one-line error when no operator ran before it."""
+    nd.waitall()
     used = omp_threads()
     if requested and used is not None and used != requested:
         log.warning("MXNet runs %d CPU threads, not the %d asked for: mxnet was loaded in this "
