@@ -192,8 +192,6 @@ def _write(tmp_path, text):
 
 
 def _param_count(mode, settings):
-    from rnnlm.mx import mxnet as mx
-
     fields = {k: settings[k] for k in ("emsize", "nhid", "nlayers", "dropout", "tied")}
     model = RNNModel(ModelConfig(mode, workload.PTB_VOCAB, **fields))
     model.initialize_weights([mx.cpu()])
