@@ -47,12 +47,13 @@ class TutorialModel(gluon.Block):
 
 
 def copy_weights(source, target):
-    """Give ``target`` the values of ``source``'s parameters (same order, same shapes)."""
-    pairs = zip(source.collect_params().values(), target.collect_params().values(), strict=True)
-    for ours, theirs in pairs:
+    """Give ``target`` the values of ``source`` (an rnnlm RNNModel), array by array in the order of
+    ``source.arrays()``, the same as Gluon's layers hold them."""
+    pairs = zip(source.arrays().items(), target.collect_params().values(), strict=True)
+    for (name, ours), theirs in pairs:
         if ours.shape != theirs.shape:
-            raise ValueError(f"{ours.name} {ours.shape} != {theirs.name} {theirs.shape}")
-        theirs.set_data(ours.data())
+            raise ValueError(f"{name} {ours.shape} != {theirs.name} {theirs.shape}")
+        theirs.set_data(ours)
 
 
 class ReferenceLoop:

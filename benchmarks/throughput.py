@@ -1,24 +1,33 @@
-"""Tokens per second of the project's trainer and evaluation, against the tutorial's loop and GEMM.
+"""Tokens per second of the project's trainer and evaluation, against the tutorial's loop, PyTorch's
+example and GEMM.
 
     python benchmarks/throughput.py --mode MODE --experiment NAME --batches N [--threads T]
+        [--torch-python PYTHON]
 
 NAME is an experiment of config.yaml or a preset of workflow/presets/ (config.yaml wins). Prints
 one JSON line per measurement, ``what`` being:
 
 - ``train``: rnnlm.train's Run.step for N windows, in 5 chunks each synced at its end (as at
-  a log point), alternating with the reference's chunks;
+  a log point), alternating with the reference's and PyTorch's chunks;
 - ``eval``: rnnlm.step.split_loss, the evaluate stage's loop, over N windows of the valid split;
 - ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data
   (``--tutorial-block``: on the tutorial's own fused multi-layer block);
 - ``gemm``: the matrix products of N training windows alone, each shape timed through MXNet
   (the faster of nd.dot and FullyConnected): the speed limit the trainer is measured against.
-  Its ``x_reference`` is the ceiling: the trainer's ratio if all else took no time.
+  Its ``x_reference`` is the ceiling: the trainer's ratio if all else took no time;
+- ``pytorch``: benchmarks/pytorch_loop.py, PyTorch's word_language_model loop on the same sizes,
+  weights and arrays, in a worker process of PYTHON (default: this one; torch is no dependency of
+  the pipeline, see benchmarks/pytorch_line.py), adding ``eval_tokens_per_s``, its
+  ``torch.no_grad()`` evaluation over the eval line's windows. Without torch a note on stderr
+  says how to get it and the line is left out; a PyTorch model that does not show the trainer's
+  parameter count and first-window loss is refused (exit status 1).
 
 Each line has ``tokens_per_s``, ``gflops`` (by ``window_flops``), ``seconds`` and ``peak_rss_mb``
-(the process's peak so far); train adds ``x_reference`` and ``gemm_share``. Every measurement is
-the fastest of ``--repeats`` rounds run in turn, so a busy machine slows all of them alike.
-The arrays are PTB's, built by the data stages from the local mirror (timed: ``data_seconds``),
-else generated ones of PTB's shape. ``--write-readme`` puts the figures into benchmarks/README.md.
+(the process's peak so far); train adds ``x_reference``, ``gemm_share`` and ``x_pytorch``, eval
+``x_pytorch``. Every measurement is the fastest of ``--repeats`` rounds run in turn, so a busy
+machine slows all of them alike. The arrays are PTB's, built by the data stages from the local
+mirror (timed: ``data_seconds``), else generated ones of PTB's shape. ``--write-readme`` puts the
+figures into benchmarks/README.md.
 """
 
 import argparse
@@ -26,7 +35,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -35,121 +43,21 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from figures import write_readme
+from opprofile import profile
+from workload import (
+    GATES,
+    PTB_VOCAB,
+    REPO,
+    experiment_settings,
+    gemms,
+    generated_arrays,
+    local_mirror,
+    ptb_arrays,
+    window_flops,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-README = REPO / "benchmarks" / "README.md"
-SHARED_PTB = REPO.parent / "shared" / "data" / "ptb"
-PTB_TOKENS = {"train": 929_589, "valid": 73_760, "test": 82_430}  # with <eos>, as batchified
-PTB_VOCAB = 10_000
-GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
-SOFTMAX_FORWARD, SOFTMAX_BACKWARD = 4, 2  # per logit: max, subtract, exp, sum; p - onehot, scale
 WARMUP = 3  # windows before timing: shapes bound, memory planned, caches warm
-
-
-def gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
-    """The matrix products of one window as (m, k, n, calls): C (m x n) = A (m x k) B (k x n).
-
-    Forward: the decoder, and per layer the input projection of all rows at once and the
-    recurrent product once per step. Backward: each y = x W adds dx = dy W' and dW = x' dy.
-    """
-    rows, gates = batch * bptt, GATES[mode] * nhid
-    forward = [(rows, nhid, vocab, 1)]
-    for layer in range(nlayers):
-        forward += [(rows, emsize if layer == 0 else nhid, gates, 1), (batch, nhid, gates, bptt)]
-    if not train:
-        return forward
-    return (forward + [(m, n, k, c) for m, k, n, c in forward]
-            + [(k, m, n, c) for m, k, n, c in forward])
-
-
-def window_flops(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
-    """Floating-point operations of one window (forward, and backward when ``train``).
-
-    Matrix products 2mkn; biases one add per output (and one per gradient entry backward);
-    softmax cross-entropy SOFTMAX_FORWARD per logit forward, SOFTMAX_BACKWARD backward; the
-    embedding is a gather forward (0) and a scatter-add backward (one add per value). The gates'
-    elementwise nonlinearities are not counted (under 1% at these sizes).
-    """
-    rows, gates = batch * bptt, GATES[mode] * nhid
-    products = sum(2 * m * k * n * c for m, k, n, c in
-                   gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train))
-    biases = rows * vocab + nlayers * 2 * rows * gates  # decoder; i2h and h2h per layer
-    softmax = rows * vocab * SOFTMAX_FORWARD
-    if train:
-        biases *= 2
-        softmax += rows * vocab * SOFTMAX_BACKWARD
-    embedding = rows * emsize if train else 0
-    return products + biases + softmax + embedding
-
-
-# --- settings and data -----------------------------------------------------------------------
-
-
-def experiment_settings(name, config_path, overrides=()):
-    """Hyperparameters of experiment ``name``: config.yaml, else a preset, with schema defaults;
-    then ``overrides``, KEY=VALUE strings read as YAML (``bptt=35``)."""
-    config = yaml.safe_load(Path(config_path).read_text()) or {}
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    keys = schema["properties"]["experiments"]["additionalProperties"]["properties"]
-    defaults = {k: v["default"] for k, v in keys.items() if "default" in v}
-    found = (config.get("experiments") or {}).get(name)
-    preset = REPO / "workflow" / "presets" / f"{name}.yaml"
-    if found is None and preset.is_file():
-        found = yaml.safe_load(preset.read_text())
-    if found is None:
-        presets = sorted(p.stem for p in (REPO / "workflow" / "presets").glob("*.yaml"))
-        sys.exit(f"throughput.py: no experiment {name!r} in {config_path} or workflow/presets; "
-                 f"choose one of {', '.join([*config.get('experiments', {}), *presets])}")
-    settings = {**defaults, **{k: v for k, v in found.items() if k in keys}}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key not in settings:
-            sys.exit(f"throughput.py: --set {item}: no such setting; choose one of "
-                     f"{', '.join(settings)}")
-        settings[key] = yaml.safe_load(value)
-    return settings, config
-
-
-def ptb_definition():
-    """workflow/corpora/ptb.yaml: PTB's file names and digests."""
-    return yaml.safe_load((REPO / "workflow" / "corpora" / "ptb.yaml").read_text())
-
-
-def local_mirror(config):
-    """A folder holding ptb.{train,valid,test}.txt: config's data.url if local, else the shared
-    copy beside the repo; None when neither is there."""
-    names = ptb_definition()["files"].values()
-    url = str((config.get("data") or {}).get("url", ""))
-    for candidate in (url.removeprefix("file://"), SHARED_PTB):
-        folder = Path(candidate) if candidate else None
-        if folder and all((folder / name).is_file() for name in names):
-            return folder
-    return None
-
-
-def ptb_arrays(mirror, config, batch, eval_batch, folder):
-    """The data stages on the local mirror: download (copy, verify), vocab, batchify; timed."""
-    from rnnlm.batchify import batchify_file
-    from rnnlm.data import Source, download
-    from rnnlm.vocab import build_vocab_files, read_vocab
-
-    start = time.perf_counter()
-    ptb = ptb_definition()
-    source = Source("ptb", str(mirror), files=ptb["files"], digests=ptb["digests"])
-    texts = download(source, folder / "ptb")
-    build_vocab_files(*texts, folder / "vocab.tsv", folder / "stats.json")
-    arrays = {split: batchify_file(text, folder / "vocab.tsv", size, folder / f"{split}.npy")
-              for split, text, size in zip(PTB_TOKENS, texts, (batch, eval_batch, eval_batch),
-                                           strict=True)}
-    return arrays, len(read_vocab(folder / "vocab.tsv")), time.perf_counter() - start
-
-
-def generated_arrays(batch, eval_batch, seed=0):
-    """Random ids in arrays of the shapes PTB's would have."""
-    rng = np.random.default_rng(seed)
-    return {split: rng.integers(0, PTB_VOCAB, size=(tokens // size, size), dtype=np.int32)
-            for (split, tokens), size in zip(PTB_TOKENS.items(), (batch, eval_batch, eval_batch),
-                                             strict=True)}
 
 
 # --- measurements ----------------------------------------------------------------------------
@@ -169,7 +77,7 @@ class Trainer:
         from rnnlm.train import Run
 
         mx.random.seed(train_config.seed)
-        self.model = RNNModel(model_config)
+        self.model = RNNModel(model_config, sparse_grad=True)  # as rnnlm.train's on the CPU
         self.model.initialize_weights([ctx])
         self.model.hybridize(static_alloc=True, static_shape=True)
         self.run = Run(train_config, self.model, [ctx], [train], [valid],
@@ -243,11 +151,12 @@ def timed(fn, *args):
 
 
 def measure(args):
-    """All four measurements, interleaved over ``args.repeats`` rounds; the best of each."""
+    """All measurements, interleaved over ``args.repeats`` rounds; the best of each. Also the
+    exit status: 1 if the PyTorch line was refused."""
     from rnnlm.model import ModelConfig
     from rnnlm.mx import mxnet as mx
     from rnnlm.mx import nd
-    from rnnlm.step import loss_graph, split_loss
+    from rnnlm.step import EVAL_WINDOW, loss_graph, split_loss
     from rnnlm.train import TrainConfig
 
     settings, config = experiment_settings(args.experiment, args.config, args.set)
@@ -269,96 +178,112 @@ def measure(args):
         train = nd.array(arrays["train"], dtype="float32", ctx=ctx)
         valid = nd.array(arrays["valid"], dtype="float32", ctx=ctx)
         ours = Trainer(model_config, train_config, ctx, train, valid, folder)
-        theirs = Reference(model_config, train_config, ctx, train, ours.model,
-                           train_config.max_norm(batch), args.tutorial_block)
+        sides = {"train": ours, "reference": Reference(
+            model_config, train_config, ctx, train, ours.model, train_config.max_norm(batch),
+            args.tutorial_block)}
+        torch, status = start_pytorch(args, ours, train_config, arrays, folder)
+        if torch:
+            sides["pytorch"] = torch
         rows = min(args.batches * bptt + 1, valid.shape[0])
-        eval_part = valid[:rows]
+        window = max(bptt, EVAL_WINDOW)  # split_loss's; PyTorch's loop gets the same
+        evals = {"eval": (split_loss, loss_graph(ours.model), [valid[:rows]], bptt)}
+        if torch:
+            evals["pytorch_eval"] = (torch.evaluate, rows, window)
         shapes = gemms(args.mode, model_config.emsize, model_config.nhid, model_config.nlayers,
                        vocab_size, batch, bptt)
-        eval_net = loss_graph(ours.model)
-        ours.steps(WARMUP), theirs.steps(WARMUP), split_loss(eval_net, [eval_part], bptt)
-        best = {"train": math.inf, "reference": math.inf, "eval": math.inf, "gemm": math.inf}
-        chunks = np.diff(np.linspace(0, args.batches, min(args.batches, 5) + 1).round()).astype(int)
-        for _ in range(args.repeats):
-            ours_s = theirs_s = 0.0
-            for n in chunks:  # alternate in chunks: both see the machine's load of the moment
-                ours_s += timed(ours.steps, n)[0]
-                theirs_s += timed(theirs.steps, n)[0]
-            best["train"], best["reference"] = min(best["train"], ours_s), min(
-                best["reference"], theirs_s)
-            best["eval"] = min(best["eval"], timed(split_loss, eval_net, [eval_part], bptt)[0])
-            best["gemm"] = min(best["gemm"], args.batches * gemm_seconds(shapes))
+        best = time_rounds(args, sides, evals, shapes)
         if args.profile:
             profile(ours, args.batches, args.profile)
+        if torch:
+            torch.close()
     sizes = (args.mode, model_config.emsize, model_config.nhid, model_config.nlayers, vocab_size)
-    train_tokens, eval_tokens = args.batches * bptt * batch, (rows - 1) * eval_batch
-    flops = {"train": args.batches * window_flops(*sizes, batch, bptt),
-             "eval": (rows - 1) / bptt * window_flops(*sizes, eval_batch, bptt, train=False)}
-    flops["reference"] = flops["train"]
-    flops["gemm"] = args.batches * sum(2 * m * k * n * c for m, k, n, c in shapes)
-    lines = []
-    for what in ("train", "eval", "reference", "gemm"):
-        tokens = eval_tokens if what == "eval" else train_tokens
-        lines.append({"what": what, "mode": args.mode, "experiment": args.experiment,
-                      "tokens_per_s": tokens / best[what],
-                      "gflops": flops[what] / best[what] / 1e9,
-                      "seconds": best[what], "peak_rss_mb": peak_rss_mb()})
-    lines[0].update(x_reference=best["reference"] / best["train"],
-                    gemm_share=lines[0]["gflops"] / lines[3]["gflops"],
-                    data_seconds=data_seconds, threads=args.threads, batches=args.batches,
+    lines = json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes)
+    lines[0].update(data_seconds=data_seconds, threads=args.threads, batches=args.batches,
                     data="ptb" if mirror else "generated", set=args.set)
     lines[2].update(block="fused" if args.tutorial_block else "stacked")
-    lines[3].update(x_reference=best["reference"] / best["gemm"])
-    return lines
+    if torch:
+        lines[-1].update(torch=torch.version, peak_rss_mb=torch.peak_rss_mb)
+    return lines, status
 
 
-def profile(trainer, batches, path):
-    """MXNet's per-operator time over ``batches`` trainer windows, as its aggregate table."""
-    from rnnlm.mx import mxnet as mx
+def start_pytorch(args, ours, train_config, arrays, folder):
+    """The PyTorch loop on the trainer's initial weights and the same arrays, checked to compute
+    the trainer's function; or None and why on stderr, with the exit status."""
+    from pytorch_line import PyTorchLoop, Skipped
 
-    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
-                           filename=str(path.with_suffix(".trace.json")))
-    mx.profiler.set_state("run")
-    trainer.steps(batches)
-    mx.profiler.set_state("stop")
-    path.write_text(f"{batches} windows of the trainer\n" + mx.profiler.dumps(reset=True))
-
-
-# --- README ----------------------------------------------------------------------------------
-
-BEGIN, END = "<!-- figures:begin", "<!-- figures:end -->"
-COLUMNS = ("experiment", "mode", "threads", "train tok/s", "reference tok/s", "x reference",
-           "GEMM x reference", "eval tok/s", "GEMM GFLOP/s", "train GFLOP/s", "GEMM share",
-           "peak RSS MB", "data s", "load avg")
-
-
-def table_row(lines, load):
-    train, ev, ref, gemm = lines
-    data = "-" if train["data_seconds"] is None else f"{train['data_seconds']:.1f}"
-    label = [train["experiment"], *train["set"]] + (["tutorial-block"] if ref["block"] == "fused"
-                                                      else [])
-    return [" ".join(label), train["mode"], str(train["threads"]),
-            f"{train['tokens_per_s']:,.0f}", f"{ref['tokens_per_s']:,.0f}",
-            f"{train['x_reference']:.2f}", f"{gemm['x_reference']:.2f}",
-            f"{ev['tokens_per_s']:,.0f}",
-            f"{gemm['gflops']:.1f}", f"{train['gflops']:.1f}", f"{100 * train['gemm_share']:.0f}%",
-            f"{train['peak_rss_mb']:,.0f}", data, load]
+    weights = ours.model.arrays().values()
+    np.savez(folder / "weights.npz", **{f"p{i}": w.asnumpy() for i, w in enumerate(weights)})
+    paths = {split: str(folder / f"pytorch.{split}.npy") for split in ("train", "valid")}
+    for split, path in paths.items():
+        np.save(path, arrays[split])
+    setup = {"model": dataclasses.asdict(ours.model.config), "threads": args.threads,
+             "train": {"lr": train_config.lr, "bptt": train_config.bptt, "seed": train_config.seed,
+                       "max_norm": train_config.max_norm(arrays["train"].shape[1])},
+             "arrays": paths, "weights": str(folder / "weights.npz")}
+    try:
+        torch = PyTorchLoop(args.torch_python, setup, args.torch_env)
+        torch.check(ours.model.param_count(), first_window_loss(ours.model, ours.run))
+    except Skipped as why:
+        print(f"throughput.py: {why}", file=sys.stderr)
+        return None, why.exit_code
+    return torch, 0
 
 
-def write_readme(lines, load, path=README):
-    """Replace this (experiment, mode)'s row of the marked table; rows live in its JSON comment."""
-    text = path.read_text()
-    head, rest = text.split(BEGIN, 1)
-    block, tail = rest.split(END, 1)
-    rows = json.loads(block.split("\n", 1)[0].strip().removesuffix("-->") or "[]")
-    row = table_row(lines, load)
-    rows = sorted([r for r in rows if r[:2] != row[:2]] + [row], key=lambda r: (r[0], r[1]))
-    table = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    table += ["| " + " | ".join(r) + " |" for r in rows]
-    stamp = (f"Last row written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs.")
-    path.write_text(f"{head}{BEGIN} {json.dumps(rows)} -->\n" + "\n".join(table)
-                    + f"\n\n{stamp}\n{END}{tail}")
+def first_window_loss(model, run):
+    """The summed loss of ``run``'s first training window from ``model``'s weights, no dropout
+    (predict mode: outside autograd.record)."""
+    from rnnlm.step import loss_graph, window_loss
+
+    train = run.train[0]
+    state = [model.begin_state(train.shape[1], train.context)]
+    return float(window_loss(loss_graph(model), [train], state, *run.windows[0])[0].asscalar())
+
+
+def time_rounds(args, sides, evals, shapes):
+    """Seconds of each measurement, the fastest of ``args.repeats`` rounds. Within a round the
+    training loops alternate in chunks, so all see the machine's load of the moment."""
+    for side in sides.values():
+        side.steps(WARMUP)
+    for fn, *fn_args in evals.values():
+        fn(*fn_args)
+    best = dict.fromkeys([*sides, *evals, "gemm"], math.inf)
+    chunks = np.diff(np.linspace(0, args.batches, min(args.batches, 5) + 1).round()).astype(int)
+    for _ in range(args.repeats):
+        seconds = dict.fromkeys(sides, 0.0)
+        for n in chunks:
+            for what, side in sides.items():
+                seconds[what] += timed(side.steps, n)[0]
+        for what, (fn, *fn_args) in evals.items():
+            seconds[what] = timed(fn, *fn_args)[0]
+        seconds["gemm"] = args.batches * gemm_seconds(shapes)
+        best = {what: min(best[what], seconds[what]) for what in best}
+    return best
+
+
+def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
+    """train, eval, reference, gemm and (if measured) pytorch, with their ratios."""
+    train_tokens, eval_tokens = args.batches * bptt * batch, (rows - 1) * eval_batch
+    flops = {"train": args.batches * window_flops(*sizes, batch, bptt),
+             "eval": (rows - 1) / bptt * window_flops(*sizes, eval_batch, bptt, train=False),
+             "gemm": args.batches * sum(2 * m * k * n * c for m, k, n, c in shapes)}
+    flops["reference"] = flops["pytorch"] = flops["train"]
+    lines = {}
+    for what in ("train", "eval", "reference", "gemm", "pytorch"):
+        if what in best:
+            tokens = eval_tokens if what == "eval" else train_tokens
+            lines[what] = {"what": what, "mode": args.mode, "experiment": args.experiment,
+                           "tokens_per_s": tokens / best[what],
+                           "gflops": flops[what] / best[what] / 1e9,
+                           "seconds": best[what], "peak_rss_mb": peak_rss_mb()}
+    lines["train"].update(x_reference=best["reference"] / best["train"],
+                          gemm_share=lines["train"]["gflops"] / lines["gemm"]["gflops"])
+    lines["gemm"].update(x_reference=best["reference"] / best["gemm"])
+    if "pytorch" in best:
+        lines["train"].update(x_pytorch=best["pytorch"] / best["train"])
+        lines["eval"].update(x_pytorch=best["pytorch_eval"] / best["eval"])
+        lines["pytorch"].update(eval_tokens_per_s=eval_tokens / best["pytorch_eval"],
+                                eval_seconds=best["pytorch_eval"])
+    return list(lines.values())
 
 
 def parse_args(argv=None):
@@ -376,7 +301,10 @@ def parse_args(argv=None):
                    help="time the reference on the tutorial's fused multi-layer block")
     p.add_argument("--synthetic", action="store_true", help="generated arrays even if PTB is here")
     p.add_argument("--profile", type=Path, metavar="FILE",
-                   help="also write MXNet's per-operator times over N trainer windows to FILE")
+                   help="also write MXNet's per-operator times over N trainer windows to FILE "
+                        "(bulk execution off, so that each operator is named)")
+    p.add_argument("--torch-python", default=sys.executable, metavar="PYTHON",
+                   help="a Python with torch, for the PyTorch line (default: this one)")
     p.add_argument("--write-readme", action="store_true",
                    help="put this run's row into benchmarks/README.md's table")
     args = p.parse_args(argv)
@@ -384,20 +312,24 @@ def parse_args(argv=None):
         p.error("--batches and --repeats must be at least 1")
     if args.threads is None:
         args.threads = (yaml.safe_load(args.config.read_text()) or {}).get("threads", 2)
+    args.torch_env = dict(os.environ)  # PyTorch runs as its users run it, without our settings
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.profile:  # no effect on NaiveEngine's speed; the profile then names every operator
+        os.environ["MXNET_EXEC_BULK_EXEC_TRAIN"] = "0"
     from rnnlm.cli import _use_threads  # the pipeline's thread settings, before mxnet loads
 
     _use_threads(args.threads)
-    lines = measure(args)
+    lines, status = measure(args)
     for line in lines:
         print(json.dumps(line), flush=True)
-    if args.write_readme:
+    if args.write_readme and status == 0:
         write_readme(lines, " ".join(f"{x:.1f}" for x in os.getloadavg()))
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

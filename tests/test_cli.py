@@ -1,9 +1,13 @@
 """The `rnnlm` console script: real subprocesses, exit codes, one-line errors without tracebacks."""
 
 import os
+import subprocess
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import rnnlm
+from conftest import RNNLM, rnnlm
 
 from rnnlm import cli
 
@@ -60,3 +64,50 @@ def test_the_engine_is_chosen_for_the_device_unless_the_user_chose(monkeypatch, 
     cli._use_threads(2, device)
     assert os.environ.get("MXNET_ENGINE_TYPE") == engine
     assert os.environ["OMP_NUM_THREADS"] == "2"
+
+
+def _cpu_seconds_by_thread(pid):
+    """CPU seconds (user + system) of each live thread of process ``pid``, by thread id."""
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread or the process ended meanwhile
+            continue
+        seconds[task.name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_training_job_uses_no_more_cores_than_its_threads(tmp_path, threads):
+    """What Snakemake gives a job (--threads N) bounds the cores it keeps busy, checked two ways
+    that load on the machine cannot fool: CPU time over wall time stays under N (other work only
+    lowers it), and at most N of the process's threads do any real share of the work (a thread
+    that works is one that can run beside the others, whatever the machine's load)."""
+    vocab = 2000
+    rows = "".join(f"{i}\tw{i}\t{vocab - i}\n" for i in range(vocab))
+    (tmp_path / "vocab.tsv").write_text("id\tword\tcount\n" + rows)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "train.npy", rng.integers(0, vocab, (800, 32), dtype=np.int32))
+    np.save(tmp_path / "valid.npy", rng.integers(0, vocab, (100, 10), dtype=np.int32))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MXNET_", "OMP_"))}  # the package's choices, none of the user's
+    start = time.perf_counter()
+    job = subprocess.Popen(
+        [str(RNNLM), "train", "--mode", "lstm", "--vocab", tmp_path / "vocab.tsv", "--train",
+         tmp_path / "train.npy", "--valid", tmp_path / "valid.npy", "--out-dir", tmp_path / "run",
+         "--emsize", "128", "--nhid", "128", "--bptt", "20", "--max-batches", "30",
+         "--threads", str(threads)], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    seen = {}
+    while job.poll() is None:
+        seen.update(_cpu_seconds_by_thread(job.pid))
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    assert job.returncode == 0, job.stderr.read()
+    total = sum(seen.values())
+    assert total > 0.5  # enough work to tell: the last samples miss at most 0.05 s
+    assert total / wall < threads + 0.3
+    working = [s for s in seen.values() if s > 0.05 * total]
+    assert len(working) <= threads, sorted(seen.values(), reverse=True)

@@ -5,7 +5,17 @@ import pytest
 
 from rnnlm import cli
 from rnnlm.io import RnnlmError
-from rnnlm.model import MODES, ModelConfig, RecurrentStack, RNNModel, load_model, save_model_config
+from rnnlm.model import (
+    LAYERS,
+    MODES,
+    PIECES,
+    ModelConfig,
+    RecurrentLayer,
+    RecurrentStack,
+    RNNModel,
+    load_model,
+    save_model_config,
+)
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 
@@ -63,8 +73,8 @@ def test_tied_weights_share_one_array_untied_do_not():
 
 def test_weights_start_within_init_range_biases_at_zero():
     model = build(init_range=0.05, tied=False)
-    for name, param in model.collect_params().items():
-        values = np.abs(param.data().asnumpy())
+    for name, array in model.arrays().items():
+        values = np.abs(array.asnumpy())
         if name.endswith("bias"):
             assert values.max() == 0, name
         else:
@@ -76,10 +86,9 @@ def test_pytorch_rnn_init_draws_recurrent_weights_and_biases_within_one_over_sqr
     """PyTorch's nn.LSTM/GRU/RNN default: every recurrent weight and bias uniform in
     +-1/sqrt(nhid); the embedding (and decoder) keep init_range, the decoder bias 0."""
     model = build(mode, nhid=25, emsize=25, init_range=0.01, rnn_init="pytorch")
-    recurrent = set(model.rnn.collect_params())
-    for name, param in model.collect_params().items():
-        values = np.abs(param.data().asnumpy())
-        if name in recurrent:  # 1/sqrt(25) = 0.2: far above init_range, biases too
+    for name, array in model.arrays().items():
+        values = np.abs(array.asnumpy())
+        if name.startswith("rnn."):  # 1/sqrt(25) = 0.2: far above init_range, biases too
             assert 0.1 < values.max() <= 0.2, name
         elif name.endswith("bias"):
             assert values.max() == 0, name
@@ -92,7 +101,7 @@ def test_pytorch_rnn_init_draws_recurrent_weights_and_biases_within_one_over_sqr
 def _one_step(mode):
     """One step of a one-layer ``mode`` model's recurrent layer, and the same by hand."""
     layer = build(mode, nlayers=1).rnn.layer0
-    p = {k.split("_l0_")[-1]: v.data().asnumpy() for k, v in layer.collect_params().items()}
+    p = {k: v.asnumpy() for k, v in layer.pieces().items()}
     x = np.random.default_rng(1).normal(size=(1, 2, 8)).astype(np.float32)
     h0 = np.random.default_rng(2).normal(size=(1, 2, 8)).astype(np.float32)
     out, _ = layer(nd.array(x), [nd.array(h0)])
@@ -171,3 +180,48 @@ def test_load_model_without_params_names_the_fix(tmp_path):
     save_model_config(build().config, tmp_path / "model.json")
     with pytest.raises(RnnlmError, match="model.params: file not found; run the train stage"):
         load_model(tmp_path, CPU)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_flat_layer_draws_and_computes_what_a_gluon_rnn_layer_does(mode):
+    """The same seed gives the four arrays gluon.rnn's layer draws, and from them the same
+    outputs, states and gradients: only the memory layout differs (no concat per call)."""
+    cls, options = LAYERS[mode]
+    gluon_layer = getattr(gluon.rnn, cls)(8, input_size=6, **options)
+    ours = RecurrentLayer(mode, 6, 8)
+    for layer in (gluon_layer, ours):
+        mx.random.seed(5)
+        layer.initialize(mx.init.Uniform(0.5))
+    theirs = {k.split("_l0_")[-1]: v for k, v in gluon_layer.collect_params().items()}
+    for name, piece in ours.pieces().items():
+        np.testing.assert_array_equal(piece.asnumpy(), theirs[name].data().asnumpy())
+    x = nd.random.uniform(shape=(4, 3, 6))
+    outputs = []
+    for layer in (gluon_layer, ours):
+        states = layer.begin_state(3, ctx=CPU) if layer is gluon_layer else layer.begin_state(3,
+                                                                                         CPU)
+        with autograd.record():
+            out, states = layer(x, states)
+            total = out.sum() + sum(s.sum() for s in states)
+        total.backward()
+        outputs.append([out.asnumpy(), *(s.asnumpy() for s in states)])
+    for a, b in zip(*outputs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    grads = ours.pieces(ours.weight.grad())
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grad.asnumpy(), theirs[name].grad().asnumpy(), rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_model_params_hold_gluon_rnn_names_and_a_wrong_file_is_refused(tmp_path):
+    model = build("lstm", nlayers=1, tied=False)
+    model.save_parameters(str(tmp_path / "model.params"))
+    saved = nd.load(str(tmp_path / "model.params"))
+    assert set(saved) == {"embedding.weight", "decoder.weight", "decoder.bias",
+                          *(f"rnn.layer0._unfused.0.{p}" for p in PIECES)}
+    assert saved["rnn.layer0._unfused.0.h2h_weight"].shape == (32, 8)
+    gru = build("gru", nlayers=1, tied=False)
+    gru.save_parameters(str(tmp_path / "gru.params"))
+    with pytest.raises(RnnlmError, match=r"gru.params: array rnn.layer0._unfused.0.i2h_weight "
+                                         r"should be \(32, 8\), found \(24, 8\): not this model"):
+        model.load_parameters(str(tmp_path / "gru.params"), ctx=CPU)

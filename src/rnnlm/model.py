@@ -6,7 +6,8 @@
 Each recurrent layer is its own one-layer fused block with dropout between them: MXNet 1.9.1's
 fused multi-layer RNN on the CPU (oneDNN) silently skips its inter-layer dropout, so asking it for
 ``num_layers=2, dropout=0.5`` would train without dropout (tests/test_model.py shows both).
-Hyperparameters live in a frozen ``ModelConfig`` saved as ``model.json`` beside ``model.params``.
+Hyperparameters live in a frozen ``ModelConfig`` saved as ``model.json`` beside ``model.params``,
+which holds each layer's arrays under gluon.rnn's names, whatever the layout in memory.
 """
 
 import dataclasses
@@ -15,7 +16,8 @@ import math
 from pathlib import Path
 
 from rnnlm.io import RnnlmError, read_json, write_text
-from rnnlm.mx import gluon, init
+from rnnlm.mx import gluon, init, nd
+from rnnlm.mx import mxnet as mx
 
 # mode -> (Gluon layer class name, keyword arguments); rnn.RNN defaults to ReLU, so say it.
 LAYERS = {
@@ -24,7 +26,9 @@ LAYERS = {
     "lstm": ("LSTM", {}),
     "gru": ("GRU", {}),
 }
-MODES = tuple(LAYERS)
+MODES = tuple(LAYERS)  # also the names of MXNet's RNN operator modes
+GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
+PIECES = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # the RNN operator's layout
 RNN_INITS = ("init_range", "pytorch")
 
 
@@ -60,6 +64,56 @@ class ModelConfig:
                              f"nhid {self.nhid}); make them equal or use --no-tied")
 
 
+class Pieces(init.Initializer):
+    """Fills a flat layer vector piece by piece as Gluon fills gluon.rnn's four arrays, so a seed
+    draws the same weights: each weight from ``weight`` (default: the model's initializer), each
+    bias from ``bias``."""
+
+    def __init__(self, layer, weight=None, bias="zeros"):
+        super().__init__()
+        self.layer, self.weight, self.bias = layer, weight, bias
+
+    def _init_weight(self, desc, arr):
+        for name, piece in self.layer.pieces(arr).items():
+            fill = self.weight or desc.global_init if name.endswith("weight") else self.bias
+            init.create(fill)._init_weight(desc, piece)
+
+
+class RecurrentLayer(gluon.HybridBlock):
+    """One fused one-layer RNN of ``mode`` whose four arrays live in one flat parameter vector.
+
+    MXNet's RNN operator reads its weights as one vector: gluon.rnn's layers concatenate their four
+    arrays on every call and split the gradient back, a copy at about 1 GB/s that took 8% of a
+    training window. Here the vector is the parameter; ``pieces`` shows it as the four arrays.
+    """
+
+    def __init__(self, mode, input_size, nhid, **kwargs):
+        super().__init__(**kwargs)
+        gates = GATES[mode] * nhid
+        self.mode, self.nhid, self.states = mode, nhid, 2 if mode == "lstm" else 1
+        self.shapes = dict(zip(PIECES, [(gates, input_size), (gates, nhid), (gates,), (gates,)],
+                               strict=True))
+        size = sum(math.prod(shape) for shape in self.shapes.values())
+        self.weight = self.params.get("weight", shape=(size,), init=Pieces(self))
+
+    def pieces(self, flat=None):
+        """The four arrays (views) of ``flat``, by default the parameter's data."""
+        flat = self.weight.data(self.weight.list_ctx()[0]) if flat is None else flat
+        views, start = {}, 0
+        for name, shape in self.shapes.items():
+            views[name] = flat[start:start + math.prod(shape)].reshape(shape)
+            start += math.prod(shape)
+        return views
+
+    def begin_state(self, batch_size, ctx):
+        return [nd.zeros((1, batch_size, self.nhid), ctx=ctx) for _ in range(self.states)]
+
+    def hybrid_forward(self, F, x, states, weight):
+        out = F.RNN(x, weight, *states, state_size=self.nhid, num_layers=1, mode=self.mode,
+                    state_outputs=True)
+        return out[0], [out[i] for i in range(1, 1 + self.states)]
+
+
 class RecurrentStack(gluon.HybridBlock):
     """``nlayers`` one-layer fused RNNs with dropout between them (see the module docstring).
 
@@ -68,21 +122,19 @@ class RecurrentStack(gluon.HybridBlock):
 
     def __init__(self, mode, nlayers, input_size, nhid, dropout, **kwargs):
         super().__init__(**kwargs)
-        cls, options = LAYERS[mode]
         self.nlayers = nlayers
         self.states_per_layer = 2 if mode == "lstm" else 1
         with self.name_scope():
             self.drop = gluon.nn.Dropout(dropout)
             for i in range(nlayers):
-                layer = getattr(gluon.rnn, cls)(nhid, input_size=input_size if i == 0 else nhid,
-                                                **options)
+                layer = RecurrentLayer(mode, input_size if i == 0 else nhid, nhid)
                 setattr(self, f"layer{i}", layer)
 
     def layers(self):
         return [getattr(self, f"layer{i}") for i in range(self.nlayers)]
 
     def begin_state(self, batch_size, ctx):
-        return [s for layer in self.layers() for s in layer.begin_state(batch_size, ctx=ctx)]
+        return [s for layer in self.layers() for s in layer.begin_state(batch_size, ctx)]
 
     def hybrid_forward(self, F, x, states):
         n, new_states = self.states_per_layer, []
@@ -95,14 +147,21 @@ class RecurrentStack(gluon.HybridBlock):
 
 
 class RNNModel(gluon.HybridBlock):
-    """The language model: ``model(ids (T, B), state) -> (logits (T, B, vocab), new state)``."""
+    """The language model: ``model(ids (T, B), state) -> (logits (T, B, vocab), new state)``.
 
-    def __init__(self, config, **kwargs):
+    ``sparse_grad``: an untied embedding's gradient holds only the rows a window touched
+    (row_sparse; a window reads at most bptt x batch of vocab rows), so the update and the norm
+    skip the others. The training stage asks for it on the CPU only, where reading its row count
+    costs no wait. A tied matrix's gradient is dense anyway (the decoder's part).
+    """
+
+    def __init__(self, config, sparse_grad=False, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         c = config
         with self.name_scope():
-            self.embedding = gluon.nn.Embedding(c.vocab_size, c.emsize)
+            self.embedding = gluon.nn.Embedding(c.vocab_size, c.emsize,
+                                                sparse_grad=sparse_grad and not c.tied)
             self.drop = gluon.nn.Dropout(c.dropout)
             self.rnn = RecurrentStack(c.mode, c.nlayers, c.emsize, c.nhid, c.dropout)
             # Tied: built on the embedding's parameter dict, so "weight" is the embedding matrix.
@@ -121,13 +180,61 @@ class RNNModel(gluon.HybridBlock):
     def initialize_weights(self, ctx):
         self.initialize(init.Uniform(self.config.init_range), ctx=ctx)
         if self.config.rnn_init == "pytorch":  # an explicit init overrides the biases' zeros too
-            bound = 1 / math.sqrt(self.config.nhid)
-            for param in self.rnn.collect_params().values():
-                param.initialize(init.Uniform(bound), ctx=ctx, force_reinit=True)
+            bound = init.Uniform(1 / math.sqrt(self.config.nhid))
+            for layer in self.rnn.layers():
+                layer.weight.initialize(Pieces(layer, bound, bound), ctx=ctx, force_reinit=True)
 
     def param_count(self):
         """Trainable numbers; a tied matrix counts once."""
         return sum(p.data(p.list_ctx()[0]).size for p in self.collect_params().values())
+
+    def arrays(self):
+        """Every parameter's values by the name model.params gives them (gluon.rnn's for the
+        recurrent layers' pieces, views of their vectors); a tied matrix once."""
+        out, seen = {}, set()
+        for name, param in self._collect_params_with_prefix().items():
+            if param not in seen:
+                seen.add(param)
+                data = param.data(param.list_ctx()[0])
+                layer = self._layer_of(name)
+                out.update({name: data} if layer is None else zip(
+                    self._file_names(name, layer), layer.pieces(data).values(), strict=True))
+        return out
+
+    def _layer_of(self, name):
+        """The RecurrentLayer whose vector is saved under ``name`` (rnn.layerI.weight), or None."""
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "rnn" and parts[2] == "weight":
+            return getattr(self.rnn, parts[1])
+        return None
+
+    @staticmethod
+    def _file_names(name, layer):
+        """{name in model.params: shape} of a layer's pieces: gluon.rnn's one-layer names."""
+        prefix = name.removesuffix("weight") + "_unfused.0."
+        return {prefix + piece: shape for piece, shape in layer.shapes.items()}
+
+    def save_parameters(self, filename):
+        """Gluon's file, its recurrent layers as gluon.rnn's four arrays each."""
+        arrays = self.arrays()
+        if self.config.tied:  # as Gluon does, a shared matrix under both names
+            arrays["decoder.weight"] = arrays["embedding.weight"]
+        nd.save(str(filename), {k: v.copyto(mx.cpu()) for k, v in arrays.items()})
+
+    def load_parameters(self, filename, ctx=None):
+        """A file of save_parameters (or of gluon.rnn layers: the same names) onto ``ctx``."""
+        loaded = nd.load(str(filename))
+        for name, param in self._collect_params_with_prefix().items():
+            layer = self._layer_of(name)
+            shapes = {name: param.shape} if layer is None else self._file_names(name, layer)
+            for key, shape in shapes.items():
+                found = loaded[key].shape if key in loaded else None
+                if found != shape:
+                    raise RnnlmError(f"{filename}: array {key} should be {shape}, found {found}: "
+                                     "not this model's parameters (other settings?); rerun the "
+                                     "train stage")
+            param._load_init(loaded[name] if layer is None else nd.concat(
+                *[loaded[key].reshape((-1,)) for key in shapes], dim=0), ctx)
 
 
 def save_model_config(config, path):

@@ -3,8 +3,8 @@ compiled graph, the loss of a whole split, and the clipped SGD update.
 
 A window of ``bptt`` rows of a time-major (steps, batch) array is read with its targets one row
 down; its token losses are summed in the graph, so one cached call per window does the forward
-pass and the loss. The update clips the global gradient norm and steps SGD in one fused operator
-per array, with the clip factor left on the device: nothing here waits for it.
+pass and the loss. The update clips the global gradient norm and steps SGD in one operator per
+array; only on the CPU, where operators run as they are called, is the clip factor read.
 """
 
 import math
@@ -76,18 +76,37 @@ def split_loss(net, parts, bptt):
 
 
 def global_norm(grads):
-    """The global norm of one device's ``grads``, left there as a (1,) array."""
-    return nd.sqrt(nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum())
+    """The global norm of one device's ``grads``, left there as a (1,) array.
+
+    Each array's sum of squares is a dot with itself, as gluon.utils.clip_global_norm takes it:
+    on the CPU six times faster than multi_sum_sq, whose kernel reads about 2 GB/s.
+    """
+    flat = [(g.data if g.stype == "row_sparse" else g).reshape((-1,)) for g in grads]
+    return nd.sqrt(nd.add_n(*[nd.dot(x, x) for x in flat]))
+
+
+HOST_RATE_DEVICES = ("cpu",)  # where clipped_sgd reads the norm on the host: see there
 
 
 def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size, no_decay):
     """w -= lr * min(1, max_norm / norm) * g / batch_size on ``ctx``: clip and SGD step at once
     (``no_decay``: a (1,) zero weight decay on ``ctx``, made once per run, not per step).
 
-    gluon.utils.clip_global_norm then Trainer.step, without their costs: the clip factor stays
-    an array (Python never waits for the norm), no pass rescales the gradients first, and each
-    array gets its own update (MXNet's multi-array kernels visit every array per element).
+    gluon.utils.clip_global_norm then Trainer.step, without their costs: no pass rescales the
+    gradients first, and each array gets its own update (MXNet's multi-array kernels visit every
+    array per element). On the CPU the engine runs each operator as it is called (the CLI's
+    NaiveEngine), so the norm is there already and reading it costs nothing: the rate becomes a
+    number for sgd_update, 1.5x faster than the update that takes it as an array, and which
+    updates only the rows of a row_sparse gradient (exact: SGD without weight decay leaves the
+    others as they are). On a GPU the rate stays an array on the device, and Python never waits
+    for the norm.
     """
+    if ctx.device_type in HOST_RATE_DEVICES:
+        rate = lr * min(1.0, max_norm / (float(norm.asscalar()) + 1e-8))
+        for p in params:
+            w = p.data(ctx)
+            nd.sgd_update(w, p.grad(ctx), lr=rate, wd=0.0, rescale_grad=1 / batch_size, out=w)
+        return
     rate = nd.minimum(max_norm / (norm + 1e-8), 1.0) * lr  # (1,)
     for p in params:
         w = p.data(ctx)

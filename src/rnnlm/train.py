@@ -321,7 +321,7 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     ckpt = Checkpoint(Path(out_dir) / "checkpoint", fingerprint)
     saved = ckpt.load()  # refuses a checkpoint of other settings before any work
     mx.random.seed(config.seed)
-    model = RNNModel(model_config)
+    model = RNNModel(model_config, sparse_grad=device == "cpu")
     model.initialize_weights(ctxs)
     model.hybridize(static_alloc=True, static_shape=True)
     run = Run(config, model, ctxs, train_parts, valid_parts, ckpt)
