@@ -83,8 +83,8 @@ def test_uv_refuses_two_builds_at_once(tmp_path):
 
 def make_dry_run(*argv):
     env = {k: v for k, v in os.environ.items() if k not in ("GPU", "ARGS", "MAKEFLAGS")}
-    return subprocess.run(["make", "-n", "--no-print-directory", *argv], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(["make", "-n", "--no-print-directory", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(("argv", "extra"), [(["run"], "cpu"), (["test"], "cpu"),
