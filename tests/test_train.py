@@ -21,8 +21,9 @@ from rnnlm.io import read_json
 from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import ENGINE, autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.progress import Progress
 from rnnlm.provenance import settings_digest
-from rnnlm.train import Progress, Run, TrainConfig
+from rnnlm.train import Run, TrainConfig
 
 LOSSES = ("train_loss", "train_ppl", "valid_loss", "valid_ppl")
 

@@ -13,13 +13,10 @@ Nothing waits for the device per window: losses and gradient norms stay there un
 every ``log_interval`` windows, where they are checked to be finite.
 """
 
-import contextlib
 import dataclasses
 import logging
 import math
 import signal
-import sys
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -40,6 +37,7 @@ from rnnlm.io import RnnlmError, atomic_path, check_writable, write_json
 from rnnlm.model import RNNModel, save_model_config
 from rnnlm.mx import ENGINE, autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.progress import Progress, Stopped, stop_signals
 from rnnlm.provenance import environment, now, settings_digest
 from rnnlm.step import (
     clipped_sgd,
@@ -102,53 +100,6 @@ class TrainConfig:
 def reseed(seed, epoch, batch):
     """Dropout noise from a fixed point per (epoch, batch), so a resumed epoch draws the same."""
     mx.random.seed(zlib.crc32(f"{seed}:{epoch}:{batch}".encode()) % 2**31)
-
-
-class Stopped(RnnlmError):
-    """A run asked to stop (SIGTERM from a scheduler, Ctrl-C) that saved its checkpoint first."""
-
-    def __init__(self, message, signum):
-        super().__init__(message)
-        self.exit_code = 128 + signum  # what the shell reports for a process the signal killed
-
-
-@contextlib.contextmanager
-def stop_signals(caught):
-    """While training, SIGTERM and SIGINT only append to ``caught``; the loop acts on it."""
-    if threading.current_thread() is not threading.main_thread():  # handlers need the main one
-        yield
-        return
-    stops = (signal.SIGTERM, signal.SIGINT)
-    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in stops}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
-class Progress:
-    """A bar on a terminal; else one fixed-width log line per report (cluster logs)."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-
-    def report(self, state, total, loss, tokens, seconds, windows_done):
-        ppl, tok_s = perplexity(loss), tokens / max(seconds, 1e-9)
-        if self.tty:
-            bar = "#" * (30 * state.batch // total)
-            self.stream.write(f"\repoch {state.epoch} [{bar:<30}] {state.batch}/{total} "
-                              f"loss {loss:.3f} ppl {ppl:.1f} {tok_s:,.0f} tok/s ")
-            self.stream.flush()
-        else:
-            log.info("epoch %3d | %6d/%6d batches | lr %8.4g | %7.2f ms/batch | %8.0f tok/s | "
-                     "loss %6.3f | ppl %9.2f", state.epoch, state.batch, total, state.lr,
-                     1000 * seconds / windows_done, tok_s, loss, ppl)
-
-    def end_epoch(self):
-        if self.tty:
-            self.stream.write("\n")
 
 
 class Run:
