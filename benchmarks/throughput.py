@@ -4,8 +4,9 @@ example and GEMM.
     python benchmarks/throughput.py --mode MODE --experiment NAME --batches N [--threads T]
         [--torch-python PYTHON]
 
-NAME is an experiment of config.yaml or a preset of workflow/presets/ (config.yaml wins). Prints
-one JSON line per measurement, ``what`` being:
+NAME is an experiment of config.yaml or a preset of workflow/presets/, resolved as the pipeline
+does (rnnlm.plan: a config experiment's keys over the preset's), on PTB. Prints one JSON line
+per measurement, ``what`` being:
 
 - ``train``: rnnlm.train's Run.step for N windows, in 5 chunks each synced at its end (as at
   a log point), alternating with the reference's and PyTorch's chunks;
@@ -42,11 +43,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 from figures import write_readme
 from opprofile import profile
 from workload import (
-    GATES,
     PTB_VOCAB,
     REPO,
     experiment_settings,
@@ -56,6 +55,8 @@ from workload import (
     ptb_arrays,
     window_flops,
 )
+
+from rnnlm.plan import MODES  # no mxnet: the script sets its threads before that loads
 
 WARMUP = 3  # windows before timing: shapes bound, memory planned, caches warm
 
@@ -159,14 +160,13 @@ def measure(args):
     from rnnlm.step import EVAL_WINDOW, loss_graph, split_loss
     from rnnlm.train import TrainConfig
 
-    settings, config = experiment_settings(args.experiment, args.config, args.set)
+    settings, ptb = args.settings, args.config_used["corpora"]["ptb"]
     batch, eval_batch, bptt = (settings[k] for k in ("batch_size", "eval_batch_size", "bptt"))
     with tempfile.TemporaryDirectory(prefix="rnnlm-bench-") as tmp:
         folder = Path(tmp)
-        mirror = None if args.synthetic else local_mirror(config)
+        mirror = None if args.synthetic else local_mirror(ptb)
         if mirror:
-            arrays, vocab_size, data_seconds = ptb_arrays(mirror, config, batch, eval_batch,
-                                                          folder)
+            arrays, vocab_size, data_seconds = ptb_arrays(mirror, ptb, batch, eval_batch, folder)
         else:
             arrays, vocab_size, data_seconds = generated_arrays(batch, eval_batch), PTB_VOCAB, None
         model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
@@ -288,7 +288,7 @@ def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", required=True, choices=tuple(GATES))
+    p.add_argument("--mode", required=True, choices=MODES)
     p.add_argument("--experiment", required=True, help="an experiment of config.yaml or a preset")
     p.add_argument("--batches", type=int, required=True, help="windows timed per measurement")
     p.add_argument("--threads", type=int, default=None,
@@ -310,8 +310,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.batches < 1 or args.repeats < 1:
         p.error("--batches and --repeats must be at least 1")
+    args.settings, args.config_used = experiment_settings(args.experiment, args.config, args.set)
     if args.threads is None:
-        args.threads = (yaml.safe_load(args.config.read_text()) or {}).get("threads", 2)
+        args.threads = args.config_used["threads"]
     args.torch_env = dict(os.environ)  # PyTorch runs as its users run it, without our settings
     return args
 

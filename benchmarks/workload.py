@@ -15,7 +15,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_PTB = REPO.parent / "shared" / "data" / "ptb"
 PTB_TOKENS = {"train": 929_589, "valid": 73_760, "test": 82_430}  # with <eos>, as batchified
 PTB_VOCAB = 10_000
-GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 SOFTMAX_FORWARD, SOFTMAX_BACKWARD = 4, 2  # per logit: max, subtract, exp, sum; p - onehot, scale
 
 
@@ -25,6 +24,8 @@ def gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
     Forward: the decoder, and per layer the input projection of all rows at once and the
     recurrent product once per step. Backward: each y = x W adds dx = dy W' and dW = x' dy.
     """
+    from rnnlm.model import GATES  # here: the script sets MXNet's threads before it loads
+
     rows, gates = batch * bptt, GATES[mode] * nhid
     forward = [(rows, nhid, vocab, 1)]
     for layer in range(nlayers):
@@ -43,6 +44,8 @@ def window_flops(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
     embedding is a gather forward (0) and a scatter-add backward (one add per value). The gates'
     elementwise nonlinearities are not counted (under 1% at these sizes).
     """
+    from rnnlm.model import GATES
+
     rows, gates = batch * bptt, GATES[mode] * nhid
     products = sum(2 * m * k * n * c for m, k, n, c in
                    gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train))
@@ -59,55 +62,53 @@ def window_flops(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
 
 
 def experiment_settings(name, config_path, overrides=()):
-    """Hyperparameters of experiment ``name``: config.yaml, else a preset, with schema defaults;
-    then ``overrides``, KEY=VALUE strings read as YAML (``bptt=35``)."""
+    """Experiment ``name`` as the pipeline would train it (rnnlm.plan: config.yaml's experiment,
+    else a preset, under the schema's defaults), then ``overrides``, KEY=VALUE strings read as
+    YAML (``bptt=35``); with the resolved config (defaults filled, corpora merged)."""
+    from rnnlm.config import Workflow
+    from rnnlm.io import RnnlmError
+    from rnnlm.plan import make_plan
+
     config = yaml.safe_load(Path(config_path).read_text()) or {}
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    keys = schema["properties"]["experiments"]["additionalProperties"]["properties"]
-    defaults = {k: v["default"] for k, v in keys.items() if "default" in v}
-    found = (config.get("experiments") or {}).get(name)
-    preset = REPO / "workflow" / "presets" / f"{name}.yaml"
-    if found is None and preset.is_file():
-        found = yaml.safe_load(preset.read_text())
-    if found is None:
-        presets = sorted(p.stem for p in (REPO / "workflow" / "presets").glob("*.yaml"))
-        sys.exit(f"throughput.py: no experiment {name!r} in {config_path} or workflow/presets; "
-                 f"choose one of {', '.join([*config.get('experiments', {}), *presets])}")
-    settings = {**defaults, **{k: v for k, v in found.items() if k in keys}}
+    try:
+        plan = make_plan({**config, "run": [name]}, Workflow(REPO / "workflow"))
+    except RnnlmError as err:
+        sys.exit(f"throughput.py: {config_path}: {err}")
+    if name not in plan.experiments:
+        sys.exit(f"throughput.py: {name!r} is a sweep; name one experiment or preset")
+    settings = dict(plan.experiments[name])
+    if settings["corpus"] != "ptb":
+        sys.exit(f"throughput.py: {name!r} trains on {settings['corpus']}; this benchmark "
+                 "measures PTB's arrays (or generated ones of their shapes) only")
     for item in overrides:
         key, _, value = item.partition("=")
         if key not in settings:
             sys.exit(f"throughput.py: --set {item}: no such setting; choose one of "
                      f"{', '.join(settings)}")
         settings[key] = yaml.safe_load(value)
-    return settings, config
+    return settings, plan.config
 
 
-def ptb_definition():
-    """workflow/corpora/ptb.yaml: PTB's file names and digests."""
-    return yaml.safe_load((REPO / "workflow" / "corpora" / "ptb.yaml").read_text())
+def local_mirror(ptb):
+    """A folder holding PTB's three files (``ptb``: its resolved corpus definition): its url if
+    local, else the shared copy beside the repo; None when neither is there."""
+    from rnnlm.data import Source
 
-
-def local_mirror(config):
-    """A folder holding ptb.{train,valid,test}.txt: config's corpora.ptb.url if local, else the
-    shared copy beside the repo; None when neither is there."""
-    names = ptb_definition()["files"].values()
-    url = str(((config.get("corpora") or {}).get("ptb") or {}).get("url", ""))
-    for candidate in (url.removeprefix("file://"), SHARED_PTB):
-        folder = Path(candidate) if candidate else None
-        if folder and all((folder / name).is_file() for name in names):
+    source = Source("ptb", ptb["url"], files=ptb["files"])
+    url = source.location("")
+    for folder in ([url] if isinstance(url, Path) else []) + [SHARED_PTB]:
+        if all((folder / name).is_file() for name in ptb["files"].values()):
             return folder
     return None
 
 
-def ptb_arrays(mirror, config, batch, eval_batch, folder):
+def ptb_arrays(mirror, ptb, batch, eval_batch, folder):
     """The data stages on the local mirror: download (copy, verify), vocab, batchify; timed."""
     from rnnlm.batchify import batchify_file
     from rnnlm.data import Source, download
     from rnnlm.vocab import build_vocab_files, read_vocab
 
     start = time.perf_counter()
-    ptb = ptb_definition()
     source = Source("ptb", str(mirror), files=ptb["files"], digests=ptb["digests"])
     texts = download(source, folder / "ptb")
     build_vocab_files(*texts, folder / "vocab.tsv", folder / "stats.json")
