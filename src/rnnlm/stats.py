@@ -83,10 +83,14 @@ def best_points(summary):
     return best.reset_index(drop=True)
 
 
-def compare(runs, scope, pairs, label):
-    """One comparisons row per pair of groups ((experiment, mode), (experiment, mode));
-    ``label`` names a group in the verdict."""
-    samples = {key: group["test_ppl"].to_numpy() for key, group in runs.groupby(GROUP)}
+def samples_by_group(runs):
+    """Each group's test perplexities, by (experiment, mode)."""
+    return {key: group["test_ppl"].to_numpy() for key, group in runs.groupby(GROUP)}
+
+
+def compare(samples, scope, pairs, label):
+    """One comparisons row per pair of groups ((experiment, mode), (experiment, mode)) of
+    ``samples`` (samples_by_group); ``label`` names a group in the verdict."""
     rows = []
     for a, b in pairs:
         names = (label(*a), label(*b))
@@ -105,19 +109,19 @@ def comparisons(runs):
     pair of plain experiments for one mode on one corpus (perplexities over different
     vocabularies do not compare); in a sweep, every pair of modes each at its best point (on
     validation), since all pairs of points would run to hundreds of rows."""
-    summary = summarize(runs)
+    summary, samples = summarize(runs), samples_by_group(runs)
     plain = summary[summary["sweep"].isna()]
     rows = []
     for experiment, group in plain.groupby("experiment", sort=False):
         pairs = itertools.combinations([(experiment, mode) for mode in group["mode"]], 2)
-        rows += compare(runs, f"modes in {experiment}", pairs, lambda _, mode: mode)
+        rows += compare(samples, f"modes in {experiment}", pairs, lambda _, mode: mode)
     for (corpus, mode), group in plain.groupby(["corpus", "mode"], sort=False):
         pairs = itertools.combinations([(name, mode) for name in group["experiment"]], 2)
-        rows += compare(runs, f"{mode} across experiments on {corpus}", pairs,
+        rows += compare(samples, f"{mode} across experiments on {corpus}", pairs,
                         lambda experiment, _: experiment)
     for sweep, best in best_points(summary).groupby("sweep", sort=False):
         pairs = itertools.combinations(best[GROUP].itertuples(index=False, name=None), 2)
-        rows += compare(runs, f"modes at their best points of {sweep}", pairs,
+        rows += compare(samples, f"modes at their best points of {sweep}", pairs,
                         lambda experiment, mode: f"{mode} ({point_text(experiment)})")
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
@@ -146,7 +150,7 @@ def sweep_summary(runs, sweep):
 
 def vs_best(runs, table):
     """Each row's test perplexity minus its mode's best point's: interval, p and verdict."""
-    samples = {key: group["test_ppl"].to_numpy() for key, group in runs.groupby(GROUP)}
+    samples = samples_by_group(runs)
     best = table[table["best"]].set_index("mode")["experiment"]
     rows = []
     for experiment, mode in zip(table["experiment"], table["mode"], strict=True):
