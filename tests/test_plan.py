@@ -42,7 +42,7 @@ def test_the_default_config_is_one_run_per_mode_on_ptb(workflow):
     assert p.runs == [Run("tutorial", mode, 1) for mode in MODES]
     assert p.runs[2].folder == "results/tutorial/lstm/seed1"
     assert list(p.corpora) == ["ptb"] and p.corpus_of("tutorial") == "ptb"
-    assert p.arrays() == [("ptb", "train", 32), ("ptb", "valid", 10), ("ptb", "test", 10)]
+    assert [p.batch_size("tutorial", split) for split in ("train", "valid", "test")] == [32, 10, 10]
     assert p.published == {} and p.sweeps == {}
     assert p.prompts("ptb")[0] == "the company said"
     assert p.predicted() == p.runs

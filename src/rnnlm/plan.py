@@ -91,15 +91,11 @@ class Plan:
         (not sweep points), with the experiment's first seed."""
         return [r for r in self.runs if r.sweep is None and r.seed == self.seeds(r.experiment)[0]]
 
-    def arrays(self):
-        """(corpus, split, batch size) of every array a run reads."""
-        needed = {}
-        for name in dict.fromkeys(run.experiment for run in self.runs):
-            exp = self.experiments[name]
-            needed[(exp["corpus"], "train", exp["batch_size"])] = None
-            for split in ("valid", "test"):
-                needed[(exp["corpus"], split, exp["eval_batch_size"])] = None
-        return list(needed)
+    def batch_size(self, experiment, split):
+        """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size
+        to validate and test on."""
+        exp = self.experiments[experiment]
+        return exp["batch_size"] if split == "train" else exp["eval_batch_size"]
 
 
 def make_plan(config, workflow):

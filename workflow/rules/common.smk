@@ -13,6 +13,7 @@ from snakemake.exceptions import WorkflowError
 
 try:
     from rnnlm.config import NAME, Workflow
+    from rnnlm.data import SPLITS
     from rnnlm.io import RnnlmError
     from rnnlm.plan import MODES, make_plan, train_flags
     from rnnlm.provenance import PACKAGE, code_digest as package_digest
@@ -20,8 +21,6 @@ except ImportError:
     raise WorkflowError(
         "package rnnlm not found: run `make setup` in the repository and use .venv/bin/snakemake"
     ) from None
-
-SPLITS = ("train", "valid", "test")
 
 try:
     PLAN = make_plan(config, Workflow(Path(workflow.basedir, "workflow")))
@@ -76,18 +75,13 @@ def run_paths(pattern, runs=None):
 
 
 def final_outputs():
-    sweeps = [
-        path
-        for name in PLAN.sweeps
-        for path in expand(list(rules.sweep.output), sweep=name)
-    ]
     return [
         *rules.table.output,
         *rules.compare.output,
         *rules.provenance.output,
         *rules.plots.output,
         *(rules.compare_predictions.output if PLAN.predicted() else []),
-        *sweeps,
+        *expand(list(rules.sweep.output), sweep=list(PLAN.sweeps)),
     ]
 
 
@@ -99,27 +93,16 @@ def sweep_runs(pattern):
     )
 
 
-def split_file(split):
-    return lambda wildcards: f"resources/{wildcards.corpus}/{split}.txt"
-
-
-def data_path(experiment_name, name):
-    return f"results/data/{PLAN.corpus_of(experiment_name)}/{name}"
-
-
 def vocab_file(wildcards):
-    return data_path(wildcards.experiment, "vocab.tsv")
+    return rules.vocab.output.vocab.format(corpus=PLAN.corpus_of(wildcards.experiment))
 
 
-def train_array(wildcards):
-    exp = experiment(wildcards)
-    return data_path(wildcards.experiment, f"train.b{exp['batch_size']}.npy")
-
-
-def eval_array(split):
-    """Validation and test arrays use the experiment's eval_batch_size."""
-    return lambda wildcards: data_path(
-        wildcards.experiment, f"{split}.b{experiment(wildcards)['eval_batch_size']}.npy"
+def array(split):
+    """The experiment's array of ``split``, as wide as rnnlm.plan says."""
+    return lambda wildcards: rules.batchify.output.array.format(
+        corpus=PLAN.corpus_of(wildcards.experiment),
+        split=split,
+        batch_size=PLAN.batch_size(wildcards.experiment, split),
     )
 
 
@@ -182,7 +165,7 @@ def corpus_name(wildcards):
 def prompt_args(wildcards):
     """The corpus's prompts as quoted shell words: a recorded param, so new prompts rerun
     predict."""
-    return shlex.join(PLAN.prompts(PLAN.corpus_of(wildcards.experiment)))
+    return shlex.join(PLAN.prompts(corpus_name(wildcards)))
 
 
 def experiment_pairs(flag, values):

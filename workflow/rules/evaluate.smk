@@ -2,7 +2,7 @@ rule evaluate:
     input:
         params=rules.train.output.params,
         config=rules.train.output.config,
-        test=eval_array("test"),
+        test=array("test"),
     output:
         test="results/{experiment}/{mode}/seed{seed}/test.json",
     log:

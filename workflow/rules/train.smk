@@ -3,8 +3,8 @@
 rule train:
     input:
         vocab=vocab_file,
-        train=train_array,
-        valid=eval_array("valid"),
+        train=array("train"),
+        valid=array("valid"),
     output:
         params="results/{experiment}/{mode}/seed{seed}/model.params",
         config="results/{experiment}/{mode}/seed{seed}/model.json",

@@ -1,8 +1,8 @@
 rule vocab:
     input:
-        train=split_file("train"),
-        valid=split_file("valid"),
-        test=split_file("test"),
+        train=rules.download.output.train,
+        valid=rules.download.output.valid,
+        test=rules.download.output.test,
     output:
         vocab="results/data/{corpus}/vocab.tsv",
         stats="results/data/{corpus}/stats.json",
