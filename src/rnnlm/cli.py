@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rnnlm.cli_results import RESULT_COMMANDS
 from rnnlm.io import RnnlmError
+from rnnlm.plan import MODES  # rnnlm.model's, without importing mxnet
 
 log = logging.getLogger("rnnlm")
 
@@ -105,9 +106,6 @@ def _add_batchify(sub):
     p.add_argument("--batch-size", type=int, required=True)
     p.add_argument("--out", type=Path, required=True, help="output .npy")
     p.set_defaults(func=_batchify)
-
-
-MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")  # rnnlm.model.MODES, without importing mxnet
 
 
 def _use_threads(threads, device="cpu"):
