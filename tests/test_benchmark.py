@@ -7,6 +7,7 @@ The tests that need torch look for it in this interpreter, then in $RNNLM_TORCH_
 """
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import os
@@ -40,8 +41,9 @@ TINY = ("experiments:\n  tiny: {emsize: 8, nhid: 8, nlayers: 1, batch_size: 4,"
         " eval_batch_size: 2, bptt: 3}\nthreads: 1\n")
 
 
+@functools.cache
 def torch_python():
-    """A Python with torch, or None."""
+    """A Python with torch, or None (asked once: each answer starts a Python that imports it)."""
     if importlib.util.find_spec("torch"):
         return sys.executable
     for candidate in (os.environ.get("RNNLM_TORCH_PYTHON"),

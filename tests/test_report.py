@@ -88,7 +88,7 @@ def test_provenance_is_flattened_one_row_per_run(tmp_path):
     table = read_provenance(runs)
     assert table["seed"].tolist() == [1, 2]
     assert list(table.columns[:3]) == ["experiment", "mode", "seed"]
-    assert table["versions.python"].tolist() == ["3.11.2"] * 2
-    assert table["git.commit"].iloc[0].startswith("0123456789abcdef")
+    assert table["python"].tolist() == ["3.11.2"] * 2
+    assert table["git_commit"].iloc[0].startswith("0123456789abcdef")
     assert table["data_sha256.train"].iloc[0] == "a" * 64
     assert table["gpus"].tolist() == ["", ""]

@@ -239,7 +239,7 @@ def test_provenance_lists_what_runs_share_once_and_what_differs_per_run(seeded, 
     table = pd.read_csv(csv)
     assert len(table) == len(seeded) and table["settings_sha256"].str.len().eq(64).all()
     shared = {row["field"]: row["value"] for row in html_rows(html, "shared")}
-    assert shared["versions.mxnet"] == "1.9.1" and shared["data_sha256.train"] == "a" * 12
+    assert shared["mxnet"] == "1.9.1" and shared["data_sha256.train"] == "a" * 12
     per_run = html_rows(html, "runs")
     assert len(per_run) == len(seeded)
     assert {"experiment", "mode", "seed", "settings_sha256"} <= set(per_run[0])

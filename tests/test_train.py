@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 from markov import make_source, train_argv, write_corpus
+from run_folders import make_run
 
 import rnnlm.train
 from rnnlm import cli, device
@@ -120,6 +121,9 @@ def test_a_run_writes_its_outputs_and_drops_its_checkpoint(small, tmp_path):
     assert made["settings_sha256"] == settings_digest(summary["hyperparameters"])
     assert made["started"] <= made["finished"] and made["wall_seconds"] == summary["wall_seconds"]
     assert (made["git_commit"] is None) or len(made["git_commit"]) == 40
+    # the report tests' hand-made runs (tests/run_folders.py) record the same fields
+    fake = make_run(tmp_path / "fake", "tutorial", "gru") / "summary.json"
+    assert set(read_json(fake)["provenance"]) == set(made)
     assert read_json(run / "model.json")["mode"] == "gru"
 
 

@@ -446,6 +446,7 @@ def test_default_config_with_three_seeds_on_the_real_ptb(shared_ptb, tmp_path):
     table = pd.read_csv(tmp_path / "results/perplexity.csv")
     assert list(table["mode"]) == ["lstm", "gru"] and set(table["experiment"]) == {"tutorial"}
     runs = pd.read_csv(tmp_path / "results/runs.csv")
+    assert len(runs) == 2 * 3
     for mode, rows in runs.groupby("mode"):
         tests = [json.loads((tmp_path / f"results/tutorial/{mode}/seed{seed}/test.json")
                             .read_text())["test_ppl"] for seed in (1, 2, 3)]
