@@ -48,8 +48,8 @@ def torch_python():
         return sys.executable
     for candidate in (os.environ.get("RNNLM_TORCH_PYTHON"),
                       BENCHMARKS.parents[1] / "torchenv" / "bin" / "python"):
-        if candidate and subprocess.run([str(candidate), "-c", "import torch"],
-                                        capture_output=True).returncode == 0:
+        if candidate and Path(candidate).is_file() and subprocess.run(
+                [str(candidate), "-c", "import torch"], capture_output=True).returncode == 0:
             return str(candidate)
     return None
 
