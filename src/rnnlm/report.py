@@ -90,9 +90,8 @@ def read_file(run_dir, name, columns=()):
 def read_run(run_dir, corpus):
     """One row of the runs table."""
     ident = Run.of_folder(run_dir)
-    sweep, _ = split_experiment(ident.experiment)
-    row = {"experiment": ident.experiment, "sweep": sweep,
-           "corpus": corpus.get(ident.experiment, corpus.get(sweep, DEFAULT_CORPUS)),
+    row = {"experiment": ident.experiment, "sweep": ident.sweep,
+           "corpus": corpus.get(ident.experiment, corpus.get(ident.sweep, DEFAULT_CORPUS)),
            "mode": ident.mode, "seed": ident.seed}
     files = {name: read_file(run_dir, name) for name in ("summary.json", "test.json")}
     for column, (name, key) in RUN_NUMBERS.items():

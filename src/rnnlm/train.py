@@ -311,6 +311,7 @@ def write_outputs(run, state, device):
     seconds = sum(row["seconds"] for row in state.metrics)
     tokens = sum(row["seconds"] * row["tokens_per_s"] for row in state.metrics)
     run.count_wall_time(state)
+    threads = omp_threads()
     settings = {**dataclasses.asdict(run.model.config), **dataclasses.asdict(run.cfg),
                 "batch_size": run.batch_size, "eval_batch_size": sum(p.shape[1] for p in run.valid)}
     data = {split: run.ckpt.fingerprint[f"{split}_sha256"] for split in ("train", "valid")}
@@ -319,10 +320,10 @@ def write_outputs(run, state, device):
         "best_epoch": state.best_epoch, "best_valid_loss": state.best_loss,
         "best_valid_ppl": perplexity(state.best_loss), "epochs": len(state.metrics),
         "train_seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
-        "wall_seconds": state.wall_seconds, "threads": omp_threads(), "device": device,
+        "wall_seconds": state.wall_seconds, "threads": threads, "device": device,
         "gpus": len(run.ctxs) if device == "gpu" else 0,
-        "provenance": {**environment(), "engine": ENGINE, "threads": omp_threads(),
-                       "device": device,
-                       "seed": run.cfg.seed, "settings_sha256": settings_digest(settings),
-                       "data_sha256": data, "started": state.started, "finished": now(),
+        "provenance": {**environment(), "engine": ENGINE, "threads": threads,
+                       "device": device, "seed": run.cfg.seed,
+                       "settings_sha256": settings_digest(settings), "data_sha256": data,
+                       "started": state.started, "finished": now(),
                        "wall_seconds": state.wall_seconds}})
