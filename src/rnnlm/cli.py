@@ -220,16 +220,23 @@ def _add_evaluate(sub):
     p.set_defaults(func=_evaluate)
 
 
-def _predict(args):
+def _load_trained(args):
+    """(model, vocab, context) of the trained run that predict and generate read."""
     _use_threads(args.threads, args.device)
-    import json
-
     from rnnlm.device import check_threads, contexts
-    from rnnlm.predict import format_table, load_run, predict, write_predictions
+    from rnnlm.predict import load_run
 
     check_threads(args.threads)
     ctx = contexts(args.device)[0]
-    model, vocab = load_run(args.run_dir, args.vocab, ctx)
+    return (*load_run(args.run_dir, args.vocab, ctx), ctx)
+
+
+def _predict(args):
+    import json
+
+    from rnnlm.predict import format_table, predict, write_predictions
+
+    model, vocab, ctx = _load_trained(args)
     records = predict(model, vocab, args.prompts, ctx, args.top_k, args.sentence_start)
     print(json.dumps(records, indent=2) if args.json else format_table(records))
     if args.out:
@@ -265,13 +272,9 @@ def _add_predict(sub):
 
 
 def _generate(args):
-    _use_threads(args.threads, args.device)
-    from rnnlm.device import check_threads, contexts
-    from rnnlm.predict import as_text, generate, load_run, parse_prompt
+    from rnnlm.predict import as_text, generate, parse_prompt
 
-    check_threads(args.threads)
-    ctx = contexts(args.device)[0]
-    model, vocab = load_run(args.run_dir, args.vocab, ctx)
+    model, vocab, ctx = _load_trained(args)
     prompt = parse_prompt(args.prompt, vocab, args.sentence_start)
     words = generate(model, vocab, prompt, ctx, args.words, args.temperature, args.seed)
     print(as_text(args.prompt.split() + words))
