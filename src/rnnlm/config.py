@@ -50,20 +50,33 @@ def coerce_strings(value, schema, root=None):
     return value
 
 
-def validated(doc, schema_path, error=ConfigError):
-    """``doc`` checked against the schema, its defaults filled; a failure raises
-    ``error(key, message)``, the key dotted: one line instead of the whole schema dump."""
+def default_filling(schema):
+    """A validator of ``schema`` that fills in the defaults it passes: the recipe of jsonschema's
+    FAQ that snakemake.utils.validate applies, built once. That function re-reads and re-parses
+    the schema file on every call (50 ms), which made the presets alone cost most of a second at
+    each parse of the Snakefile."""
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        for name, sub in props.items():
+            if "default" in sub:
+                instance.setdefault(name, sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": properties})(schema)
+
+
+def validated(doc, validator, error=ConfigError):
+    """``doc`` checked by ``validator`` (``default_filling``), its defaults filled; a failure
+    raises ``error(key, message)``, the key dotted: one line instead of the whole schema dump."""
     from jsonschema.exceptions import ValidationError
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
 
     try:
-        validate(doc, str(schema_path))
-    except WorkflowError as err:
-        cause = err.__context__
-        if not isinstance(cause, ValidationError):
-            raise
-        raise error(".".join(map(str, cause.absolute_path)), cause.message) from None
+        validator.validate(doc)
+    except ValidationError as err:
+        raise error(".".join(map(str, err.absolute_path)), err.message) from None
     return doc
 
 
@@ -83,8 +96,8 @@ class Workflow:
 
     def __init__(self, folder):
         self.folder = Path(folder)
-        self.schema_path = self.folder / "schemas" / "config.schema.yaml"
-        self.schema = yaml.safe_load(self.schema_path.read_text())
+        self.schema = yaml.safe_load((self.folder / "schemas" / "config.schema.yaml").read_text())
+        self.validator = default_filling(self.schema)
         self.presets = {p.stem: self._read_preset(p) for p in self._files("presets")}
         self.corpora = {p.stem: self._read_yaml(p) for p in self._files("corpora")}
 
@@ -120,7 +133,7 @@ class Workflow:
                 raise error(f"published.{key}", f"{value!r} is not a ppl > 0")
         doc = {"experiments": {path.stem: exp}}
         prefix = f"experiments.{path.stem}"
-        validated(doc, self.schema_path,
+        validated(doc, self.validator,
                   lambda key, msg: error(key.removeprefix(prefix).lstrip("."), msg))
         return doc["experiments"][path.stem], published
 
@@ -130,7 +143,7 @@ def resolve(config, workflow):
     in ``run`` and every built-in corpus merged under the user's keys. Returns a new dict."""
     config = coerce_strings(copy.deepcopy(config), workflow.schema)
     own = copy.deepcopy(config)  # what the user set, before defaults fill the rest
-    validated(config, workflow.schema_path)
+    validated(config, workflow.validator)
     experiments = own.get("experiments") or {}
     bases = [sweep["base"] for sweep in config["sweeps"].values()]
     for name in dict.fromkeys([*config["run"], *bases]):
@@ -146,7 +159,7 @@ def resolve(config, workflow):
 def corpus(name, builtin, over, workflow):
     """One corpus definition: the built-in one under the user's keys, validated whole."""
     doc = {"corpora": {name: deep_merge(builtin, over or {})}}
-    validated(doc, workflow.schema_path)
+    validated(doc, workflow.validator)
     spec = doc["corpora"][name]
     if not spec.get("url"):
         raise ConfigError(f"corpora.{name}.url", "missing: where the corpus comes from "

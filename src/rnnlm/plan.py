@@ -150,7 +150,7 @@ def expand_sweep(name, config, workflow):
     experiments = {}
     for point, path in zip(points, names, strict=True):
         doc = {"experiments": {name: {**base, **point}}}
-        validated(doc, workflow.schema_path, lambda at, msg, point=point: ConfigError(
+        validated(doc, workflow.validator, lambda at, msg, point=point: ConfigError(
             f"{key}.grid.{at.rpartition('.')[2]}", f"{msg} (at the point {point})"))
         experiments[f"{name}/{path}"] = doc["experiments"][name]
     return experiments
