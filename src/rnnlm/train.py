@@ -184,9 +184,10 @@ class Run:
             self.diverged(state, state.batch + i + 1, what, value)
         tokens = sum(p[2] for p in pending) * self.batch_size
         seconds = time.monotonic() - clock
-        loss = float(losses.sum()) / tokens
+        loss_sum = float(losses.sum())
+        loss = loss_sum / tokens
         state.batch += len(pending)
-        state.loss_sum += float(losses.sum())
+        state.loss_sum += loss_sum
         state.tokens += tokens
         state.seconds += seconds
         state.tokens_seen += tokens
