@@ -3,6 +3,7 @@ constraints, paths, and the input, param and resource functions the rules call. 
 the config means, which runs it asks for) is the package's, unit-tested without Snakemake.
 """
 
+import functools
 import os
 import shlex
 import shutil
@@ -47,6 +48,7 @@ if shutil.which("rnnlm") is None and (_bin / "rnnlm").exists():
     os.environ.update(PATH=f"{_bin}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
 
 
+@functools.cache  # several rules run the same stage's code
 def code_digest(stage):
     """Digest of the code a stage runs, from the sources beside this Snakefile when it is a
     checkout (as `uv sync` installs them), else from the installed package."""
