@@ -1,9 +1,14 @@
 """Fixtures shared by the test modules: the real PTB copy beside the repo, and small corpora."""
 
+import contextlib
+import functools
 import hashlib
+import http.server
 import random
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,33 @@ def rnnlm(*argv, **kwargs):
     """Run the `rnnlm` command as a user does; its exit code, stdout and stderr."""
     return subprocess.run([str(RNNLM), *map(str, argv)], capture_output=True, text=True,
                           timeout=600, **kwargs)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder without a log line per request in the test's output."""
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def http_server(folder, handler=QuietHandler):
+    """``folder`` served over http:// on 127.0.0.1 while the block runs; yields the server."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def unreachable_url():
+    """An http:// mirror on a loopback port nobody listens on: offline, as fast as it gets."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/ptb"
 
 
 @pytest.fixture

@@ -2,18 +2,15 @@
 WikiText-style archive served over http:// with its digest in the config, and a user's own text
 folder, in one run, to the predictions and the report."""
 
-import functools
 import hashlib
-import http.server
 import json
 import random
 import re
-import threading
 import zipfile
 
 import pandas as pd
 import pytest
-from conftest import SPLITS
+from conftest import SPLITS, http_server
 from test_workflow import EXPERIMENTS, snakemake, write_config
 
 TINY = {**EXPERIMENTS["wide"], "nhid": 8, "emsize": 8}
@@ -44,21 +41,12 @@ def own_text(folder, seed=1):
                                            for _ in range(lines)))
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def served(tmp_path):
     """A folder served over http:// on 127.0.0.1, for the test's lifetime."""
     folder = tmp_path / "www"
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with http_server(folder) as server:
+        yield folder, f"http://127.0.0.1:{server.server_port}"
 
 
 @pytest.mark.slow

@@ -1,13 +1,10 @@
 """Download stage through `rnnlm download`: three files, an archive's members or one file split by
 the rule; every digest checked, nothing half written, one-line errors naming corpus, file, fix."""
 
-import functools
 import hashlib
-import http.server
 import io
 import json
 import tarfile
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -15,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, SPLITS, rnnlm, write_corpus
+from conftest import (
+    REPO,
+    SPLITS,
+    QuietHandler,
+    http_server,
+    rnnlm,
+    unreachable_url,
+    write_corpus,
+)
 
 from rnnlm.data import Source, split_lines
 from rnnlm.io import RnnlmError
@@ -319,7 +324,7 @@ def test_an_unknown_url_scheme_is_an_error(tmp_path):
 
 # --- over HTTP: retries counted and spaced (issue 18) ------------------------------------------
 
-class _FlakyHandler(http.server.SimpleHTTPRequestHandler):
+class _FlakyHandler(QuietHandler):
     """Serves a folder, failing the first ``fail`` requests with 503 or a truncated body, and
     notes when each request came."""
 
@@ -337,22 +342,15 @@ class _FlakyHandler(http.server.SimpleHTTPRequestHandler):
             return
         super().do_GET()
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture
 def http_mirror(corpus):
     """The generated corpus (and a WikiText-style zip) served on 127.0.0.1."""
     mirror, sha256 = corpus
     wikitext_archive(mirror)
-    handler = functools.partial(_FlakyHandler, directory=str(mirror))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.state = {"times": [], "fail": 0, "mode": "503"}
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", mirror, sha256, server.state
-    server.shutdown()
-    server.server_close()
+    with http_server(mirror, _FlakyHandler) as server:
+        server.state = {"times": [], "fail": 0, "mode": "503"}
+        yield f"http://127.0.0.1:{server.server_port}", mirror, sha256, server.state
 
 
 def gaps(times):
@@ -408,12 +406,7 @@ def test_an_archive_over_http_is_fetched_verified_and_removed(http_mirror, tmp_p
 
 
 def test_offline_says_how_to_set_a_mirror(tmp_path):
-    import socket
-
-    with socket.socket() as s:  # a loopback port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    line = error_line(download(tmp_path / "out", f"http://127.0.0.1:{port}/ptb", "--files",
+    line = error_line(download(tmp_path / "out", unreachable_url(), "--files",
                                *PTB_FILES, corpus="ptb", retries=1))
     assert "after 1 attempt; offline? set corpora.ptb.url (or --url)" in line
     assert written(tmp_path / "out") == []

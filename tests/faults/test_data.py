@@ -4,13 +4,12 @@ one line naming the file and the fix, and leaves no partial output, only what wa
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import zipfile
 
 import pytest
 import yaml
-from conftest import REPO, SPLITS, write_corpus
+from conftest import REPO, SPLITS, unreachable_url, write_corpus
 from test_workflow import BIN, SNAKEMAKE
 
 from faults.pipeline import MESSAGES, error_line, run_failing, stray_temporaries, tiny_workflow
@@ -47,13 +46,6 @@ def test_bad_mirror_file_stops_the_download_and_leaves_no_file(tmp_path, damage)
     assert error.startswith("rnnlm download: error: corpus ptb: ") and "ptb.valid.txt" in error
     assert MESSAGES[damage] in error
     assert no_download_left(workdir)  # not even the two good splits
-
-
-def unreachable_url():
-    """An http:// mirror on a loopback port nobody listens on: offline, as fast as it gets."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/ptb"
 
 
 def test_unreachable_mirror_says_offline_and_how_to_set_one(tmp_path, tiny_mirror):
