@@ -236,7 +236,7 @@ def first_window_loss(model, run):
 
     train = run.train[0]
     state = [model.begin_state(train.shape[1], train.context)]
-    return float(window_loss(loss_graph(model), [train], state, *run.windows[0])[0].asscalar())
+    return float(window_loss(loss_graph(model), [train], state, *run.windows[0])[0][0].asscalar())
 
 
 def time_rounds(args, sides, evals, shapes):

@@ -44,10 +44,15 @@ def test_cli_offers_exactly_the_model_modes():
     assert cli.MODES == MODES == ("rnn_relu", "rnn_tanh", "lstm", "gru")
 
 
-def test_tied_with_unequal_sizes_is_a_config_error():
-    with pytest.raises(RnnlmError, match="emsize == nhid.*--no-tied"):
-        ModelConfig("lstm", vocab_size=10, emsize=8, nhid=16, tied=True)
-    ModelConfig("lstm", vocab_size=10, emsize=8, nhid=16, tied=False)  # fine untied
+def test_tied_with_unequal_sizes_takes_awds_layout_the_last_layer_of_emsize():
+    tied = build(emsize=8, nhid=16, nlayers=3, tied=True)
+    assert [layer.nhid for layer in tied.rnn.layers()] == [16, 16, 8]
+    assert [layer.shapes["i2h_weight"][1] for layer in tied.rnn.layers()] == [8, 16, 16]
+    assert tied.decoder.weight is tied.embedding.weight
+    logits, _ = tied(ids(), tied.begin_state(3, CPU))
+    assert logits.shape == (5, 3, 12)
+    untied = build(emsize=8, nhid=16, nlayers=3, tied=False)
+    assert [layer.nhid for layer in untied.rnn.layers()] == [16, 16, 16]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -135,7 +140,7 @@ def test_dropout_between_recurrent_layers_really_happens(mode, hybridize):
     x = nd.random.uniform(shape=(5, 4, 16))
 
     def stack(nlayers):
-        block = RecurrentStack(mode, nlayers, 16, 16, dropout=0.5)
+        block = RecurrentStack(mode, [16] * nlayers, 16, dropout=0.5)
         block.initialize(mx.init.Uniform(0.5))
         if hybridize:
             block.hybridize(static_alloc=True, static_shape=True)

@@ -223,8 +223,8 @@ def test_report_embeds_every_table_and_plot_and_the_config(done):
     (["experiments={small: {emsiz: 8}}"], "config key experiments.small: Additional "
                                           "properties are not allowed ('emsiz'"),
     (["experiments={small: {nhid: 0}}"], "config key experiments.small.nhid: 0 is less"),
-    (["experiments={small: {nhid: 9}}"], "config key experiments.small.tied: tied weights "
-                                         "need emsize == nhid (got 8 and 9)"),
+    (["experiments={small: {dropout_i: 1.5}}"], "config key experiments.small.dropout_i: 1.5 "
+                                                "is greater than or equal to the maximum of 1"),
     (["run=[small, nope]"], "config key run: 'nope' is not in experiments"),
     (["device=gpu", "gpus=0"], "config key gpus: device gpu needs gpus >= 1"),
     (["predict={top_k: 0}"], "config key predict.top_k: 0 is less than the minimum of 1"),

@@ -40,6 +40,10 @@ class RunState:
     tokens_seen: int = 0  # training tokens since the run began, every epoch
     wall_seconds: float = 0.0  # the run's time in every attempt, up to its last checkpoint
     started: str = ""  # when the run's first attempt began (UTC, ISO 8601)
+    history: list = dataclasses.field(default_factory=list)  # validation losses, for nt-asgd
+    averaging_from: int | None = None  # the epoch whose steps NT-ASGD began to average
+    average_steps: int = 0  # steps in the average
+    done: bool = False  # fine-tuning stopped early, as finetune.py does
 
 
 def digest(path):
@@ -76,13 +80,17 @@ class Checkpoint:
     def path(self, name):
         return self.folder / name
 
-    def save(self, state, model, trainer, hidden):
-        """Parameters, trainer state, hidden state and metrics at ``state``'s position, then the
-        record."""
+    def save(self, state, model, trainer, hidden, average=None):
+        """Parameters, trainer state, hidden state, metrics and NT-ASGD's ``average`` (name ->
+        array, when it averages) at ``state``'s position, then the record."""
         tag = _tag(state)
         files = {"params": f"model-{tag}.params", "trainer": f"trainer-{tag}.states",
                  "hidden": f"hidden-{tag}.nd", "best": self.best_path(state.best_epoch).name,
                  "metrics": "metrics.csv"}
+        if average is not None:
+            files["average"] = f"average-{tag}.nd"
+            with atomic_path(self.path(files["average"])) as tmp:
+                nd.save(str(tmp), {k: v.copyto(mx.cpu()) for k, v in average.items()})
         with atomic_path(self.path(files["params"])) as tmp:
             model.save_parameters(str(tmp))
         with atomic_path(self.path(files["trainer"])) as tmp:
@@ -125,14 +133,16 @@ def scatter_states(hidden, ctxs):
 
 
 def restore(saved, folder, model, trainer, ctxs):
-    """Load a saved record's arrays into ``model`` and ``trainer``; return state and hidden."""
+    """Load a saved record's arrays into ``model`` and ``trainer``; return state, hidden and
+    the NT-ASGD average (name -> array; None when it did not average)."""
     folder, files = Path(folder), saved["files"]
     model.load_parameters(str(folder / files["params"]), ctx=ctxs)
     trainer.load_states(str(folder / files["trainer"]))
     state = RunState(**saved["state"])
     trainer.set_learning_rate(state.lr)
     hidden = scatter_states(nd.load(str(folder / files["hidden"])), ctxs)
-    return state, hidden
+    average = nd.load(str(folder / files["average"])) if "average" in files else None
+    return state, hidden, average
 
 
 METRICS = ("epoch", "lr", "train_loss", "train_ppl", "valid_loss", "valid_ppl", "seconds",

@@ -142,14 +142,19 @@ def _train(args):
     check_threads(args.threads)
     model_config = ModelConfig(args.mode, len(read_vocab(args.vocab)), emsize=args.emsize,
                                nhid=args.nhid, nlayers=args.nlayers, dropout=args.dropout,
-                               tied=args.tied, init_range=args.init_range,
-                               rnn_init=args.rnn_init)
+                               dropout_e=args.dropout_e, dropout_i=args.dropout_i,
+                               dropout_h=args.dropout_h, dropout_o=args.dropout_o,
+                               weight_dropout=args.weight_dropout, tied=args.tied,
+                               init_range=args.init_range, rnn_init=args.rnn_init)
     config = TrainConfig(lr=args.lr, clip=args.clip, clip_per=args.clip_per, epochs=args.epochs,
                          bptt=args.bptt, seed=args.seed, lr_schedule=args.lr_schedule,
                          restore_best=args.restore_best,
                          decay_after=args.decay_after, decay_factor=args.decay_factor,
                          max_batches=args.max_batches, log_interval=args.log_interval,
-                         checkpoint_minutes=args.checkpoint_minutes)
+                         checkpoint_minutes=args.checkpoint_minutes, alpha=args.alpha,
+                         beta=args.beta, wd=args.wd, variable_bptt=args.variable_bptt,
+                         optimizer=args.optimizer, nonmono=args.nonmono,
+                         finetune_epochs=args.finetune_epochs)
     train(model_config, config, args.train, args.valid, args.out_dir, args.device, args.gpus)
 
 
@@ -164,9 +169,22 @@ def _add_train(sub):
     p.add_argument("--emsize", type=int, default=100, help="embedding size")
     p.add_argument("--nhid", type=int, default=100, help="hidden units per layer")
     p.add_argument("--nlayers", type=int, default=2, help="recurrent layers")
-    p.add_argument("--dropout", type=float, default=0.2, help="dropout around and between layers")
+    p.add_argument("--dropout", type=float, default=0.2,
+                   help="dropout around and between layers, a mask per step")
+    awd = "(AWD-LSTM's, default 0: off) "
+    p.add_argument("--dropout-e", type=float, default=0.0,
+                   help=awd + "whole words of the embedding dropped, a mask per window")
+    p.add_argument("--dropout-i", type=float, default=0.0,
+                   help=awd + "on the embedding's output, one mask per window over time")
+    p.add_argument("--dropout-h", type=float, default=0.0,
+                   help=awd + "between layers, one mask per window over time")
+    p.add_argument("--dropout-o", type=float, default=0.0,
+                   help=awd + "on the last layer's output, one mask per window over time")
+    p.add_argument("--weight-dropout", type=float, default=0.0,
+                   help=awd + "DropConnect on the hidden-to-hidden weights, a mask per window")
     p.add_argument("--tied", action=argparse.BooleanOptionalAction, default=True,
-                   help="decoder shares the embedding matrix (needs emsize == nhid)")
+                   help="decoder shares the embedding matrix (with nhid != emsize, the last "
+                        "layer has emsize units)")
     p.add_argument("--init-range", type=float, default=0.1, help="weights start in +-this")
     p.add_argument("--rnn-init", choices=("init_range", "pytorch"), default="init_range",
                    help="pytorch: recurrent weights and biases start in +-1/sqrt(nhid), as "
@@ -191,6 +209,22 @@ def _add_train(sub):
     p.add_argument("--decay-factor", type=float, default=0.25, help="fixed schedule: factor f")
     p.add_argument("--max-batches", type=int, default=None,
                    help="cap on windows per epoch (smoke tests, benchmarks; default all)")
+    p.add_argument("--alpha", type=float, default=0.0,
+                   help=awd + "AR: alpha * mean of the last layer's dropped output squared")
+    p.add_argument("--beta", type=float, default=0.0,
+                   help=awd + "TAR: beta * mean of its undropped output's steps squared")
+    p.add_argument("--wd", type=float, default=0.0,
+                   help="weight decay on the mean token loss (default 0)")
+    p.add_argument("--variable-bptt", action=argparse.BooleanOptionalAction, default=False,
+                   help="AWD-LSTM's window lengths: bptt, or bptt / 2 with probability 0.05, "
+                        "then N(that, 5), at least 5")
+    p.add_argument("--optimizer", choices=("sgd", "nt-asgd"), default="sgd",
+                   help="nt-asgd: SGD at a constant lr, its weights averaged once validation "
+                        "is worse than the best before the last --nonmono checks")
+    p.add_argument("--nonmono", type=int, default=5, help="nt-asgd: see --optimizer")
+    p.add_argument("--finetune-epochs", type=int, default=0,
+                   help="then up to this many epochs averaging anew from the best weights "
+                        "(awd-lstm-lm's finetune.py)")
     _add_device_flags(p)
     p.add_argument("--log-interval", type=int, default=200, help="windows between reports")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0,

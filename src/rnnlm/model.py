@@ -1,11 +1,17 @@
 """Model stage: one Gluon language model for all four recurrent modes.
 
-    ids (T, B) -> embedding (T, B, emsize) -> dropout -> recurrent layers (T, B, nhid)
-               -> dropout -> dense decoder (T, B, vocab)
+    ids (T, B) -> embedding (T, B, emsize) -> dropouts -> recurrent layers (T, B, nhid)
+               -> dropouts -> dense decoder (T, B, vocab)
 
 Each recurrent layer is its own one-layer fused block with dropout between them: MXNet 1.9.1's
 fused multi-layer RNN on the CPU (oneDNN) silently skips its inter-layer dropout, so asking it for
 ``num_layers=2, dropout=0.5`` would train without dropout (tests/test_model.py shows both).
+``dropout`` draws a mask per time step; AWD-LSTM's dropouts (rnnlm.awd) one per window: of
+words (``dropout_e``), over time on the embedding (``dropout_i``), between layers
+(``dropout_h``) and on the last layer's output (``dropout_o``), and of the recurrent weights
+(``weight_dropout``). Each is built only when asked for, so a model without them computes, and
+draws, what it did before they existed. Tied with ``nhid != emsize``, the last layer has emsize
+units (AWD's layout), so the decoder can share the embedding.
 Hyperparameters live in a frozen ``ModelConfig`` saved as ``model.json`` beside ``model.params``,
 which holds each layer's arrays under gluon.rnn's names, whatever the layout in memory.
 """
@@ -15,6 +21,7 @@ import json
 import math
 from pathlib import Path
 
+from rnnlm.awd.dropout import EmbeddingDropout, drop_connect, locked_dropout
 from rnnlm.io import RnnlmError, read_json, write_text
 from rnnlm.mx import gluon, init, nd
 from rnnlm.mx import mxnet as mx
@@ -30,6 +37,7 @@ MODES = tuple(LAYERS)  # also the names of MXNet's RNN operator modes
 GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 PIECES = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # the RNN operator's layout
 RNN_INITS = ("init_range", "pytorch")
+DROPOUTS = ("dropout", "dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dropout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +47,12 @@ class ModelConfig:
     emsize: int = 100
     nhid: int = 100
     nlayers: int = 2
-    dropout: float = 0.2
+    dropout: float = 0.2  # a mask per step: on the embedding, between layers, on the output
+    dropout_e: float = 0.0  # whole words of the embedding, a mask per window
+    dropout_i: float = 0.0  # on the embedding's output, a mask per window over time
+    dropout_h: float = 0.0  # between layers, likewise
+    dropout_o: float = 0.0  # on the last layer's output, likewise
+    weight_dropout: float = 0.0  # DropConnect on the hidden-to-hidden weights, a mask per window
     tied: bool = True
     init_range: float = 0.1  # weights start uniform in [-init_range, init_range], biases at 0
     # "pytorch": the recurrent layers' weights and biases start as PyTorch's nn.LSTM/GRU/RNN do,
@@ -52,16 +65,18 @@ class ModelConfig:
         for name in ("vocab_size", "emsize", "nhid", "nlayers"):
             if getattr(self, name) < 1:
                 raise RnnlmError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise RnnlmError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in DROPOUTS:
+            if not 0 <= getattr(self, name) < 1:
+                raise RnnlmError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.init_range <= 0:
             raise RnnlmError(f"init_range must be positive, got {self.init_range}")
         if self.rnn_init not in RNN_INITS:
             raise RnnlmError(f"unknown rnn_init {self.rnn_init!r}; choose one of "
                              f"{', '.join(RNN_INITS)}")
-        if self.tied and self.emsize != self.nhid:
-            raise RnnlmError(f"tied weights need emsize == nhid (got emsize {self.emsize}, "
-                             f"nhid {self.nhid}); make them equal or use --no-tied")
+
+    def layer_sizes(self):
+        """Units per recurrent layer: nhid, the last emsize when tied (AWD's layout)."""
+        return [self.nhid] * (self.nlayers - 1) + [self.emsize if self.tied else self.nhid]
 
 
 class Pieces(init.Initializer):
@@ -87,10 +102,11 @@ class RecurrentLayer(gluon.HybridBlock):
     training window. Here the vector is the parameter; ``pieces`` shows it as the four arrays.
     """
 
-    def __init__(self, mode, input_size, nhid, **kwargs):
+    def __init__(self, mode, input_size, nhid, weight_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         gates = GATES[mode] * nhid
         self.mode, self.nhid, self.states = mode, nhid, 2 if mode == "lstm" else 1
+        self.weight_dropout = weight_dropout
         self.shapes = dict(zip(PIECES, [(gates, input_size), (gates, nhid), (gates,), (gates,)],
                                strict=True))
         size = sum(math.prod(shape) for shape in self.shapes.values())
@@ -108,7 +124,18 @@ class RecurrentLayer(gluon.HybridBlock):
     def begin_state(self, batch_size, ctx):
         return [nd.zeros((1, batch_size, self.nhid), ctx=ctx) for _ in range(self.states)]
 
+    def span(self, piece):
+        """(start, end) of ``piece`` in the flat vector."""
+        start = 0
+        for name, shape in self.shapes.items():
+            if name == piece:
+                return start, start + math.prod(shape)
+            start += math.prod(shape)
+        raise KeyError(piece)
+
     def hybrid_forward(self, F, x, states, weight):
+        if self.weight_dropout:  # still one fused RNN call: the mask multiplies its vector
+            weight = drop_connect(F, weight, self.span("h2h_weight"), self.weight_dropout)
         out = F.RNN(x, weight, *states, state_size=self.nhid, num_layers=1, mode=self.mode,
                     state_outputs=True)
         return out[0], [out[i] for i in range(1, 1 + self.states)]
@@ -120,14 +147,19 @@ class RecurrentStack(gluon.HybridBlock):
     The state is one flat list: per layer ``[h]``, or ``[h, c]`` for an LSTM, each (1, B, nhid).
     """
 
-    def __init__(self, mode, nlayers, input_size, nhid, dropout, **kwargs):
+    def __init__(self, mode, sizes, input_size, dropout, dropout_h=0.0, weight_dropout=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.nlayers = nlayers
+        self.nlayers = len(sizes)
         self.states_per_layer = 2 if mode == "lstm" else 1
+        self.dropout_h = dropout_h
         with self.name_scope():
             self.drop = gluon.nn.Dropout(dropout)
-            for i in range(nlayers):
-                layer = RecurrentLayer(mode, input_size if i == 0 else nhid, nhid)
+            if dropout_h:
+                self.drop_h = locked_dropout(dropout_h)
+            for i, size in enumerate(sizes):
+                layer = RecurrentLayer(mode, sizes[i - 1] if i else input_size, size,
+                                       weight_dropout)
                 setattr(self, f"layer{i}", layer)
 
     def layers(self):
@@ -141,6 +173,8 @@ class RecurrentStack(gluon.HybridBlock):
         for i, layer in enumerate(self.layers()):
             if i:
                 x = self.drop(x)
+                if self.dropout_h:
+                    x = self.drop_h(x)
             x, layer_states = layer(x, states[i * n:(i + 1) * n])
             new_states.extend(layer_states)
         return x, new_states
@@ -163,25 +197,47 @@ class RNNModel(gluon.HybridBlock):
             self.embedding = gluon.nn.Embedding(c.vocab_size, c.emsize,
                                                 sparse_grad=sparse_grad and not c.tied)
             self.drop = gluon.nn.Dropout(c.dropout)
-            self.rnn = RecurrentStack(c.mode, c.nlayers, c.emsize, c.nhid, c.dropout)
+            if c.dropout_e:
+                self.drop_e = EmbeddingDropout(c.dropout_e, c.vocab_size)
+            if c.dropout_i:
+                self.drop_i = locked_dropout(c.dropout_i)
+            self.rnn = RecurrentStack(c.mode, c.layer_sizes(), c.emsize, c.dropout, c.dropout_h,
+                                      c.weight_dropout)
+            if c.dropout_o:
+                self.drop_o = locked_dropout(c.dropout_o)
             # Tied: built on the embedding's parameter dict, so "weight" is the embedding matrix.
             shared = self.embedding.params if c.tied else None
-            self.decoder = gluon.nn.Dense(c.vocab_size, in_units=c.nhid, flatten=False,
-                                          params=shared)
+            self.decoder = gluon.nn.Dense(c.vocab_size, in_units=c.layer_sizes()[-1],
+                                          flatten=False, params=shared)
 
     def begin_state(self, batch_size, ctx):
         return self.rnn.begin_state(batch_size, ctx)
 
     def hybrid_forward(self, F, inputs, states):
-        emb = self.drop(self.embedding(inputs))  # (T, B, emsize)
-        out, states = self.rnn(emb, states)  # (T, B, nhid)
-        return self.decoder(self.drop(out)), states  # (T, B, vocab)
+        logits, states, _, _ = self.outputs(F, inputs, states)
+        return logits, states
+
+    def outputs(self, F, inputs, states):
+        """(logits (T, B, vocab), new state, the last layer's output, that output after its
+        dropouts): the forward pass, and what AR and TAR (rnnlm.awd.penalties) read."""
+        c = self.config
+        emb = self.embedding(inputs)  # (T, B, emsize)
+        if c.dropout_e:
+            emb = F.broadcast_mul(emb, self.drop_e(inputs))
+        emb = self.drop(emb)
+        if c.dropout_i:
+            emb = self.drop_i(emb)
+        raw, states = self.rnn(emb, states)  # (T, B, last layer's size)
+        dropped = self.drop(raw)
+        if c.dropout_o:
+            dropped = self.drop_o(dropped)
+        return self.decoder(dropped), states, raw, dropped  # (T, B, vocab)
 
     def initialize_weights(self, ctx):
         self.initialize(init.Uniform(self.config.init_range), ctx=ctx)
         if self.config.rnn_init == "pytorch":  # an explicit init overrides the biases' zeros too
-            bound = init.Uniform(1 / math.sqrt(self.config.nhid))
             for layer in self.rnn.layers():
+                bound = init.Uniform(1 / math.sqrt(layer.nhid))
                 layer.weight.initialize(Pieces(layer, bound, bound), ctx=ctx, force_reinit=True)
 
     def param_count(self):

@@ -9,6 +9,7 @@ array; only on the CPU, where operators run as they are called, is the clip fact
 
 import math
 
+from rnnlm.awd.penalties import activation_penalty
 from rnnlm.mx import gluon, nd
 
 EVAL_WINDOW = 35  # rows per evaluation window at least (state carried: speed only)
@@ -25,36 +26,47 @@ def windows(steps, bptt):
 
 
 class WindowLoss(gluon.HybridBlock):
-    """The model and its summed token loss as one graph: ``(ids, targets, state) -> (loss, state)``.
+    """The model and its summed token loss as one graph: ``(ids, targets, state) -> (loss, state)``,
+    or ``(loss, loss + penalty, state)`` with AR or TAR (``alpha``, ``beta``).
 
     The loss is Gluon's SoftmaxCrossEntropyLoss summed over the window, ``-pick(log_softmax)``,
     inside the model's graph: one cached call per window, no reshapes or loss ops in Python.
     """
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, model, alpha=0.0, beta=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.model = model
+        self.model, self.alpha, self.beta = model, alpha, beta
+        self.penalised = bool(alpha or beta)
 
     def hybrid_forward(self, F, inputs, targets, states):
-        logits, states = self.model(inputs, states)  # (T, B, V)
-        return -F.pick(F.log_softmax(logits, axis=-1), targets, axis=-1).sum(), states  # (1,)
+        logits, states, raw, dropped = self.model.outputs(F, inputs, states)  # (T, B, V)
+        loss = -F.pick(F.log_softmax(logits, axis=-1), targets, axis=-1).sum()  # (1,)
+        if not self.penalised:
+            return loss, states
+        tokens = F.ones_like(targets).sum()
+        return loss, loss + activation_penalty(F, raw, dropped, tokens, self.alpha,
+                                               self.beta), states
 
 
-def loss_graph(model):
-    """WindowLoss of ``model``, compiled on its first call: build one per use and keep it."""
-    net = WindowLoss(model)
-    net.hybridize(static_alloc=True, static_shape=True)
+def loss_graph(model, alpha=0.0, beta=0.0, static_shape=True):
+    """WindowLoss of ``model``, compiled on its first call: build one per use and keep it.
+    ``static_shape`` False for windows of many lengths: a static graph is planned anew at each."""
+    net = WindowLoss(model, alpha, beta)
+    net.hybridize(static_alloc=True, static_shape=static_shape)
     return net
 
 
 def window_loss(net, parts, states, start, length):
-    """Summed token loss of one window, one (1,) array per device; updates ``states``."""
-    losses = []
+    """Summed token loss of one window, one (1,) array per device, and what to back-propagate
+    (the same, plus AR and TAR where the graph has them); updates ``states``."""
+    losses, objectives = [], []
     for k, part in enumerate(parts):
         x, y = part[start:start + length], part[start + 1:start + 1 + length]  # (T, B_k) views
-        loss, states[k] = net(x, y, states[k])
+        out = net(x, y, states[k])
+        loss, objective, states[k] = out if net.penalised else (out[0], out[0], out[1])
         losses.append(loss)
-    return losses
+        objectives.append(objective)
+    return losses, objectives
 
 
 def split_loss(net, parts, bptt):
@@ -68,7 +80,7 @@ def split_loss(net, parts, bptt):
     totals = [nd.zeros((1,), ctx=p.context, dtype="float64") for p in parts]
     steps = parts[0].shape[0]
     for start, length in windows(steps, max(bptt, EVAL_WINDOW)):
-        losses = window_loss(net, parts, states, start, length)
+        losses, _ = window_loss(net, parts, states, start, length)
         for total, loss in zip(totals, losses, strict=True):
             total += loss.astype("float64")
     tokens = (steps - 1) * sum(p.shape[1] for p in parts)
@@ -88,9 +100,12 @@ def global_norm(grads):
 HOST_RATE_DEVICES = ("cpu",)  # where clipped_sgd reads the norm on the host: see there
 
 
-def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size, no_decay):
-    """w -= lr * min(1, max_norm / norm) * g / batch_size on ``ctx``: clip and SGD step at once
-    (``no_decay``: a (1,) zero weight decay on ``ctx``, made once per run, not per step).
+def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size, no_decay, wd=0.0):
+    """w -= lr * (min(1, max_norm / norm) * g / batch_size + wd * w) on ``ctx``: clip and SGD
+    step at once (``no_decay``: a (1,) zero weight decay on ``ctx``, made once per run, not per
+    step). The decay is not clipped (PyTorch's SGD adds it after clip_grad_norm, MXNet's sgd
+    after its clip), so the operators, which scale it by their rate, get it divided by the clip
+    factor.
 
     gluon.utils.clip_global_norm then Trainer.step, without their costs: no pass rescales the
     gradients first, and each array gets its own update (MXNet's multi-array kernels visit every
@@ -102,16 +117,18 @@ def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size, no_decay):
     for the norm.
     """
     if ctx.device_type in HOST_RATE_DEVICES:
-        rate = lr * min(1.0, max_norm / (float(norm.asscalar()) + 1e-8))
+        factor = min(1.0, max_norm / (float(norm.asscalar()) + 1e-8))
         for p in params:
             w = p.data(ctx)
-            nd.sgd_update(w, p.grad(ctx), lr=rate, wd=0.0, rescale_grad=1 / batch_size, out=w)
+            nd.sgd_update(w, p.grad(ctx), lr=lr * factor, wd=wd / factor,
+                          rescale_grad=1 / batch_size, out=w)
         return
-    rate = nd.minimum(max_norm / (norm + 1e-8), 1.0) * lr  # (1,)
+    factor = nd.minimum(max_norm / (norm + 1e-8), 1.0)  # (1,)
+    decay = wd / factor if wd else no_decay
     for p in params:
         w = p.data(ctx)
-        nd.preloaded_multi_sgd_update(w, p.grad(ctx), rate, no_decay, rescale_grad=1 / batch_size,
-                                      num_weights=1, out=w)
+        nd.preloaded_multi_sgd_update(w, p.grad(ctx), factor * lr, decay,
+                                      rescale_grad=1 / batch_size, num_weights=1, out=w)
 
 
 def perplexity(loss):

@@ -9,6 +9,12 @@ averaged over the batch (their lr means the same as ours). The hidden state flow
 window, detached, and restarts at zero each epoch. On several devices each batch's columns are
 split across them and the gradients summed before clipping, so the step is the same as on one.
 
+AWD-LSTM's regularisers and NT-ASGD (rnnlm.awd) are keys of the same run: ``alpha``/``beta``
+(AR/TAR), ``wd`` (weight decay), ``variable_bptt`` (awd-lstm-lm's window lengths),
+``optimizer="nt-asgd"`` (averaged weights once validation stalls) and ``finetune_epochs``
+(finetune.py: the average restarted from the best weights). Off by default: a run that sets none
+computes what it computed before they existed.
+
 Nothing waits for the device per window: losses and gradient norms stay there until a report
 every ``log_interval`` windows, where they are checked to be finite.
 """
@@ -23,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlm.awd.asgd import Average, should_average
+from rnnlm.awd.windows import variable_windows
 from rnnlm.checkpoint import (
     PROGRESS,
     Checkpoint,
@@ -52,6 +60,7 @@ from rnnlm.step import (
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("plateau", "fixed")
+OPTIMIZERS = ("sgd", "nt-asgd")
 CLIP_PER = ("token", "example")  # what `clip` bounds: the mean token's or one sequence's gradient
 PLATEAU_FACTOR = 0.25  # the tutorial's: lr x0.25 and back to the best weights when valid stalls
 
@@ -71,13 +80,29 @@ class TrainConfig:
     max_batches: int | None = None  # cap on windows per epoch (smoke tests, benchmarks)
     log_interval: int = 200  # windows between reports (the only host syncs)
     checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch, at a report, this often
+    # AWD-LSTM's (rnnlm.awd); alpha, beta and wd act on the mean token loss, as there
+    alpha: float = 0.0  # AR: alpha * mean(last layer's dropped output ** 2)
+    beta: float = 0.0  # TAR: beta * mean((its undropped output's step differences) ** 2)
+    wd: float = 0.0  # weight decay: w -= lr * wd * w per token of the window
+    variable_bptt: bool = False  # window lengths drawn around bptt (rnnlm.awd.windows)
+    optimizer: str = "sgd"  # or "nt-asgd": averaged weights once validation stalls
+    nonmono: int = 5  # nt-asgd: checks a validation loss is compared back past
+    finetune_epochs: int = 0  # then this many epochs averaging anew from the best weights
 
     def __post_init__(self):
         if self.lr_schedule not in SCHEDULES:
             raise RnnlmError(f"unknown lr schedule {self.lr_schedule!r}; choose plateau or fixed")
+        if self.optimizer not in OPTIMIZERS:
+            raise RnnlmError(f"unknown optimizer {self.optimizer!r}; choose sgd or nt-asgd")
+        if self.optimizer == "nt-asgd" and self.lr_schedule == "fixed":
+            raise RnnlmError("optimizer nt-asgd keeps lr constant and anneals by averaging "
+                             "(awd-lstm-lm); lr_schedule fixed contradicts it: drop one of them")
+        for name in ("alpha", "beta", "wd", "finetune_epochs"):
+            if getattr(self, name) < 0:
+                raise RnnlmError(f"{name} must be at least 0, got {getattr(self, name)}")
         if self.clip_per not in CLIP_PER:
             raise RnnlmError(f"unknown clip_per {self.clip_per!r}; choose token or example")
-        for name in ("epochs", "bptt", "log_interval", "max_batches"):
+        for name in ("epochs", "bptt", "log_interval", "max_batches", "nonmono"):
             if getattr(self, name) is not None and getattr(self, name) < 1:  # None: no cap
                 raise RnnlmError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "clip", "decay_factor"):
@@ -89,9 +114,21 @@ class TrainConfig:
         fields = dataclasses.asdict(self)
         return {k: v for k, v in fields.items() if k not in ("log_interval", "checkpoint_minutes")}
 
-    def max_norm(self, batch_size):
-        """Cap on the global norm of a window's gradient summed over its bptt x batch tokens."""
-        return self.clip * batch_size * (self.bptt if self.clip_per == "token" else 1)
+    def max_norm(self, batch_size, length=None):
+        """Cap on the global norm of a window's gradient summed over its bptt x batch tokens
+        (over its ``length``'s, when lengths vary: the mean token's gradient is what is
+        clipped)."""
+        steps = length if self.variable_bptt else self.bptt
+        return self.clip * batch_size * (steps if self.clip_per == "token" else 1)
+
+    def decay(self, length):
+        """``wd`` on the window's summed loss: per token, as on the mean loss per window."""
+        return self.wd * length
+
+    def epoch_windows(self, steps, epoch):
+        cut = variable_windows(steps, self.bptt, self.seed, epoch) if self.variable_bptt else (
+            windows(steps, self.bptt))
+        return cut[:self.max_batches]
 
     def fixed_lr(self, epoch):
         return self.lr * self.decay_factor ** max(0, epoch - self.decay_after)
@@ -113,12 +150,14 @@ class Run:
         self.trainer = gluon.Trainer(model.collect_params(), "sgd",
                                      {"learning_rate": config.lr, "momentum": 0.0, "wd": 0.0},
                                      kvstore="device", update_on_kvstore=False)
-        self.net = loss_graph(model)
+        self.net = loss_graph(model, config.alpha, config.beta,
+                              static_shape=not config.variable_bptt)
         self.eval_net = loss_graph(model)  # its own graph: other shapes, no gradients
         self.no_decay = [nd.zeros((1,), ctx=c) for c in ctxs]
         self.params = list(model.collect_params().values())
         self.batch_size = sum(p.shape[1] for p in train_parts)
-        self.windows = windows(train_parts[0].shape[0], config.bptt)[:config.max_batches]
+        self.windows = config.epoch_windows(train_parts[0].shape[0], 1)
+        self.average = None  # NT-ASGD's running mean of the weights, once it averages
         self.hidden = self.zero_state()
         self.progress = Progress()
         self.saved_at = self.wall_mark = time.monotonic()
@@ -128,7 +167,12 @@ class Run:
         return [self.model.begin_state(p.shape[1], p.context) for p in self.train]
 
     def resume(self, saved):
-        state, self.hidden = restore(saved, self.ckpt.folder, self.model, self.trainer, self.ctxs)
+        state, self.hidden, average = restore(saved, self.ckpt.folder, self.model, self.trainer,
+                                              self.ctxs)
+        if average is not None:
+            self.average = Average.from_named(self.params, self.ctxs[0], state.average_steps,
+                                              average)
+        self.windows = self.cfg.epoch_windows(self.train[0].shape[0], state.epoch)
         log.info("resuming from %s: epoch %d after %d of %d windows", self.ckpt.folder,
                  state.epoch, state.batch, len(self.windows))
         reseed(self.cfg.seed, state.epoch, state.batch)
@@ -136,25 +180,42 @@ class Run:
 
     def fit(self, state):
         with stop_signals(self.stop):
-            while state.epoch <= self.cfg.epochs:
+            while state.epoch <= self.cfg.epochs + self.cfg.finetune_epochs and not state.done:
                 if state.batch == 0:
                     self.hidden = self.zero_state()
+                    self.windows = self.cfg.epoch_windows(self.train[0].shape[0], state.epoch)
                     reseed(self.cfg.seed, state.epoch, 0)
+                    if state.epoch == self.cfg.epochs + 1:
+                        self.start_finetune(state)
                 self.train_epoch(state)
                 self.end_epoch(state)
+
+    def start_finetune(self, state):
+        """finetune.py: from the best weights, averaging anew, for finetune_epochs at most."""
+        self.model.load_parameters(str(self.ckpt.best_path(state.best_epoch)), ctx=self.ctxs)
+        self.start_average(state)
+        state.history = []
+        log.info("fine-tuning from the weights of epoch %d, averaging from now on",
+                 state.best_epoch)
+
+    def start_average(self, state):
+        self.average = Average(self.params, self.ctxs[0])
+        state.averaging_from = state.epoch if state.batch == 0 else state.epoch + 1
 
     def step(self, start, length):
         """One window on every device; returns its loss sum and gradient norm, left on device."""
         self.hidden = [[s.detach() for s in h] for h in self.hidden]
         with autograd.record():
-            losses = window_loss(self.net, self.train, self.hidden, start, length)
-        autograd.backward(losses)
+            losses, objectives = window_loss(self.net, self.train, self.hidden, start, length)
+        autograd.backward(objectives)
         self.trainer.allreduce_grads()  # every device now holds the summed gradient
-        max_norm = self.cfg.max_norm(self.batch_size)
+        max_norm = self.cfg.max_norm(self.batch_size, length)
         norms = [global_norm([p.grad(c) for p in self.params]) for c in self.ctxs]
         for c, norm, no_decay in zip(self.ctxs, norms, self.no_decay, strict=True):
             clipped_sgd(self.params, c, norm, max_norm, self.trainer.learning_rate,
-                        self.batch_size, no_decay)
+                        self.batch_size, no_decay, self.cfg.decay(length))
+        if self.average is not None:
+            self.average.update()
         ctx = self.ctxs[0]
         return nd.add_n(*[loss.as_in_context(ctx) for loss in losses]), norms[0], length
 
@@ -210,8 +271,15 @@ class Run:
         raise RnnlmError(f"training {what} became {value} at epoch {state.epoch} batch {batch}: "
                          f"lower --lr (now {state.lr:g}) or --clip (now {self.cfg.clip:g}); {kept}")
 
+    def validate(self):
+        """Validation loss of the weights the run would keep: the average, once it averages."""
+        if self.average is None:
+            return split_loss(self.eval_net, self.valid, self.cfg.bptt)[0]
+        with self.average.swapped_in(self.ctxs):
+            return split_loss(self.eval_net, self.valid, self.cfg.bptt)[0]
+
     def end_epoch(self, state):
-        valid_loss, _ = split_loss(self.eval_net, self.valid, self.cfg.bptt)
+        valid_loss = self.validate()
         if not math.isfinite(valid_loss):
             self.diverged(state, len(self.windows), "validation loss", valid_loss)
         train_loss, tok_s = state.loss_sum / state.tokens, state.tokens / max(state.seconds, 1e-9)
@@ -229,12 +297,27 @@ class Run:
         # killed job must leave nothing that Snakemake would find incomplete and refuse to rerun
 
     def schedule(self, state, valid_loss):
-        """Keep the best weights; plateau: on no improvement, lr x0.25 and (restore_best) back to
-        the best weights."""
+        """Keep the best weights; nt-asgd: start averaging, or (fine-tuning) stop, when
+        validation stalls; plateau: on no improvement, lr x0.25 and (restore_best) back to the
+        best weights."""
         if state.best_loss is None or valid_loss < state.best_loss:
             state.best_loss, state.best_epoch = valid_loss, state.epoch
-            self.ckpt.save_best(self.model, state.epoch)
-        elif self.cfg.lr_schedule == "plateau":
+            if self.average is None:
+                self.ckpt.save_best(self.model, state.epoch)
+            else:
+                with self.average.swapped_in(self.ctxs):
+                    self.ckpt.save_best(self.model, state.epoch)
+        stalled = should_average(state.history, valid_loss, self.cfg.nonmono)
+        state.history.append(valid_loss)
+        if state.epoch > self.cfg.epochs:  # fine-tuning: finetune.py's "Done!"
+            state.done = stalled
+            return
+        if self.cfg.optimizer == "nt-asgd":  # lr stays: the average anneals
+            if self.average is None and stalled:
+                self.start_average(state)
+                log.info("validation stalled: averaging the weights from epoch %d on",
+                         state.epoch + 1)
+        elif state.best_epoch != state.epoch and self.cfg.lr_schedule == "plateau":
             state.lr *= PLATEAU_FACTOR
             if self.cfg.restore_best:
                 self.model.load_parameters(str(self.ckpt.best_path(state.best_epoch)),
@@ -252,7 +335,10 @@ class Run:
 
     def save(self, state):
         self.count_wall_time(state)
-        self.ckpt.save(state, self.model, self.trainer, gather_states(self.hidden))
+        if self.average is not None:
+            state.average_steps = self.average.steps
+        self.ckpt.save(state, self.model, self.trainer, gather_states(self.hidden),
+                       None if self.average is None else self.average.named())
         self.saved_at = time.monotonic()
 
     def count_wall_time(self, state):
@@ -273,7 +359,8 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     ckpt = Checkpoint(Path(out_dir) / "checkpoint", fingerprint)
     saved = ckpt.load()  # refuses a checkpoint of other settings before any work
     mx.random.seed(config.seed)
-    model = RNNModel(model_config, sparse_grad=device == "cpu")
+    # row_sparse gradients skip the rows a window did not read; a weight decay reads them all
+    model = RNNModel(model_config, sparse_grad=device == "cpu" and not config.wd)
     model.initialize_weights(ctxs)
     model.hybridize(static_alloc=True, static_shape=True)
     run = Run(config, model, ctxs, train_parts, valid_parts, ckpt)
@@ -319,6 +406,7 @@ def write_outputs(run, state, device):
     write_json(out_dir / "summary.json", {
         "hyperparameters": settings, "param_count": run.model.param_count(),
         "best_epoch": state.best_epoch, "best_valid_loss": state.best_loss,
+        "averaged_from_epoch": state.averaging_from,
         "best_valid_ppl": perplexity(state.best_loss), "epochs": len(state.metrics),
         "train_seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
         "wall_seconds": state.wall_seconds, "threads": threads, "device": device,

@@ -135,8 +135,15 @@ MESSAGES = {
     "dropout 1": "config key experiments.tiny.dropout: 1 is greater than or equal to the maximum "
                  "of 1",
     "negative dropout": "config key experiments.tiny.dropout: -0.1 is less than the minimum of 0",
-    "tied sizes differ": "config key experiments.tiny.tied: tied weights need emsize == nhid "
-                         "(got 8 and 16); set tied: false or make them equal",
+    "AWD dropout 1": "config key experiments.tiny.weight_dropout: 1 is greater than or equal to "
+                     "the maximum of 1",
+    "negative alpha": "config key experiments.tiny.alpha: -1 is less than the minimum of 0",
+    "negative beta": "config key experiments.tiny.beta: -0.5 is less than the minimum of 0",
+    "negative weight decay": "config key experiments.tiny.wd: -1e-06 is less than the minimum of 0",
+    "nt-asgd with a fixed schedule": "config key experiments.tiny.lr_schedule: fixed contradicts "
+                                     "optimizer nt-asgd, which keeps lr constant and anneals by "
+                                     "averaging (awd-lstm-lm); drop lr_schedule or use optimizer "
+                                     "sgd",
     "gpu without gpus": "config key gpus: device gpu needs gpus >= 1",
     "experiment name not a folder name": "config key experiments: 'a/b' does not match",
     "unknown corpus": "config key experiments.tiny.corpus: 'wikitext-9' is not a corpus (known: ",

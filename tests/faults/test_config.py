@@ -18,7 +18,12 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
     "negative bptt": ["experiments={tiny: {bptt: -1}}"],
     "dropout 1": ["experiments={tiny: {dropout: 1}}"],
     "negative dropout": ["experiments={tiny: {dropout: -0.1}}"],
-    "tied sizes differ": ["experiments={tiny: {nhid: 16}}"],
+    "AWD dropout 1": ["experiments={tiny: {weight_dropout: 1}}"],
+    "negative alpha": ["experiments={tiny: {alpha: -1}}"],
+    "negative beta": ["experiments={tiny: {beta: -0.5}}"],
+    "negative weight decay": ["experiments={tiny: {wd: -0.000001}}"],
+    "nt-asgd with a fixed schedule": [
+        "experiments={tiny: {optimizer: nt-asgd, lr_schedule: fixed}}"],
     "gpu without gpus": ["device=gpu", "gpus=0"],
     "experiment name not a folder name": ["experiments={a/b: {}}", "run=[a/b]"],
     "unknown corpus": ["experiments={tiny: {corpus: wikitext-9}}"],
@@ -57,7 +62,9 @@ def arrays(tmp_path_factory):
     ({"epochs": 0}, "epochs must be at least 1, got 0"),
     ({"bptt": -3}, "bptt must be at least 1, got -3"),
     ({"dropout": 1}, "dropout must be in [0, 1), got 1.0"),
-    ({"nhid": 12, "tied": True}, "tied weights need emsize == nhid"),
+    ({"dropout_h": 1}, "dropout_h must be in [0, 1), got 1.0"),
+    ({"alpha": -1}, "alpha must be at least 0, got -1.0"),
+    ({"optimizer": "nt-asgd", "lr_schedule": "fixed"}, "lr_schedule fixed contradicts it"),
 ])
 def test_bad_train_flags_stop_rnnlm_before_any_work(arrays, tmp_path, capsys, flags, message):
     out = tmp_path / "run"
