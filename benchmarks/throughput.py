@@ -13,6 +13,10 @@ per measurement, ``what`` being:
 - ``eval``: rnnlm.step.split_loss, the evaluate stage's loop, over N windows of the valid split;
 - ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data
   (``--tutorial-block``: on the tutorial's own fused multi-layer block);
+- ``versus`` (with ``--versus KEY=VALUE ...``): the same trainer, model and initial weights with
+  those settings changed, e.g. AWD-LSTM's regularisers on, its chunks alternating with the
+  train line's; ``x_train`` is its tokens/s over the train line's (variable windows counted by
+  the tokens they hold);
 - ``gemm``: the matrix products of N training windows alone, each shape timed through MXNet
   (the faster of nd.dot and FullyConnected): the speed limit the trainer is measured against.
   Its ``x_reference`` is the ceiling: the trainer's ratio if all else took no time;
@@ -72,18 +76,22 @@ class Trainer:
     """The project's trainer (rnnlm.train.Run) stepping through the training array."""
 
     def __init__(self, model_config, train_config, ctx, train, valid, folder):
+        from rnnlm.awd.asgd import Average
         from rnnlm.checkpoint import Checkpoint
         from rnnlm.model import RNNModel
         from rnnlm.mx import mxnet as mx
         from rnnlm.train import Run
 
         mx.random.seed(train_config.seed)
-        self.model = RNNModel(model_config, sparse_grad=True)  # as rnnlm.train's on the CPU
+        # as rnnlm.train's on the CPU
+        self.model = RNNModel(model_config, sparse_grad=not train_config.wd)
         self.model.initialize_weights([ctx])
         self.model.hybridize(static_alloc=True, static_shape=True)
         self.run = Run(train_config, self.model, [ctx], [train], [valid],
                        Checkpoint(folder / "checkpoint", {}))
-        self.next = 0
+        if train_config.optimizer == "nt-asgd":  # timed as it steps once it averages
+            self.run.average = Average(self.run.params, ctx)
+        self.next = self.tokens = 0
 
     def steps(self, n):
         """n windows; the losses come to the host once, at the end, as at a log point."""
@@ -91,8 +99,10 @@ class Trainer:
 
         pending = []
         for _ in range(n):
-            pending.append(self.run.step(*self.run.windows[self.next % len(self.run.windows)]))
+            start, length = self.run.windows[self.next % len(self.run.windows)]
+            pending.append(self.run.step(start, length))
             self.next += 1
+            self.tokens += length * self.run.batch_size
         return nd.concat(*[p[0] for p in pending], dim=0).asnumpy()
 
 
@@ -181,6 +191,13 @@ def measure(args):
         sides = {"train": ours, "reference": Reference(
             model_config, train_config, ctx, train, ours.model, train_config.max_norm(batch),
             args.tutorial_block)}
+        if args.versus:
+            other = args.versus_settings
+            sides["versus"] = Trainer(
+                ModelConfig(args.mode, vocab_size, **{k: v for k, v in other.items()
+                                                      if k in model_fields and k != "vocab_size"}),
+                TrainConfig(**{k: v for k, v in other.items() if k in train_fields}), ctx, train,
+                valid, folder / "versus")
         torch, status = start_pytorch(args, ours, train_config, arrays, folder)
         if torch:
             sides["pytorch"] = torch
@@ -250,9 +267,13 @@ def time_rounds(args, sides, evals, shapes):
     chunks = np.diff(np.linspace(0, args.batches, min(args.batches, 5) + 1).round()).astype(int)
     for _ in range(args.repeats):
         seconds = dict.fromkeys(sides, 0.0)
+        tokens = {what: getattr(side, "tokens", 0) for what, side in sides.items()}
         for n in chunks:
             for what, side in sides.items():
                 seconds[what] += timed(side.steps, n)[0]
+        if "versus" in sides:  # its seconds for the train line's tokens: windows may vary
+            seconds["versus"] *= ((sides["train"].tokens - tokens["train"])
+                                  / (sides["versus"].tokens - tokens["versus"]))
         for what, (fn, *fn_args) in evals.items():
             seconds[what] = timed(fn, *fn_args)[0]
         seconds["gemm"] = args.batches * gemm_seconds(shapes)
@@ -266,9 +287,9 @@ def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
     flops = {"train": args.batches * window_flops(*sizes, batch, bptt),
              "eval": (rows - 1) / bptt * window_flops(*sizes, eval_batch, bptt, train=False),
              "gemm": args.batches * sum(2 * m * k * n * c for m, k, n, c in shapes)}
-    flops["reference"] = flops["pytorch"] = flops["train"]
+    flops["reference"] = flops["pytorch"] = flops["versus"] = flops["train"]
     lines = {}
-    for what in ("train", "eval", "reference", "gemm", "pytorch"):
+    for what in ("train", "eval", "reference", "gemm", "pytorch", "versus"):
         if what in best:
             tokens = eval_tokens if what == "eval" else train_tokens
             lines[what] = {"what": what, "mode": args.mode, "experiment": args.experiment,
@@ -278,6 +299,8 @@ def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
     lines["train"].update(x_reference=best["reference"] / best["train"],
                           gemm_share=lines["train"]["gflops"] / lines["gemm"]["gflops"])
     lines["gemm"].update(x_reference=best["reference"] / best["gemm"])
+    if "versus" in best:
+        lines["versus"].update(x_train=best["train"] / best["versus"], set=args.versus)
     if "pytorch" in best:
         lines["train"].update(x_pytorch=best["pytorch"] / best["train"])
         lines["eval"].update(x_pytorch=best["pytorch_eval"] / best["eval"])
@@ -297,6 +320,9 @@ def parse_args(argv=None):
     p.add_argument("--config", type=Path, default=REPO / "config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one of the experiment's settings, e.g. --set bptt=35")
+    p.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
+                   help="also time the trainer with this setting changed (repeat for several), "
+                        "e.g. --versus weight_dropout=0.5: the versus line")
     p.add_argument("--tutorial-block", action="store_true",
                    help="time the reference on the tutorial's fused multi-layer block")
     p.add_argument("--synthetic", action="store_true", help="generated arrays even if PTB is here")
@@ -311,6 +337,9 @@ def parse_args(argv=None):
     if args.batches < 1 or args.repeats < 1:
         p.error("--batches and --repeats must be at least 1")
     args.settings, args.config_used = experiment_settings(args.experiment, args.config, args.set)
+    if args.versus:
+        args.versus_settings, _ = experiment_settings(args.experiment, args.config,
+                                                      args.set + args.versus)
     if args.threads is None:
         args.threads = args.config_used["threads"]
     args.torch_env = dict(os.environ)  # PyTorch runs as its users run it, without our settings
