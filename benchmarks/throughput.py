@@ -8,7 +8,7 @@ NAME is an experiment of config.yaml or a preset of workflow/presets/, resolved 
 does (rnnlm.plan: a config experiment's keys over the preset's), on PTB. Prints one JSON line
 per measurement, ``what`` being:
 
-- ``train``: rnnlm.train's Run.step for N windows, in 5 chunks each synced at its end (as at
+- ``train``: rnnlm.loop's Run.step for N windows, in 5 chunks each synced at its end (as at
   a log point), alternating with the reference's and PyTorch's chunks;
 - ``eval``: rnnlm.step.split_loss, the evaluate stage's loop, over N windows of the valid split;
 - ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data
@@ -73,14 +73,14 @@ def peak_rss_mb():
 
 
 class Trainer:
-    """The project's trainer (rnnlm.train.Run) stepping through the training array."""
+    """The project's trainer (rnnlm.loop.Run) stepping through the training array."""
 
     def __init__(self, model_config, train_config, ctx, train, valid, folder):
         from rnnlm.awd.asgd import Average
         from rnnlm.checkpoint import Checkpoint
+        from rnnlm.loop import Run
         from rnnlm.model import RNNModel
         from rnnlm.mx import mxnet as mx
-        from rnnlm.train import Run
 
         mx.random.seed(train_config.seed)
         # as rnnlm.train's on the CPU

@@ -21,10 +21,11 @@ import pytest
 
 from rnnlm import step
 from rnnlm.checkpoint import Checkpoint
+from rnnlm.loop import Run
 from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import mxnet as mx
 from rnnlm.mx import nd
-from rnnlm.train import Run, TrainConfig
+from rnnlm.train import TrainConfig
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))

@@ -69,8 +69,8 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 
 STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
-               "awd", "model", "device", "checkpoint", "step", "progress", "train", "evaluate",
-               "predict", "report", "stats", "tables", "plots", "cli_results", "cli"]
+               "awd", "model", "device", "checkpoint", "step", "progress", "loop", "train",
+               "evaluate", "predict", "report", "stats", "tables", "plots", "cli_results", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():

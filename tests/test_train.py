@@ -13,18 +13,20 @@ import pytest
 from markov import make_source, train_argv, write_corpus
 from run_folders import make_run
 
+import rnnlm.loop
 import rnnlm.train
 from rnnlm import cli, device
 from rnnlm.builds import Build
 from rnnlm.checkpoint import Checkpoint, digest
 from rnnlm.device import omp_threads
 from rnnlm.io import read_json
+from rnnlm.loop import Run
 from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import ENGINE, autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.progress import Progress
 from rnnlm.provenance import settings_digest
-from rnnlm.train import Run, TrainConfig
+from rnnlm.train import TrainConfig
 
 LOSSES = ("train_loss", "train_ppl", "valid_loss", "valid_ppl")
 
@@ -168,7 +170,7 @@ def test_fixed_decay_multiplies_lr_each_epoch_after_decay_after(small, tmp_path)
 
 def test_plateau_quarters_lr_and_goes_back_to_the_best_weights(small, tmp_path, monkeypatch):
     scripted = iter([2.0, 2.5, 2.6, 1.5])  # validation losses of epochs 1..4
-    monkeypatch.setattr(rnnlm.train, "split_loss", lambda *a: (next(scripted), 100))
+    monkeypatch.setattr(rnnlm.loop, "split_loss", lambda *a: (next(scripted), 100))
     loaded = []
     original = RNNModel.load_parameters
     monkeypatch.setattr(RNNModel, "load_parameters",
@@ -184,7 +186,7 @@ def test_plateau_quarters_lr_and_goes_back_to_the_best_weights(small, tmp_path, 
 def test_plateau_without_restore_best_quarters_lr_and_trains_on(small, tmp_path, monkeypatch):
     """The PyTorch example's schedule: lr / 4 on no improvement, the weights kept as they are."""
     scripted = iter([2.0, 2.5, 2.6, 1.5])
-    monkeypatch.setattr(rnnlm.train, "split_loss", lambda *a: (next(scripted), 100))
+    monkeypatch.setattr(rnnlm.loop, "split_loss", lambda *a: (next(scripted), 100))
     loaded = []
     monkeypatch.setattr(RNNModel, "load_parameters", lambda self, path, **kw: loaded.append(path))
     argv = train_argv(small, tmp_path, epochs=4, max_batches=3, lr=1.0, no_restore_best=True)
@@ -262,7 +264,7 @@ def test_a_huge_lr_stops_with_a_clear_error(small, tmp_path, capsys):
 def test_a_nan_names_its_batch_and_keeps_the_last_good_checkpoint(small, tmp_path, monkeypatch,
                                                                    capsys):
     calls = iter(range(1, 10_000))
-    original = rnnlm.train.global_norm
+    original = rnnlm.loop.global_norm
 
     def poisoned(grads):
         norm = original(grads)
@@ -270,7 +272,7 @@ def test_a_nan_names_its_batch_and_keeps_the_last_good_checkpoint(small, tmp_pat
 
     flags = dict(epochs=3, max_batches=10, log_interval=5)
     with monkeypatch.context() as patch:
-        patch.setattr(rnnlm.train, "global_norm", poisoned)
+        patch.setattr(rnnlm.loop, "global_norm", poisoned)
         assert cli.main(train_argv(small, tmp_path, **flags)) == 1
     err = capsys.readouterr().err
     assert "gradient norm became nan at epoch 2 batch 3" in err

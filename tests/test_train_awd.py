@@ -12,12 +12,12 @@ import pytest
 from markov import make_source, train_argv, write_corpus
 from test_train import Crash, _crash_at_report, assert_same_losses, metrics
 
-import rnnlm.train
+import rnnlm.loop
 from rnnlm import cli
 from rnnlm.io import read_json
+from rnnlm.loop import Run
 from rnnlm.model import RNNModel, read_model_config
 from rnnlm.mx import mxnet as mx
-from rnnlm.train import Run
 
 # What a resume must restore exactly: the average, the windows, the penalties' and decay's
 # steps. Dropout masks after a mid-epoch resume are other draws than the uninterrupted run's
@@ -34,7 +34,7 @@ def small(tmp_path_factory):
 
 def scripted_validation(monkeypatch, losses):
     losses = iter(losses)
-    monkeypatch.setattr(rnnlm.train, "split_loss", lambda *a: (next(losses), 100))
+    monkeypatch.setattr(rnnlm.loop, "split_loss", lambda *a: (next(losses), 100))
 
 
 def record_weights(monkeypatch):
