@@ -109,8 +109,9 @@ def test_weight_drop_is_one_mask_on_every_gate_block_of_the_recurrent_matrix(mod
         np.testing.assert_array_equal(pieces[name].asnumpy(), layer.pieces()[name].asnumpy())
 
 
-def test_a_weight_dropped_model_stays_one_fused_rnn_call_per_layer():
-    model = build(nlayers=3, **EVERY)
+@pytest.mark.parametrize("mode", MODES)
+def test_a_weight_dropped_model_stays_one_fused_rnn_call_per_layer(mode):
+    model = build(mode, nlayers=3, **EVERY)
     model.hybridize(static_alloc=True, static_shape=True)
     training(model, ids(), model.begin_state(3, CPU))
     graph = model._cached_graph[1].tojson()
