@@ -7,7 +7,6 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
 from test_workflow import MODES, snakemake
 
 from rnnlm.checkpoint import METRICS
@@ -44,20 +43,3 @@ def test_a_regularised_run_trains_evaluates_and_is_tabulated_in_every_mode(share
         assert "fine-tuning from the weights of epoch" in log
     dry = snakemake(tmp_path, "--dry-run", "--cores", "1")
     assert "Nothing to be done" in dry.stdout + dry.stderr
-
-
-def test_a_run_without_awd_keys_keeps_its_train_flags(tmp_path):
-    """The AWD keys at their defaults add no flag, so results trained before they existed are
-    not retrained."""
-    from rnnlm.config import Workflow
-    from rnnlm.plan import make_plan
-
-    plan = make_plan({"experiments": {"tutorial": {}}}, Workflow(REPO / "workflow"))
-    assert "dropout-e" not in plan.train_flags("tutorial", 1)
-    assert "nt-asgd" not in plan.train_flags("tutorial", 1)
-    plan = make_plan({"experiments": {"tutorial": {"weight_dropout": 0.5, "variable_bptt": True,
-                                                   "optimizer": "nt-asgd"}}},
-                     Workflow(REPO / "workflow"))
-    flags = plan.train_flags("tutorial", 1)
-    assert "--weight-dropout 0.5" in flags and "--variable-bptt" in flags
-    assert "--optimizer nt-asgd" in flags

@@ -9,7 +9,7 @@ from conftest import REPO
 
 from rnnlm.config import ConfigError, Workflow, coerce_strings
 from rnnlm.io import RnnlmError
-from rnnlm.plan import MODES, Run, make_plan
+from rnnlm.plan import MODES, Run, make_plan, train_flags
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -58,10 +58,14 @@ def test_seeds_give_one_run_per_mode_and_seed(workflow):
 
 
 def test_train_flags_carry_the_runs_seed(workflow):
-    assert plan(workflow).train_flags("tutorial", 5) == (
+    exp = plan(workflow).experiments["tutorial"]
+    assert train_flags(exp, 5) == (
         "--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 --rnn-init "
         "init_range --lr 1.0 --clip 0.2 --clip-per token --epochs 1 --bptt 5 --seed 5 "
-        "--lr-schedule plateau --decay-after 0 --decay-factor 0.25 --restore-best --tied")
+        "--lr-schedule plateau --decay-after 0 --decay-factor 0.25 --dropout-e 0.0 "
+        "--dropout-i 0.0 --dropout-h 0.0 --dropout-o 0.0 --weight-dropout 0.0 --alpha 0.0 "
+        "--beta 0.0 --wd 0.0 --optimizer sgd --nonmono 5 --finetune-epochs 0 --restore-best "
+        "--tied --no-variable-bptt")
 
 
 @pytest.mark.parametrize(("seeds", "problem"), [

@@ -75,7 +75,9 @@ PUBLISHED_VALID = {"zaremba-small": 120.7, "zaremba-medium": 86.2, "zaremba-larg
 SMALL_FLAGS = ("--emsize 200 --nhid 200 --nlayers 2 --dropout 0.0 --init-range 0.1 "
                "--rnn-init init_range --lr 1.0 --clip 5.0 --clip-per example --epochs 13 "
                "--bptt 20 --seed 1 --lr-schedule fixed --decay-after 4 --decay-factor 0.5 "
-               "--restore-best --no-tied")
+               "--dropout-e 0.0 --dropout-i 0.0 --dropout-h 0.0 --dropout-o 0.0 "
+               "--weight-dropout 0.0 --alpha 0.0 --beta 0.0 --wd 0.0 --optimizer sgd --nonmono 5 "
+               "--finetune-epochs 0 --restore-best --no-tied --no-variable-bptt")
 
 
 def schema_experiment(path):

@@ -21,12 +21,9 @@ MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
 # Experiment keys that are `rnnlm train` flags, in this order (batch sizes are the arrays' widths)
 TRAIN_FLAGS = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init", "lr", "clip",
                "clip_per", "epochs", "bptt", "seed", "lr_schedule", "decay_after", "decay_factor",
-               "max_batches")
-SWITCHES = ("restore_best", "tied")  # booleans: --key or --no-key
-# AWD-LSTM's keys (rnnlm.awd), flags only where they differ from the schema's defaults (off): a
-# run that sets none keeps the flags, and so the Snakemake params, it had before they existed
-AWD_FLAGS = ("dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dropout", "alpha", "beta",
-             "wd", "variable_bptt", "optimizer", "nonmono", "finetune_epochs")
+               "max_batches", "dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dropout",
+               "alpha", "beta", "wd", "optimizer", "nonmono", "finetune_epochs")
+SWITCHES = ("restore_best", "tied", "variable_bptt")  # booleans: --key or --no-key
 NOT_SWEPT = ("seed", "seeds", "corpus")  # a sweep's points share its base's seeds and corpus
 
 
@@ -70,7 +67,6 @@ class Plan:
     corpora: dict  # name -> definition, for the corpora the runs train on
     sweeps: dict  # sweep name -> its points' experiment names, for the sweeps in `run`
     published: dict  # experiment -> published test perplexity, for presets that have one
-    defaults: dict  # experiment key -> the schema's default
 
     def plain_experiments(self):
         """The experiments that are not sweep points: each has its learning curves."""
@@ -95,12 +91,6 @@ class Plan:
         """The runs whose next-word predictions the report shows: each mode of each experiment
         (not sweep points), with the experiment's first seed."""
         return [r for r in self.runs if r.sweep is None and r.seed == self.seeds(r.experiment)[0]]
-
-    def train_flags(self, experiment, seed):
-        """`rnnlm train` flags of ``experiment`` for one seed."""
-        exp = self.experiments[experiment]
-        changed = [key for key in AWD_FLAGS if exp[key] != self.defaults[key]]
-        return train_flags(exp, seed, changed)
 
     def batch_size(self, experiment, split):
         """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size
@@ -133,10 +123,8 @@ def make_plan(config, workflow):
     used = dict.fromkeys(exp["corpus"] for exp in experiments.values())
     published = {name: workflow.presets[name][1]["test"] for name in experiments
                  if name in workflow.presets and workflow.presets[name][1].get("test")}
-    keys = workflow.schema["properties"]["experiments"]["additionalProperties"]["properties"]
     return Plan(config, experiments, runs, {name: config["corpora"][name] for name in used},
-                {name: list(points) for name, points in sweeps.items()}, published,
-                {key: spec.get("default") for key, spec in keys.items()})
+                {name: list(points) for name, points in sweeps.items()}, published)
 
 
 def expand_sweep(name, config, workflow):
@@ -187,16 +175,10 @@ def check(config, experiments):
         raise ConfigError("gpus", "device gpu needs gpus >= 1")
 
 
-def train_flags(exp, seed, extra=()):
-    """`rnnlm train` flags of experiment settings ``exp`` for one seed, and of the ``extra``
-    keys (of AWD_FLAGS)."""
+def train_flags(exp, seed):
+    """`rnnlm train` flags of experiment settings ``exp`` for one seed."""
     values = {**exp, "seed": seed}
-    keys = [key for key in [*TRAIN_FLAGS, *extra] if values[key] is not None]
-    flags = [_flag(key) if isinstance(values[key], bool) else
-             f"{_flag(key)} {shlex.quote(str(values[key]))}" for key in keys]
-    flags += [_flag(key) if exp[key] else _flag(key, "no-") for key in SWITCHES]
-    return " ".join(flags)
-
-
-def _flag(key, prefix=""):
-    return f"--{prefix}{key.replace('_', '-')}"
+    flags = [f"--{key.replace('_', '-')} {shlex.quote(str(values[key]))}" for key in TRAIN_FLAGS
+             if values[key] is not None]
+    switches = [f"--{'' if exp[key] else 'no-'}{key.replace('_', '-')}" for key in SWITCHES]
+    return " ".join([*flags, *switches])

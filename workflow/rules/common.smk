@@ -16,7 +16,7 @@ try:
     from rnnlm.config import NAME, Workflow
     from rnnlm.data import SPLITS
     from rnnlm.io import RnnlmError
-    from rnnlm.plan import MODES, make_plan
+    from rnnlm.plan import MODES, make_plan, train_flags
     from rnnlm.provenance import PACKAGE, code_digest as package_digest
 except ImportError:
     raise WorkflowError(
@@ -157,7 +157,7 @@ def device_flags(wildcards, resources):
 def hyperparameters(wildcards):
     """Flags of `rnnlm train` from the experiment and the seed: a recorded param, so changing
     one reruns that experiment's training and what follows."""
-    return PLAN.train_flags(wildcards.experiment, int(wildcards.seed))
+    return train_flags(experiment(wildcards), int(wildcards.seed))
 
 
 def corpus_name(wildcards):
