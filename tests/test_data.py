@@ -210,7 +210,7 @@ def test_the_builtin_definitions_are_well_formed():
     for path in sorted(CORPORA.glob("*.yaml")):
         spec = yaml.safe_load(path.read_text())
         assert set(spec) == {"url", "files", "archive", "file", "split", "digests", "vocab",
-                             "prompts"}, path
+                             "blank_lines", "prompts"}, path
         source = Source(path.stem, spec["url"], files=spec["files"], archive=spec["archive"],
                         file=spec["file"], split=(spec["split"]["valid"], spec["split"]["test"]),
                         digests=spec["digests"])
@@ -220,6 +220,11 @@ def test_the_builtin_definitions_are_well_formed():
         assert flags == ["--files", *(f"{name}/wiki.{s}.tokens" for s in SPLITS),
                          "--archive", f"{name}-v1.zip"]
         assert sorted(dict(digests)) == ["archive", "test", "train", "valid"]
+    wikitext = {name: yaml.safe_load((CORPORA / f"{name}.yaml").read_text())
+                for name in ("wikitext-2", "wikitext-2-eos")}
+    assert wikitext["wikitext-2"].pop("blank_lines") == "skip"  # otherwise the same corpus
+    assert wikitext["wikitext-2-eos"].pop("blank_lines") == "eos"
+    assert wikitext["wikitext-2"] == wikitext["wikitext-2-eos"]
 
 
 @pytest.mark.parametrize("damage", ["archive digest", "member digest", "member missing",

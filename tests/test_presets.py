@@ -43,18 +43,34 @@ EXPECTED = {
               "bptt": 35, "seed": 1111, "lr_schedule": "plateau", "restore_best": False}
        for name, tied, epochs in (("pytorch-small", False, 6), ("pytorch-small-tied", True, 6),
                                   ("pytorch-tied", True, 40))},
-    # WikiText-2: the MXNet Gluon example (gluon-wt2-*) and GluonNLP's standard_lstm_lm (gluonnlp-*)
-    **{f"{family}-wt2-{n}": {"corpus": "wikitext-2", "emsize": n, "nhid": n, "nlayers": 2,
+    # WikiText-2: the MXNet Gluon example (gluon-wt2-*) and GluonNLP's standard_lstm_lm
+    # (gluonnlp-*, with the NT-ASGD and variable windows of its logs, blank lines as <eos>)
+    **{f"{family}-wt2-{n}": {"corpus": corpus, "emsize": n, "nhid": n, "nlayers": 2,
                              "dropout": dropout, "tied": True, "init_range": 0.1,
                              "rnn_init": "pytorch", "lr": 20 / 35, "clip": 0.25,
                              "clip_per": "token", "epochs": epochs, "batch_size": 20,
-                             "eval_batch_size": eval_batch, "bptt": 35, "lr_schedule": "plateau",
-                             "restore_best": False}
-       for family, eval_batch, runs in (("gluon", 20, ((200, 0.2, 20), (650, 0.5, 40),
-                                                       (1500, 0.65, 60))),
-                                        ("gluonnlp", 10, ((200, 0.2, 36), (650, 0.5, 47),
-                                                          (1500, 0.65, 38))))
+                             "eval_batch_size": eval_batch, "bptt": 35, **train}
+       for family, corpus, eval_batch, train, runs in (
+           ("gluon", "wikitext-2", 20, {"lr_schedule": "plateau", "restore_best": False,
+                                        "optimizer": "sgd", "variable_bptt": False},
+            ((200, 0.2, 20), (650, 0.5, 40), (1500, 0.65, 60))),
+           ("gluonnlp", "wikitext-2-eos", 10, {"optimizer": "nt-asgd", "nonmono": 5,
+                                                "variable_bptt": True, "finetune_epochs": 0},
+            ((200, 0.2, 36), (650, 0.5, 47), (1500, 0.65, 38))))
        for n, dropout, epochs in runs},
+    # awd-lstm-lm's PTB and WikiText-2 LSTM commands: main.py's defaults, the README's flags
+    **{f"awd-lstm-{name}": {"corpus": corpus, "emsize": 400, "nhid": 1150, "nlayers": 3,
+                            "tied": True, "dropout": 0.0, "dropout_e": 0.1, "dropout_i": drop_i,
+                            "dropout_h": drop_h, "dropout_o": 0.4, "weight_dropout": 0.5,
+                            "alpha": 2.0, "beta": 1.0, "wd": 1.2e-6, "init_range": 0.1,
+                            "rnn_init": "pytorch", "lr": 30 / 70, "clip": 0.25,
+                            "clip_per": "token", "bptt": 70, "variable_bptt": True,
+                            "optimizer": "nt-asgd", "nonmono": 5, "epochs": epochs,
+                            "finetune_epochs": epochs, "batch_size": batch, "eval_batch_size": 10,
+                            "seed": seed}
+       for name, corpus, drop_i, drop_h, epochs, batch, seed in (
+           ("ptb", "ptb", 0.4, 0.25, 500, 20, 141),
+           ("wt2", "wikitext-2-eos", 0.65, 0.2, 750, 80, 1882))},
     # AWD-LSTM's regularisation at pytorch-small-tied's sizes and epochs (rnnlm's own)
     "awd-lstm-cpu": {"emsize": 200, "nhid": 200, "nlayers": 2, "tied": True, "dropout": 0.0,
                      "dropout_e": 0.05, "dropout_i": 0.2, "dropout_h": 0.125, "dropout_o": 0.2,
@@ -63,15 +79,19 @@ EXPECTED = {
                      "variable_bptt": True, "optimizer": "nt-asgd", "nonmono": 5, "epochs": 5,
                      "finetune_epochs": 1, "batch_size": 20, "seed": 1111},
 }
+# awd-lstm-lm's pointer.py windows, the cache line each AWD preset keeps commented until the cache
+# key exists
+CACHE_WINDOW = {"awd-lstm-ptb": 500, "awd-lstm-wt2": 3785}
 PUBLISHED_TEST = {"zaremba-small": 114.5, "zaremba-medium": 82.7, "zaremba-large": 78.4,
                   "tied-medium": 75.3, "tied-large": 72.0, "pytorch-small": 117.61,
                   "pytorch-small-tied": 110.44, "pytorch-tied": 87.17,
                   "gluon-wt2-200": 107.49, "gluon-wt2-650": 91.51, "gluon-wt2-1500": 88.42,
                   "gluonnlp-wt2-200": 102.49, "gluonnlp-wt2-650": 85.82,
-                  "gluonnlp-wt2-1500": 81.99}
+                  "gluonnlp-wt2-1500": 81.99, "awd-lstm-ptb": 56.5, "awd-lstm-wt2": 64.7}
 PUBLISHED_VALID = {"zaremba-small": 120.7, "zaremba-medium": 86.2, "zaremba-large": 82.2,
                    "gluonnlp-wt2-200": 108.17, "gluonnlp-wt2-650": 91.30,
-                   "gluonnlp-wt2-1500": 86.28}  # the others publish a test figure only
+                   "gluonnlp-wt2-1500": 86.28,
+                   "awd-lstm-ptb": 58.8, "awd-lstm-wt2": 67.4}  # the others: a test figure only
 SMALL_FLAGS = ("--emsize 200 --nhid 200 --nlayers 2 --dropout 0.0 --init-range 0.1 "
                "--rnn-init init_range --lr 1.0 --clip 5.0 --clip-per example --epochs 13 "
                "--bptt 20 --seed 1 --lr-schedule fixed --decay-after 4 --decay-factor 0.5 "
@@ -98,7 +118,8 @@ def test_every_preset_validates_as_an_experiment_and_has_its_published_numbers()
         assert set(exp) == experiment_keys  # every key, defaults filled
         want = {"corpus": "ptb", **expected}  # the schema's default corpus unless the file says
         assert {k: exp[k] for k in want} == pytest.approx(want), name
-        assert not exp["tied"] or exp["emsize"] == exp["nhid"]
+        if exp["tied"] and exp["emsize"] != exp["nhid"]:  # AWD's layout: the last layer's size
+            assert name.startswith("awd-lstm-") and exp["emsize"] == 400
         assert published["test"] == PUBLISHED_TEST.get(name) and published["source"]
         assert published["valid"] == PUBLISHED_VALID.get(name), name
 
@@ -137,23 +158,71 @@ def flag_values(command):
             if word.startswith("--")}
 
 
-@pytest.mark.parametrize("name", ["gluon-wt2-1500", "gluonnlp-wt2-200"])
-def test_wikitext_preset_reaches_train_and_table_with_its_settings(fresh, name):
-    """A WikiText-2 preset through the workflow: its hyperparameters become `rnnlm train` flags,
-    its batch sizes the arrays' widths, and its published test perplexity the table's."""
+@pytest.mark.parametrize("name", ["gluon-wt2-1500", "gluonnlp-wt2-200", "awd-lstm-ptb",
+                                  "awd-lstm-wt2"])
+def test_preset_reaches_data_train_and_table_with_its_settings(fresh, name):
+    """A preset through the workflow: its hyperparameters become `rnnlm train` flags (a key at
+    the schema's default may go unsaid), its batch sizes the arrays' widths, its corpus's
+    blank-line reading the vocab and batchify flags, and its published test perplexity the
+    table's."""
     expected = EXPECTED[name]
+    defaults = {key: spec["default"] for key, spec in yaml.safe_load(SCHEMA.read_text())[
+        "properties"]["experiments"]["additionalProperties"]["properties"].items()}
     commands = shell_commands(fresh, f"run=[{name}]", "modes=[lstm]")
     [train] = [c for c in commands if c.startswith("rnnlm train")]
     flags = flag_values(train)
-    keys = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init", "lr", "clip",
-            "clip_per", "epochs", "bptt", "lr_schedule")
-    assert {key: flags[key.replace("_", "-")] for key in keys} == {
-        key: str(expected[key]) for key in keys}
-    assert flags["tied"] is True and flags["no-restore-best"] is True
-    assert re.search(r"train\.b20\.npy$", flags["train"])
-    assert re.search(rf"valid\.b{expected['eval_batch_size']}\.npy$", flags["valid"])
+    for key, value in expected.items():
+        flag = key.replace("_", "-")
+        if key in ("corpus", "batch_size", "eval_batch_size") or (
+                flag not in flags and value == defaults[key]):
+            continue
+        if isinstance(value, bool):
+            assert flags.get(flag) is (True if value else None), key
+        elif isinstance(value, str):
+            assert flags[flag] == value, key
+        else:
+            assert float(flags[flag]) == pytest.approx(value), key
+    data = f"results/data/{expected['corpus']}"
+    assert flags["train"] == f"{data}/train.b{expected['batch_size']}.npy"
+    assert flags["valid"] == f"{data}/valid.b{expected['eval_batch_size']}.npy"
+    eos = expected["corpus"] == "wikitext-2-eos"  # the corpus that reads blank lines as <eos>
+    data_stages = [c for c in commands if c.startswith(("rnnlm vocab", "rnnlm batchify"))]
+    assert len(data_stages) == 4  # vocab, and the train, valid and test arrays
+    assert all(("--blank-lines eos" in c) is eos for c in data_stages)
     [table] = [c for c in commands if c.startswith("rnnlm table")]
     assert f"--published {name}={PUBLISHED_TEST[name]} " in table
+
+
+@pytest.mark.parametrize("name", sorted(CACHE_WINDOW))
+def test_awd_presets_keep_the_cache_and_the_other_published_figures(name):
+    """The fine-tuned figures are `published` (the preset fine-tunes); the comments keep the
+    base and cache figures of awd-lstm-lm's README, and the cache line pointer.py's window."""
+    text = (PRESETS / f"{name}.yaml").read_text()
+    [cache] = re.findall(r"^# (cache: .*?)  #", text, re.M)
+    assert yaml.safe_load(cache) == {"cache": {"window": CACHE_WINDOW[name]}}
+    base, cached = {"awd-lstm-ptb": ("61.2 / 58.8", "53.2 / 52.5"),
+                    "awd-lstm-wt2": ("68.7 / 65.6", "52.2 / 50.6")}[name]
+    assert f"base model's were {base} [readme]" in text
+    assert f"The cache's {cached} [readme]" in text
+    assert yaml.safe_load(text)["finetune_epochs"] == yaml.safe_load(text)["epochs"]
+
+
+def test_awd_preset_trains_fine_tunes_and_reaches_the_table(fresh, tmp_path):
+    """awd-lstm-ptb run by the workflow, its sizes and epochs cut down and every other key its
+    own: the tied layout's last layer has emsize units, fine-tuning adds its epoch, and the table
+    sets the fine-tuned published figure beside the run."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    shutil.copy(fresh / "config.yaml", workdir / "config.yaml")
+    snakemake(workdir, "results/perplexity.csv", "--cores", "1", "--config",
+              "run=[awd-lstm-ptb]", "modes=[lstm]", "experiments={awd-lstm-ptb: {emsize: 8, "
+              "nhid: 16, epochs: 2, finetune_epochs: 1, max_batches: 2}}")
+    [row] = pd.read_csv(workdir / "results/perplexity.csv").itertuples()
+    vocab = len(read_vocab(workdir / "results/data/ptb/vocab.tsv"))
+    layers = [(8, 16), (16, 16), (16, 8)]  # (input, units): the last has emsize units
+    lstm = sum(4 * units * (inputs + units) + 8 * units for inputs, units in layers)
+    assert row.param_count == vocab * 8 + vocab + lstm  # tied embedding, decoder bias, LSTMs
+    assert (row.experiment, row.epochs_mean, row.published_test_ppl) == ("awd-lstm-ptb", 3, 56.5)
 
 
 def test_config_experiment_of_a_preset_name_overrides_it_key_by_key(fresh, tmp_path):

@@ -31,6 +31,48 @@ def _vocab_cli(tmp_path, paths, *flags):
     return result, stats
 
 
+@pytest.mark.parametrize(("blank_lines", "ids", "lines"), [
+    ("skip", [2, 1, 0, 1, 0], 2),  # as ever: the blank lines read as nothing
+    ("eos", [0, 2, 1, 0, 0, 1, 0, 0], 5),  # each one an <eos>, even the unterminated last
+])
+def test_blank_lines_read_as_nothing_or_an_eos_each(tmp_path, blank_lines, ids, lines):
+    """WikiText's blank lines: skip (the default) or, as GluonNLP's skip_empty=False and
+    awd-lstm-lm read them, one <eos> per blank line; words and line breaks are otherwise the
+    same, and a file of blank lines only is still an empty split."""
+    train = _write(tmp_path / "t.txt", " \n b a \n\n a \n ")
+    counts, n = count_words(train, blank_lines)
+    assert n == lines and counts["<eos>"] == lines and counts["a"] == 2
+    vocab = build_vocab(counts)
+    assert vocab.words == ["<eos>", "a", "b"]  # the same words either way
+    assert encode_file(train, vocab, blank_lines).tolist() == ids
+    with pytest.raises(RnnlmError, match="empty split"):
+        count_words(_write(tmp_path / "blank.txt", "\n \n"), blank_lines)
+    with pytest.raises(RnnlmError, match="blank_lines 'keep' is not one of skip, eos"):
+        encode_file(train, vocab, "keep")
+
+
+def test_blank_lines_flag_of_vocab_and_batchify(tmp_path):
+    """`rnnlm vocab --blank-lines eos` counts the blank lines' <eos> in stats.json, and
+    `rnnlm batchify --blank-lines eos` puts them in the array, where skip leaves both as before."""
+    paths = _splits(tmp_path, " a b \n\n c \n\n", " a \n\n", " b \n")
+    shapes = {}
+    for setting in ("skip", "eos"):
+        out = tmp_path / setting
+        out.mkdir()
+        result, stats = _vocab_cli(out, paths, "--blank-lines", setting)
+        assert result.returncode == 0, result.stderr
+        assert rnnlm("batchify", "--corpus", paths[0], "--vocab", out / "vocab.tsv",
+                     "--batch-size", "1", "--out", out / "train.npy", "--blank-lines",
+                     setting).returncode == 0
+        shapes[setting] = np.load(out / "train.npy").shape
+        assert stats["train"]["tokens"] == shapes[setting][0]
+        assert (stats["train"]["lines"], stats["valid"]["tokens"]) == (
+            (2, 2) if setting == "skip" else (4, 3))
+    assert shapes == {"skip": (5, 1), "eos": (7, 1)}
+    result, _ = _vocab_cli(tmp_path, paths, "--blank-lines", "keep")
+    assert result.returncode == 2 and "invalid choice: 'keep'" in result.stderr
+
+
 def test_ids_by_count_then_word_with_eos_per_line(tmp_path):
     train = _write(tmp_path / "t.txt", " b a c \n a b \n\n a \n")
     vocab = build_vocab(count_words(train)[0])

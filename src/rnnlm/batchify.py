@@ -27,8 +27,10 @@ def batchify(ids, batch_size, source="input"):
     return np.ascontiguousarray(ids.reshape(batch_size, steps).T)  # (steps, batch_size)
 
 
-def batchify_file(corpus, vocab_path, batch_size, out):
-    batches = batchify(encode_file(corpus, read_vocab(vocab_path)), batch_size, source=str(corpus))
+def batchify_file(corpus, vocab_path, batch_size, out, blank_lines="skip"):
+    """``blank_lines`` as the vocab stage read the corpus (rnnlm.vocab.iter_tokens)."""
+    ids = encode_file(corpus, read_vocab(vocab_path), blank_lines)
+    batches = batchify(ids, batch_size, source=str(corpus))
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.save(f, batches)
     log.info("%s: %d steps x %d columns", out, *batches.shape)

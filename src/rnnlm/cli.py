@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from rnnlm.cli_results import RESULT_COMMANDS
-from rnnlm.io import RnnlmError
+from rnnlm.io import BLANK_LINES, RnnlmError
 from rnnlm.plan import MODES  # rnnlm.model's, without importing mxnet
 
 log = logging.getLogger("rnnlm")
@@ -75,7 +75,8 @@ def _vocab(args):
     from rnnlm.vocab import build_vocab_files
 
     build_vocab_files(args.train, args.valid, args.test, args.vocab, args.stats,
-                      max_size=args.max_size, min_count=args.min_count)
+                      max_size=args.max_size, min_count=args.min_count,
+                      blank_lines=args.blank_lines)
 
 
 def _add_vocab(sub):
@@ -90,13 +91,21 @@ def _add_vocab(sub):
                         "(default: every word of the training split)")
     p.add_argument("--min-count", type=_count, default=1,
                    help="keep only words seen this often in the training split (default 1)")
+    _add_blank_lines(p)
     p.set_defaults(func=_vocab)
+
+
+def _add_blank_lines(p):
+    p.add_argument("--blank-lines", choices=BLANK_LINES, default="skip",
+                   help="a blank line reads as nothing (skip, the default) or as an <eos> of its "
+                        "own (eos: WikiText as GluonNLP and awd-lstm-lm read it); vocab and "
+                        "batchify must agree")
 
 
 def _batchify(args):
     from rnnlm.batchify import batchify_file
 
-    batchify_file(args.corpus, args.vocab, args.batch_size, args.out)
+    batchify_file(args.corpus, args.vocab, args.batch_size, args.out, args.blank_lines)
 
 
 def _add_batchify(sub):
@@ -105,6 +114,7 @@ def _add_batchify(sub):
     p.add_argument("--vocab", type=Path, required=True)
     p.add_argument("--batch-size", type=int, required=True)
     p.add_argument("--out", type=Path, required=True, help="output .npy")
+    _add_blank_lines(p)
     p.set_defaults(func=_batchify)
 
 

@@ -6,6 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
+# What a blank line of a corpus reads as (vocab, batchify): nothing, or an <eos> of its own.
+BLANK_LINES = ("skip", "eos")
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnlm.io import RnnlmError, atomic_path, write_json
+from rnnlm.io import BLANK_LINES, RnnlmError, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -55,36 +55,45 @@ def _decode(path, data, offset, line):
                          f"{offset + err.start}); fix or re-download the file") from None
 
 
-def iter_tokens(path, eos=True):
+def iter_tokens(path, eos=True, blank_lines="skip"):
     """Per block of ``path``: its words as an object array (what pandas hashes in C), with
-    ``<eos>`` after each non-blank line when ``eos`` (without, counting splits each block at
-    once, a fifth faster), and the number of non-blank lines. A split without a word is an
+    ``<eos>`` after each line when ``eos`` (without, counting splits each block at once, a fifth
+    faster), and the number of lines that end with one. ``blank_lines`` "skip" gives a blank
+    line nothing (the default); "eos" gives it an ``<eos>`` of its own, as the PyTorch example,
+    awd-lstm-lm and GluonNLP (skip_empty=False) read WikiText. A split without a word is an
     error."""
-    empty = True
+    if blank_lines not in BLANK_LINES:
+        raise RnnlmError(f"blank_lines {blank_lines!r} is not one of {', '.join(BLANK_LINES)}")
+    keep_blank, empty = blank_lines == "eos", True
     for text in read_blocks(path):
+        pieces = text.split("\n")
+        if not pieces[-1]:
+            pieces.pop()  # what follows the block's last line break is no line
         if eos:
             words, lines = [], 0
-            for line in text.split("\n"):
+            for line in pieces:
                 line_words = line.split()
-                if line_words:
+                if line_words or keep_blank:
                     words += line_words
                     words.append(EOS)
                     lines += 1
         else:
             words = text.split()
-            lines = sum(1 for line in text.split("\n") if line and not line.isspace())
+            lines = len(pieces) if keep_blank else sum(
+                1 for line in pieces if line and not line.isspace())
         if lines:
-            empty = False
+            empty = empty and len(words) == (lines if eos else 0)
             yield np.array(words, dtype=object), lines
     if empty:
         raise RnnlmError(f"{path}: empty split (no tokens); check the file at the mirror")
 
 
-def count_words(path):
-    """Token counts of a split (one ``<eos>`` per non-blank line among them) and its number of
-    lines; each block's words are counted by pandas, then merged into running totals."""
+def count_words(path, blank_lines="skip"):
+    """Token counts of a split (one ``<eos>`` per line among them, blank lines by
+    ``blank_lines``) and its number of such lines; each block's words are counted by pandas,
+    then merged into running totals."""
     seen, totals, lines = pd.Index([], dtype=object), np.zeros(0, dtype=np.int64), 0
-    for words, block_lines in iter_tokens(path, eos=False):
+    for words, block_lines in iter_tokens(path, eos=False, blank_lines=blank_lines):
         codes, uniques = pd.factorize(words)
         slots = seen.get_indexer(uniques)
         new = slots < 0
@@ -183,9 +192,11 @@ def read_vocab(path):
     return Vocab([r[1] for r in rows], [int(r[2]) for r in rows])
 
 
-def encode_file(path, vocab):
-    """The id stream of a corpus file as int32, an ``<eos>`` after each non-blank line."""
-    return np.concatenate([vocab.ids(tokens, source=str(path)) for tokens, _ in iter_tokens(path)])
+def encode_file(path, vocab, blank_lines="skip"):
+    """The id stream of a corpus file as int32, an ``<eos>`` after each line (a blank one too
+    when ``blank_lines`` is "eos")."""
+    return np.concatenate([vocab.ids(tokens, source=str(path))
+                           for tokens, _ in iter_tokens(path, blank_lines=blank_lines)])
 
 
 def split_stats(counts, lines, vocab, source):
@@ -203,10 +214,11 @@ def split_stats(counts, lines, vocab, source):
     return {"tokens": tokens, "lines": lines, "oov": oov, "unk": oov + counts[UNK]}
 
 
-def build_vocab_files(train, valid, test, vocab_path, stats_path, max_size=None, min_count=1):
+def build_vocab_files(train, valid, test, vocab_path, stats_path, max_size=None, min_count=1,
+                      blank_lines="skip"):
     """The vocab stage: ``vocab.tsv`` from train, ``stats.json`` over all three splits."""
     paths = {"train": train, "valid": valid, "test": test}
-    counted = {name: count_words(path) for name, path in paths.items()}
+    counted = {name: count_words(path, blank_lines) for name, path in paths.items()}
     others = [counted[name][0] for name in ("valid", "test")]
     vocab = build_vocab(counted["train"][0], max_size, min_count, others)
     stats = {"vocab_size": len(vocab), "has_unk": vocab.unk_id is not None,

@@ -147,6 +147,8 @@ MESSAGES = {
     "gpu without gpus": "config key gpus: device gpu needs gpus >= 1",
     "experiment name not a folder name": "config key experiments: 'a/b' does not match",
     "unknown corpus": "config key experiments.tiny.corpus: 'wikitext-9' is not a corpus (known: ",
+    "unknown blank_lines": "config key corpora.ptb.blank_lines: 'keep' is not one of ['skip', "
+                           "'eos']",
     "empty seed list": "config key experiments.tiny.seeds: [] should be non-empty",
     "duplicate seed": "config key experiments.tiny.seeds: [1, 2, 1] has non-unique elements",
     "unknown key in a grid": "config key sweeps.s.grid: 'lr_rate' is not an experiment key",

@@ -27,6 +27,7 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
     "gpu without gpus": ["device=gpu", "gpus=0"],
     "experiment name not a folder name": ["experiments={a/b: {}}", "run=[a/b]"],
     "unknown corpus": ["experiments={tiny: {corpus: wikitext-9}}"],
+    "unknown blank_lines": ["corpora={ptb: {blank_lines: keep}}"],
     "empty seed list": ["experiments={tiny: {seeds: []}}"],
     "duplicate seed": ["experiments={tiny: {seeds: [1, 2, 1]}}"],
     "unknown key in a grid": ["sweeps={s: {base: tiny, grid: {lr_rate: [1, 2]}}}", "run=[s]"],

@@ -12,7 +12,9 @@ rule batchify:
         mem_mb=4000,
         runtime=30,
     params:
+        flags=batchify_flags,
         code=code_digest("batchify"),
     shell:
         "rnnlm batchify --corpus {input.corpus:q} --vocab {input.vocab:q}"
-        " --batch-size {wildcards.batch_size} --out {output.array:q} > {log:q} 2>&1"
+        " --batch-size {wildcards.batch_size} --out {output.array:q} {params.flags}"
+        " > {log:q} 2>&1"

@@ -133,7 +133,19 @@ def corpus_source(wildcards):
 def vocab_rules(wildcards):
     rules_ = PLAN.corpora[wildcards.corpus]["vocab"]
     size = ["--max-size", str(rules_["max_size"])] if rules_["max_size"] else []
-    return shlex.join([*size, "--min-count", str(rules_["min_count"])])
+    return shlex.join(
+        [*size, "--min-count", str(rules_["min_count"]), *blank_lines(wildcards)]
+    )
+
+
+def blank_lines(wildcards):
+    """The flag only where a corpus asks for eos, so skip's commands stay as they were."""
+    setting = PLAN.corpora[wildcards.corpus]["blank_lines"]
+    return ["--blank-lines", setting] if setting != "skip" else []
+
+
+def batchify_flags(wildcards):
+    return shlex.join(blank_lines(wildcards))
 
 
 def output_dir(wildcards, output):
