@@ -70,7 +70,7 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
                "model", "device", "checkpoint", "step", "progress", "train", "evaluate", "predict",
-               "report", "stats", "tables", "plots", "cli_results", "cli"]
+               "export", "report", "stats", "tables", "plots", "cli_results", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():
@@ -83,3 +83,12 @@ def test_stage_modules_import_only_to_their_left():
             if module.startswith("rnnlm."):
                 dep = module.split(".")[1]
                 assert STAGE_ORDER.index(dep) < rank, f"{name} imports {dep}"
+
+
+def test_the_export_subpackage_imports_only_to_its_left_and_within():
+    export = STAGE_ORDER.index("export")
+    for path in (SRC / "export").glob("*.py"):
+        for module in _imported_modules(path):
+            if module.startswith("rnnlm.") and module != "rnnlm.export":
+                dep = module.split(".")[1]
+                assert dep == "export" or STAGE_ORDER.index(dep) < export, f"{path.name}: {dep}"
