@@ -69,17 +69,17 @@ def layout(mode, arrays, tied):
         else:
             other[name] = array
     known = {"embedding.weight", "decoder.bias"} | ({"decoder.weight"} if not tied else set())
-    unknown = sorted(set(other) - known) + sorted(known - set(other))
-    if unknown or sorted(pieces) != list(range(len(pieces))) or not pieces:
-        raise RnnlmError(f"cannot export arrays {', '.join(unknown) or 'of the recurrent layers'}"
-                         ": not the layout rnnlm.export knows (embedding, recurrent layers, "
-                         "dense decoder); export needs support for it first")
+    odd = sorted(set(other) - known) + sorted(known - set(other)) + [
+        f"rnn.layer{i}" for i, found in sorted(pieces.items()) if set(found) != set(PIECES)]
+    if odd or sorted(pieces) != list(range(len(pieces))) or not pieces:
+        raise RnnlmError(f"cannot export arrays {', '.join(odd) or 'of the recurrent layers'}: "
+                         "not the layout rnnlm.export knows (embedding, recurrent layers, dense "
+                         "decoder); export needs support for it first")
     layers = [Layer(**pieces[i]) for i in range(len(pieces))]
     for i, layer in enumerate(layers):
-        rows = GATES[mode] * layer.hidden
-        if {a.shape[0] for a in dataclasses.astuple(layer)} != {rows}:
-            raise RnnlmError(f"layer {i} of this {mode} model has arrays of "
-                             f"{[a.shape for a in dataclasses.astuple(layer)]}, not "
+        shapes = [getattr(layer, piece).shape for piece in PIECES]
+        if {shape[0] for shape in shapes} != {GATES[mode] * layer.hidden}:
+            raise RnnlmError(f"layer {i} of this {mode} model has arrays of {shapes}, not "
                              f"{GATES[mode]} gates of {layer.hidden}; not a model rnnlm trained")
     embedding = other["embedding.weight"]
     decoder = embedding if tied else other["decoder.weight"]
