@@ -21,8 +21,9 @@ from rnnlm.export import layout, to_onnx, to_torch
 from rnnlm.export.run import FORMATS, run_layout
 from rnnlm.export.score import Scorer, score
 from rnnlm.io import RnnlmError
-from rnnlm.model import MODES, ModelConfig, RNNModel, save_model_config
+from rnnlm.model import MODES, ModelConfig, RecurrentLayer, RNNModel, save_model_config
 from rnnlm.mx import mxnet as mx
+from rnnlm.mx import nd
 from rnnlm.plan import EXPORTS
 from rnnlm.predict import feed, load_run, parse_prompt
 from rnnlm.provenance import code_digest
@@ -219,29 +220,34 @@ def test_model_pt_is_torch_saves_zip_of_the_arrays_without_torch(tmp_path, tied)
         np.testing.assert_array_equal(loaded[name], array)
 
 
-def awd_layout(tmp_path):
-    """A tied LSTM whose last layer has emsize units (the AWD layout), from a saved one."""
+def awd(tmp_path, ids):
+    """A tied LSTM whose last layer has emsize units (the AWD layout): its Layout, built of
+    rnnlm.model's RecurrentLayers, and its log-probabilities after ``ids`` (T, B) by MXNet."""
     run, _ = saved_run(tmp_path, "lstm", True)
-    model = run_layout(run)
-    rng = np.random.default_rng(0)
-    wide = layout.Layer(*(rng.uniform(-1, 1, s).astype(np.float32)
-                          for s in [(40, 6), (40, 10), (40,), (40,)]))
-    narrow = layout.Layer(*(rng.uniform(-1, 1, s).astype(np.float32)
-                            for s in [(24, 10), (24, 6), (24,), (24,)]))
-    return layout.Layout("lstm", model.embedding, [wide, narrow], model.embedding,
-                         model.decoder_bias, True)
+    tied = run_layout(run)
+    mx.random.seed(5)
+    layers = [RecurrentLayer("lstm", 6, 10), RecurrentLayer("lstm", 10, 6)]
+    x = nd.array(tied.embedding)[nd.array(ids)]  # (T, B, emsize)
+    for layer in layers:
+        layer.initialize(mx.init.Uniform(1.0), ctx=CTX)
+        x, _ = layer(x, layer.begin_state(x.shape[1], CTX))
+    logits = nd.dot(x, nd.array(tied.embedding).T) + nd.array(tied.decoder_bias)
+    arrays = [layout.Layer(**{k: v.asnumpy() for k, v in layer.pieces().items()})
+              for layer in layers]
+    return (layout.Layout("lstm", tied.embedding, arrays, tied.embedding, tied.decoder_bias,
+                          True), log_softmax(logits.asnumpy()))
 
 
 def test_layers_of_different_sizes_export_to_onnx_and_are_refused_for_pytorch(tmp_path):
-    awd = awd_layout(tmp_path)
-    to_onnx.write(awd, tmp_path / "awd.onnx")
-    log_probs, state = run_onnx(session(tmp_path / "awd.onnx"), [[1, 2], [3, 4]])
-    assert log_probs.shape == (2, 2, len(WORDS))
+    ids = [[1, 2], [3, 4], [5, 0]]
+    model, expected = awd(tmp_path, ids)
+    to_onnx.write(model, tmp_path / "awd.onnx")
+    log_probs, state = run_onnx(session(tmp_path / "awd.onnx"), ids)
+    np.testing.assert_allclose(log_probs, expected, atol=1e-5, rtol=0)
     assert [s.shape for s in state] == [(1, 2, 10), (1, 2, 10), (1, 2, 6), (1, 2, 6)]
-    np.testing.assert_allclose(np.exp(log_probs).sum(-1), 1, atol=1e-5)
     with pytest.raises(RnnlmError, match=r"layers \(input, hidden\) are \[\(6, 10\), \(10, 6\)\]"
                        r": export it with --format onnx instead"):
-        to_torch.state_dict(awd)
+        to_torch.state_dict(model)
 
 
 def test_arrays_of_an_unknown_layout_are_refused_not_dropped(tmp_path):
@@ -261,6 +267,7 @@ def test_onnx_uses_opset_14_and_names_its_inputs_and_outputs(exported):
     run, _, _ = exported
     model = onnx.load(str(run / "model.onnx"))
     assert [(o.domain, o.version) for o in model.opset_import] == [("", 14)]
+    assert model.ir_version == 7  # the IR of opset 14 (onnx 1.9): what onnxruntime 1.8 reads
     sess = session(run / "model.onnx")
     mode = json.loads((run / "model.json").read_text())
     n = mode["nlayers"] * (2 if mode["mode"] == "lstm" else 1)
@@ -293,6 +300,16 @@ def test_score_prints_each_words_log_probability_given_those_before(lstm):
     np.testing.assert_allclose(got, expected, atol=2e-6)  # printed with 6 decimals
     ppl = np.exp(-np.mean(expected))
     assert head.startswith(f"1: ppl {ppl:.4f}, 4 tokens")
+
+
+def test_score_help_says_how_a_sentence_is_scored(capsys):
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "starts from a zero state after an implicit <eos>, so its first word is P(w1 | <eos>)" \
+        in text
+    assert "the <eos> ending it is scored too, and its perplexity is exp(-mean log-probability)" \
+        in text
 
 
 def test_score_does_not_import_mxnet(lstm):
