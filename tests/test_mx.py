@@ -70,7 +70,7 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
                "model", "device", "checkpoint", "step", "progress", "train", "evaluate", "predict",
-               "export", "report", "stats", "tables", "plots", "cli_results", "cli"]
+               "export", "report", "stats", "tables", "plots", "cli_export", "cli_results", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():

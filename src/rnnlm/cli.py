@@ -2,7 +2,8 @@
 
 Flags reuse the config schema's key names. Errors the user can fix (RnnlmError) print one line
 and exit 1 (128 + the signal when a stopped run saved its checkpoint); anything else is a bug and
-keeps its traceback. The subcommands that tabulate and plot finished runs are in rnnlm.cli_results.
+keeps its traceback. The subcommands that tabulate and plot finished runs are in rnnlm.cli_results,
+export and score in rnnlm.cli_export.
 """
 
 import argparse
@@ -11,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from rnnlm.cli_export import add_export_commands
 from rnnlm.cli_results import RESULT_COMMANDS
 from rnnlm.io import RnnlmError
 from rnnlm.plan import MODES  # rnnlm.model's, without importing mxnet
@@ -292,63 +294,14 @@ def _add_generate(sub):
     p.set_defaults(func=_generate)
 
 
-def _export(args):
-    _use_threads(args.threads)
-    from rnnlm.export.run import export
-
-    export(args.run_dir, args.format, args.out)
-
-
-def _add_export(sub):
-    p = sub.add_parser("export", help="a trained model as ONNX or as a PyTorch state_dict",
-                       description="onnx: one step of the model, (ids, state) -> "
-                       "(log-probabilities, state), T and B dynamic (README: Export). torch: "
-                       "the state_dict of PyTorch's word_language_model RNNModel, written "
-                       "without torch, and model.json beside it.")
-    p.add_argument("--run-dir", type=Path, required=True,
-                   help="trained run: results/EXPERIMENT/MODE/seedN")
-    p.add_argument("--format", required=True, help="onnx or torch")
-    p.add_argument("--out", type=Path, required=True, help="e.g. RUN/model.onnx or RUN/model.pt")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for MXNet's operators (default 0: MXNet's own choice)")
-    p.set_defaults(func=_export)
-
-
-def _score(args):
-    from rnnlm.export.score import Scorer, format_scored, score
-
-    scorer = Scorer(args.model, args.vocab, args.threads)
-    sentences = [line for line in sys.stdin if line.strip()]
-    for n, line in enumerate(sentences, 1):
-        print(format_scored(n, score(scorer, line)), flush=True)
-
-
-def _add_score(sub):
-    p = sub.add_parser("score", help="per-word log-probabilities and perplexity of sentences "
-                       "on stdin, with an exported ONNX model (no MXNet)",
-                       description="Reads one sentence per line on stdin (blank lines skipped) "
-                       "and prints, per sentence, '# sentence N: ppl P, K tokens' and one "
-                       "'word<TAB>log-probability' line per token (natural log). Each sentence "
-                       "starts from a zero state after an implicit <eos>, so its first word is "
-                       "P(w1 | <eos>) and each next word is conditioned on those before; the "
-                       "<eos> ending it is scored too, and its perplexity is exp(-mean "
-                       "log-probability) over those words + 1 tokens. Words outside the "
-                       "vocabulary are scored as <unk> (with a warning), or refused where the "
-                       "vocabulary has none.")
-    p.add_argument("--model", type=Path, required=True, help="model.onnx of rnnlm export")
-    p.add_argument("--vocab", type=Path, required=True, help="the vocab.tsv it was trained with")
-    p.add_argument("--threads", type=int, default=0,
-                   help="onnxruntime's CPU threads (default 0: its own choice)")
-    p.set_defaults(func=_score)
-
-
 def build_parser():
     parser = argparse.ArgumentParser(prog="rnnlm", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_download, _add_vocab, _add_batchify, _add_train, _add_evaluate,
-                _add_predict, _add_generate, _add_export, _add_score, *RESULT_COMMANDS):
+                _add_predict, _add_generate, *RESULT_COMMANDS):
         add(sub)
+    add_export_commands(sub, _use_threads)
     return parser
 
 
