@@ -4,12 +4,13 @@ pipeline's own predict job wrote, and `rnnlm score` reads it as the README says.
 
 import hashlib
 import json
+import shutil
 import zipfile
 
 import numpy as np
 import onnxruntime
 import pytest
-from conftest import SPLITS, rnnlm
+from conftest import REPO, SPLITS, rnnlm
 from test_workflow import planned, snakemake, write_config
 
 TINY = {"emsize": 8, "nhid": 8, "nlayers": 2, "epochs": 1, "batch_size": 4,
@@ -62,3 +63,11 @@ def test_export_rule_writes_both_formats_that_match_predict(shared_ptb, tmp_path
     assert scored.stdout.startswith("# sentence 1: ppl ")
     assert len(scored.stdout.splitlines()) == 1 + 8  # seven words and <eos>
     assert planned(workdir, *targets) == {}
+    repo = tmp_path / "repo"  # a change to the export code reruns the exports only
+    repo.mkdir()
+    shutil.copy(REPO / "Snakefile", repo / "Snakefile")
+    shutil.copytree(REPO / "workflow", repo / "workflow")
+    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(repo / "src/rnnlm/export/to_onnx.py", "a") as f:
+        f.write("\n# a change to the export code\n")
+    assert planned(workdir, *targets, snakefile=repo / "Snakefile") == {"export": 2 * len(MODES)}
