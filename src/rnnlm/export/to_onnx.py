@@ -12,7 +12,7 @@ Why not MXNet's own exporter (mxnet.onnx.export_model): it imports ``onnx.mappin
 removed in 1.16, and with that shimmed its graph does not load in onnxruntime (a Split without
 ``split``), takes the ids as float32 and ends in logits. Opset 14: every operator used here has
 its current definition by then (LSTM, GRU and RNN 14; LogSoftmax, Gather, MatMul, Squeeze 13;
-Add 14), so any runtime since onnxruntime 1.8 reads the file and newer opsets would change nothing.
+Add 14): a newer opset would change nothing, and onnxruntime reads opset 14 (IR 7) since 1.8.
 """
 
 import numpy as np
