@@ -21,7 +21,7 @@ endif
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
 setup: $(UV)
-	$(UV) sync --locked --extra $(BUILD)
+	$(UV) sync --locked --extra $(BUILD) --extra export
 
 run: setup
 	.venv/bin/snakemake --cores all $(ARGS)

@@ -22,6 +22,7 @@ include: "workflow/rules/batchify.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/table.smk"
 include: "workflow/rules/plots.smk"
 

@@ -4,6 +4,8 @@ import contextlib
 import functools
 import hashlib
 import http.server
+import importlib.util
+import os
 import random
 import socket
 import subprocess
@@ -23,6 +25,21 @@ def rnnlm(*argv, **kwargs):
     """Run the `rnnlm` command as a user does; its exit code, stdout and stderr."""
     return subprocess.run([str(RNNLM), *map(str, argv)], capture_output=True, text=True,
                           timeout=600, **kwargs)
+
+
+@functools.cache
+def torch_python():
+    """A Python with torch, or None: this interpreter, else $RNNLM_TORCH_PYTHON, else ../torchenv
+    beside the repository (a CPU-only torch: benchmarks/README.md). Asked once: each answer
+    starts a Python that imports torch."""
+    if importlib.util.find_spec("torch"):
+        return sys.executable
+    for candidate in (os.environ.get("RNNLM_TORCH_PYTHON"),
+                      REPO.parent / "torchenv" / "bin" / "python"):
+        if candidate and Path(candidate).is_file() and subprocess.run(
+                [str(candidate), "-c", "import torch"], capture_output=True).returncode == 0:
+            return str(candidate)
+    return None
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

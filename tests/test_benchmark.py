@@ -2,15 +2,12 @@
 computes it too or is refused, and the script prints its JSON lines. Speed itself is read from
 the script's figures, never asserted here.
 
-The tests that need torch look for it in this interpreter, then in $RNNLM_TORCH_PYTHON, then in
-../torchenv beside the repository (a CPU-only torch: benchmarks/README.md), and skip without it.
+The tests that need torch look for it (conftest.torch_python) in this interpreter, then in
+$RNNLM_TORCH_PYTHON, then in ../torchenv beside the repository, and skip without it.
 """
 
 import dataclasses
-import functools
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import torch_python
 
 from rnnlm import step
 from rnnlm.checkpoint import Checkpoint
@@ -40,19 +38,6 @@ import workload  # noqa: E402
 KEYS = {"what", "mode", "experiment", "tokens_per_s", "gflops", "seconds", "peak_rss_mb"}
 TINY = ("experiments:\n  tiny: {emsize: 8, nhid: 8, nlayers: 1, batch_size: 4,"
         " eval_batch_size: 2, bptt: 3}\nthreads: 1\n")
-
-
-@functools.cache
-def torch_python():
-    """A Python with torch, or None (asked once: each answer starts a Python that imports it)."""
-    if importlib.util.find_spec("torch"):
-        return sys.executable
-    for candidate in (os.environ.get("RNNLM_TORCH_PYTHON"),
-                      BENCHMARKS.parents[1] / "torchenv" / "bin" / "python"):
-        if candidate and Path(candidate).is_file() and subprocess.run(
-                [str(candidate), "-c", "import torch"], capture_output=True).returncode == 0:
-            return str(candidate)
-    return None
 
 
 def throughput_script(tmp_path, *flags, mode="gru", check=True):

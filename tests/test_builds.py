@@ -22,7 +22,8 @@ from rnnlm.mx import mxnet as mx
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 LOCK = tomllib.loads((REPO / "uv.lock").read_text())
-EXTRAS = sorted(PYPROJECT["project"]["optional-dependencies"])
+EXPORT = "export"  # onnx and onnxruntime, installed beside whichever build (rnnlm.export)
+EXTRAS = sorted(set(PYPROJECT["project"]["optional-dependencies"]) - {EXPORT})  # the builds
 UV = shutil.which("uv") or str(REPO / ".tools" / "bin" / "uv")  # where the Makefile finds it
 
 
@@ -40,7 +41,8 @@ def mxnet_builds(requirements):
 def test_each_extra_locks_exactly_one_mxnet_build():
     assert EXTRAS == sorted(DISTRIBUTIONS)
     extras = locked("rnnlm")["optional-dependencies"]
-    assert sorted(extras) == EXTRAS
+    assert sorted(extras) == sorted([*EXTRAS, EXPORT])
+    assert sorted(r["name"] for r in extras[EXPORT]) == ["onnx", "onnxruntime"]
     for extra in EXTRAS:
         assert mxnet_builds(extras[extra]) == [DISTRIBUTIONS[extra]], extra
         assert locked(DISTRIBUTIONS[extra])["version"] == "1.9.1"
@@ -94,7 +96,8 @@ def test_make_installs_the_build_gpu_names(argv, extra):
     result = make_dry_run(*argv)
     assert result.returncode == 0, result.stderr
     syncs = [line for line in result.stdout.splitlines() if " sync " in line]
-    assert [line.split(" sync ", 1)[1] for line in syncs] == [f"--locked --extra {extra}"]
+    assert [line.split(" sync ", 1)[1] for line in syncs] == [
+        f"--locked --extra {extra} --extra {EXPORT}"]
     if argv[0] == "run":
         assert result.stdout.splitlines()[-1].startswith(".venv/bin/snakemake --cores all")
 

@@ -4,6 +4,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
@@ -70,7 +71,8 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
                "awd", "model", "device", "checkpoint", "step", "progress", "loop", "train",
-               "evaluate", "predict", "report", "stats", "tables", "plots", "cli_results", "cli"]
+               "evaluate", "predict", "export", "report", "stats", "tables", "plots", "cli_export",
+               "cli_results", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():
@@ -83,3 +85,13 @@ def test_stage_modules_import_only_to_their_left():
             if module.startswith("rnnlm."):
                 dep = module.split(".")[1]
                 assert STAGE_ORDER.index(dep) < rank, f"{name} imports {dep}"
+
+
+@pytest.mark.parametrize("package", ["awd", "export"])
+def test_a_subpackage_imports_only_to_its_left_and_within(package):
+    rank = STAGE_ORDER.index(package)
+    for path in (SRC / package).glob("*.py"):
+        for module in _imported_modules(path):
+            if module.startswith("rnnlm.") and module != f"rnnlm.{package}":
+                dep = module.split(".")[1]
+                assert dep == package or STAGE_ORDER.index(dep) < rank, f"{path.name}: {dep}"

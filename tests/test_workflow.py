@@ -229,6 +229,7 @@ def test_report_embeds_every_table_and_plot_and_the_config(done):
     (["device=gpu", "gpus=0"], "config key gpus: device gpu needs gpus >= 1"),
     (["predict={top_k: 0}"], "config key predict.top_k: 0 is less than the minimum of 1"),
     (["predict={prompts: ['  ']}"], "config key predict.prompts.0: '  ' does not match"),
+    (["export=[onnx, tflite]"], "config key export.1: 'tflite' is not one of ['onnx', 'torch']"),
 ])
 def test_bad_config_stops_before_any_job_naming_the_key(fresh, override, named):
     result = snakemake(fresh, "--cores", "1", "--config", *override, check=False)

@@ -2,7 +2,8 @@
 
 Flags reuse the config schema's key names. Errors the user can fix (RnnlmError) print one line
 and exit 1 (128 + the signal when a stopped run saved its checkpoint); anything else is a bug and
-keeps its traceback. The subcommands that tabulate and plot finished runs are in rnnlm.cli_results.
+keeps its traceback. The subcommands that tabulate and plot finished runs are in rnnlm.cli_results,
+export and score in rnnlm.cli_export.
 """
 
 import argparse
@@ -11,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from rnnlm.cli_export import add_export_commands
 from rnnlm.cli_results import RESULT_COMMANDS
 from rnnlm.io import BLANK_LINES, RnnlmError
 from rnnlm.plan import MODES  # rnnlm.model's, without importing mxnet
@@ -343,6 +345,7 @@ def build_parser():
     for add in (_add_download, _add_vocab, _add_batchify, _add_train, _add_evaluate,
                 _add_predict, _add_generate, *RESULT_COMMANDS):
         add(sub)
+    add_export_commands(sub, _use_threads)
     return parser
 
 

@@ -18,6 +18,8 @@ from rnnlm.config import RESERVED, ConfigError, resolve, validated
 from rnnlm.io import RnnlmError
 
 MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
+# `export` formats -> the file each writes in a run folder (rnnlm.export; model.pt reads model.json)
+EXPORTS = {"onnx": "model.onnx", "torch": "model.pt"}
 # Experiment keys that are `rnnlm train` flags, in this order (batch sizes are the arrays' widths)
 TRAIN_FLAGS = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init", "lr", "clip",
                "clip_per", "epochs", "bptt", "seed", "lr_schedule", "decay_after", "decay_factor",

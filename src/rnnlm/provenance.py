@@ -40,21 +40,30 @@ def package_imports(path):
     return names
 
 
+def _sources(package, name):
+    """{label: path} of module ``name``: ``name.py``, or each module of subpackage ``name``."""
+    path = package / f"{name}.py"
+    if path.is_file():
+        return {name: path}
+    return {f"{name}/{p.name}": p for p in sorted((package / name).glob("*.py"))}
+
+
 def code_digest(stage, package=PACKAGE):
-    """Digest of the code stage module ``stage`` runs: it and every rnnlm module it imports,
-    directly or not."""
+    """Digest of the code stage module (or subpackage) ``stage`` runs: it and every rnnlm module
+    it imports, directly or not."""
     package = Path(package)
-    todo, seen = [stage], set()
+    todo, seen, files = [stage], set(), {}
     while todo:
         name = todo.pop()
-        path = package / f"{name}.py"
-        if name in seen or not path.is_file():
+        sources = _sources(package, name)
+        if name in seen or not sources:
             continue
         seen.add(name)
-        todo.extend(package_imports(path))
+        files.update(sources)
+        todo.extend(n for path in sources.values() for n in package_imports(path))
     digest = hashlib.sha256()
-    for name in sorted(seen):
-        digest.update(f"{name}\0".encode() + (package / f"{name}.py").read_bytes() + b"\0")
+    for label in sorted(files):
+        digest.update(f"{label}\0".encode() + files[label].read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 

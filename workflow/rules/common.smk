@@ -16,7 +16,7 @@ try:
     from rnnlm.config import NAME, Workflow
     from rnnlm.data import SPLITS
     from rnnlm.io import RnnlmError
-    from rnnlm.plan import MODES, make_plan, train_flags
+    from rnnlm.plan import EXPORTS, MODES, make_plan, train_flags
     from rnnlm.provenance import PACKAGE, code_digest as package_digest
 except ImportError:
     raise WorkflowError(
@@ -40,6 +40,7 @@ wildcard_constraints:
     seed=r"[0-9]+",
     split="|".join(SPLITS),
     batch_size=r"[1-9][0-9]*",
+    suffix="|".join(name.removeprefix("model.") for name in EXPORTS.values()),
 
 
 # Rules call `rnnlm`; a snakemake run from the uv environment finds it there unactivated.
@@ -84,6 +85,17 @@ def final_outputs():
         *rules.plots.output,
         *(rules.compare_predictions.output if PLAN.predicted() else []),
         *expand(list(rules.sweep.output), sweep=list(PLAN.sweeps)),
+        *exported(),
+    ]
+
+
+def exported():
+    """The model files of the `export` formats the config asks for, of every run."""
+    pattern = rules.export.output[0]
+    return [
+        p
+        for f in config["export"]
+        for p in run_paths(pattern.replace("model.{suffix}", EXPORTS[f]))
     ]
 
 
@@ -150,6 +162,11 @@ def batchify_flags(wildcards):
 
 def output_dir(wildcards, output):
     return os.path.dirname(output[0])
+
+
+def export_format(wildcards):
+    """The `rnnlm export --format` that writes model.{suffix}."""
+    return next(f for f, name in EXPORTS.items() if name == f"model.{wildcards.suffix}")
 
 
 def run_dir(wildcards, input):
