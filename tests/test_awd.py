@@ -78,7 +78,7 @@ def test_a_dropped_words_embedding_row_is_zero_whole_and_the_rest_rescaled():
 def test_drop_connect_masks_only_its_span():
     flat = nd.arange(1, 41, dtype="float32")
     with autograd.record(train_mode=True):
-        out = drop_connect(nd, flat, (10, 30), 0.5).asnumpy()
+        out = drop_connect(nd, flat, (10, 30), 0.5, 40).asnumpy()
     np.testing.assert_array_equal(out[:10], np.arange(1, 11))
     np.testing.assert_array_equal(out[30:], np.arange(31, 41))
     middle = out[10:30] / np.arange(11, 31)
@@ -95,7 +95,7 @@ def test_weight_drop_is_one_mask_on_every_gate_block_of_the_recurrent_matrix(mod
     weight = layer.weight.data()
     mx.random.seed(3)
     with autograd.record(train_mode=True):
-        dropped = drop_connect(nd, weight, layer.span("h2h_weight"), 0.5)
+        dropped = drop_connect(nd, weight, layer.span("h2h_weight"), 0.5, layer.size)
     mx.random.seed(3)
     out, _ = training(layer, x, state)
     by_hand = nd.RNN(x, dropped, *state, state_size=5, num_layers=1, mode=mode,

@@ -109,8 +109,8 @@ class RecurrentLayer(gluon.HybridBlock):
         self.weight_dropout = weight_dropout
         self.shapes = dict(zip(PIECES, [(gates, input_size), (gates, nhid), (gates,), (gates,)],
                                strict=True))
-        size = sum(math.prod(shape) for shape in self.shapes.values())
-        self.weight = self.params.get("weight", shape=(size,), init=Pieces(self))
+        self.size = sum(math.prod(shape) for shape in self.shapes.values())
+        self.weight = self.params.get("weight", shape=(self.size,), init=Pieces(self))
 
     def pieces(self, flat=None):
         """The four arrays (views) of ``flat``, by default the parameter's data."""
@@ -135,7 +135,8 @@ class RecurrentLayer(gluon.HybridBlock):
 
     def hybrid_forward(self, F, x, states, weight):
         if self.weight_dropout:  # still one fused RNN call: the mask multiplies its vector
-            weight = drop_connect(F, weight, self.span("h2h_weight"), self.weight_dropout)
+            weight = drop_connect(F, weight, self.span("h2h_weight"), self.weight_dropout,
+                                  self.size)
         out = F.RNN(x, weight, *states, state_size=self.nhid, num_layers=1, mode=self.mode,
                     state_outputs=True)
         return out[0], [out[i] for i in range(1, 1 + self.states)]

@@ -94,8 +94,8 @@ class TrainConfig:
     def max_norm(self, batch_size, length=None):
         """Cap on the global norm of a window's gradient summed over its bptt x batch tokens
         (over its ``length``'s, when lengths vary: the mean token's gradient is what is
-        clipped)."""
-        steps = length if self.variable_bptt else self.bptt
+        clipped; no length: a window of bptt)."""
+        steps = length if self.variable_bptt and length else self.bptt
         return self.clip * batch_size * (steps if self.clip_per == "token" else 1)
 
     def decay(self, length):
