@@ -135,6 +135,19 @@ def test_the_script_prints_one_json_line_per_measurement(tmp_path, flags):
         assert "FullyConnected" in ops and "sgd_update" in ops
 
 
+def test_the_versus_line_times_the_trainer_with_awds_regularisers_beside_it(tmp_path):
+    awd = ["dropout_e=0.1", "dropout_i=0.4", "dropout_h=0.25", "dropout_o=0.4",
+           "weight_dropout=0.5", "alpha=2", "beta=1", "wd=1.2e-6", "variable_bptt=true",
+           "optimizer=nt-asgd"]
+    lines, _ = throughput_script(tmp_path, *[f for item in awd for f in ("--versus", item)])
+    by_what = {line["what"]: line for line in lines}
+    versus = by_what["versus"]
+    assert versus["set"] == awd and versus["tokens_per_s"] > 0
+    assert versus["x_train"] == pytest.approx(by_what["train"]["seconds"] / versus["seconds"])
+    lines, out = throughput_script(tmp_path, "--versus", "dropout_x=1", check=False)
+    assert out.returncode != 0 and "dropout_x=1: no such setting" in out.stderr
+
+
 def test_without_torch_the_script_says_how_to_get_it_and_skips_the_line(tmp_path):
     no_torch = tmp_path / "python-without-torch"
     no_torch.write_text(f"#!{sys.executable} -I\nimport sys; sys.modules['torch'] = None\n"
