@@ -87,7 +87,7 @@ def test_three_corpora_from_a_folder_an_http_archive_and_own_text(tiny_mirror, s
     assert "## wt: 14-word vocabulary" in predictions and "### `The game`" in predictions
     assert "## mine: 16-word vocabulary" in predictions
     # no <unk> in the user's text: the prompt cannot be read, which is said, and the run goes on
-    assert "Cannot be read: prompt 'zebra': zebra not in the vocabulary" in predictions
+    assert "Cannot be read: prompt 'zebra': word 'zebra' not in the vocabulary" in predictions
     assert "## ptb: 21-word vocabulary" in predictions and "### `the company said`" in predictions
     snakemake(workdir, "--report", "report.html")
     html = (workdir / "report.html").read_text()

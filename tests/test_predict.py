@@ -12,6 +12,7 @@ from rnnlm.model import MODES, ModelConfig, RNNModel, save_model_config
 from rnnlm.mx import autograd
 from rnnlm.mx import mxnet as mx
 from rnnlm.predict import (
+    UnreadablePrompt,
     as_text,
     feed,
     generate,
@@ -92,6 +93,16 @@ def test_unknown_words_warn_and_read_as_unk(lstm, caplog):
     assert "zebra quagga" in caplog.text and UNK in caplog.text
 
 
+def test_an_unreadable_prompt_names_its_unknown_words_apart_from_the_prompt():
+    words = [w for w in WORDS if w != UNK]
+    vocab = Vocab(words, [1] * len(words))
+    with pytest.raises(UnreadablePrompt) as error:
+        parse_prompt("the company rose sharply", vocab)
+    assert str(error.value) == ("prompt 'the company rose sharply': words 'company', 'sharply' "
+                                "not in the vocabulary, which has no <unk>; use words of the "
+                                "training split")
+
+
 def test_a_prompt_the_vocabulary_cannot_read_is_reported_not_fatal(tmp_path, capsys):
     """A corpus without <unk>: its prompt's unknown words cannot be read. The prediction says so
     (JSON, table, comparison) and the other prompts are answered: a run never fails on it."""
@@ -101,8 +112,8 @@ def test_a_prompt_the_vocabulary_cannot_read_is_reported_not_fatal(tmp_path, cap
     assert main(["predict", "--run-dir", str(run), "--vocab", str(vocab_path), "--prompts",
                  "the company said", "the market", "--top-k", "2", "--corpus", "mine",
                  "--out", str(out)]) == 0
-    assert "cannot be read: prompt 'the company said': company not in the vocabulary" in (
-        capsys.readouterr().out)
+    assert ("cannot be read: prompt 'the company said': word 'company' not in the vocabulary, "
+            "which has no <unk>") in capsys.readouterr().out
     unread, read = json.loads(out.read_text())["predictions"]
     assert unread["top"] == [] and "which has no <unk>" in unread["error"]
     assert unread["unknown"] == ["company"] and len(read["top"]) == 2
@@ -110,7 +121,7 @@ def test_a_prompt_the_vocabulary_cannot_read_is_reported_not_fatal(tmp_path, cap
                  str(md.with_suffix(".html"))]) == 0
     text = md.read_text()
     assert "## mine: 9-word vocabulary" in text
-    assert "Cannot be read: prompt 'the company said': company" in text
+    assert "Cannot be read: prompt 'the company said': word 'company' not" in text
     assert "| rank | lstm |" in text.split("### `the market`")[1]
     page = md.with_suffix(".html").read_text()  # the report's page: the same, as HTML
     assert "mine: 9-word vocabulary" in page and "Cannot be read: prompt" in page

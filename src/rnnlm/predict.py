@@ -56,8 +56,10 @@ def parse_prompt(text, vocab, sentence_start=True):
         raise RnnlmError("empty prompt; give at least one word, e.g. 'the company said'")
     unknown = vocab.unknown(words)
     if unknown and vocab.unk_id is None:
-        raise UnreadablePrompt(f"prompt {text!r}: {' '.join(unknown)} not in the vocabulary, "
-                               f"which has no {UNK}; use words of the training split")
+        words = ", ".join(repr(w) for w in unknown)
+        raise UnreadablePrompt(f"prompt {text!r}: {'word' if len(unknown) == 1 else 'words'} "
+                               f"{words} not in the vocabulary, which has no {UNK}; use words "
+                               "of the training split")
     if unknown:
         hint = any(w != w.lower() or any(c.isdigit() for c in w) for w in unknown)
         log.warning("prompt %r: not in the vocabulary, read as %s: %s%s", text, UNK,
