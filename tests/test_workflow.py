@@ -238,6 +238,22 @@ def test_bad_config_stops_before_any_job_naming_the_key(fresh, override, named):
     assert not (fresh / "results").exists() and not (fresh / "resources").exists()
 
 
+def test_a_defined_corpus_no_experiment_uses_still_builds_its_vocabulary(mirror, tmp_path):
+    folder, _ = mirror
+    other = {"url": folder.as_uri(), "files": {s: f"ptb.{s}.txt" for s in ("train", "valid",
+                                                                             "test")}}
+    workdir = write_config(tmp_path / "w", *mirror, corpora={**ptb_mirror(*mirror), "other": other})
+    snakemake(workdir, "--cores", "1", "results/data/other/vocab.tsv")
+    words = pd.read_csv(workdir / "results/data/other/vocab.tsv", sep="\t")["word"]
+    assert len(words) == 21 and "<eos>" in set(words)  # the mirror's 20 words and <eos>
+    assert not (workdir / "results/data/ptb").exists()  # only what was asked for
+    result = snakemake(workdir, "--cores", "1", "results/data/nope/vocab.tsv", check=False)
+    assert result.returncode != 0
+    assert "MissingRuleException" in result.stderr and "results/data/nope/vocab.tsv" in (
+        result.stderr)
+    assert "Traceback" not in result.stderr and "KeyError" not in result.stderr
+
+
 def test_config_defaults_fill_experiments_from_the_schema(fresh):
     """Keys an experiment leaves out come from the schema, flags and arrays alike."""
     result = snakemake(fresh, "--dry-run", "--printshellcmds", "--config",

@@ -5,6 +5,7 @@ the config means, which runs it asks for) is the package's, unit-tested without 
 
 import functools
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -33,7 +34,7 @@ config.update(
 
 
 wildcard_constraints:
-    corpus=NAME,
+    corpus="|".join(map(re.escape, PLAN.config["corpora"])),  # any corpus defined, used or not
     sweep=NAME,
     experiment=NAME + r"(?:/[^/~]+~[^/]+)*",  # a sweep's point: {sweep}/{key}~{value}/...
     mode="|".join(MODES),
@@ -124,13 +125,19 @@ def array(split):
 # A param function that takes `output`, `input` or `resources` is "derived": Snakemake does not
 # record it, so changing it reruns nothing. Hence the URL (where the data come from; the digests
 # say what they are), folders derived from file names, and the device (how, not what).
+def corpus_spec(wildcards):
+    """The definition of a corpus of `corpora` (built in or the user's), whether or not an
+    experiment trains on it: its data stages can be asked for alone."""
+    return PLAN.config["corpora"][wildcards.corpus]
+
+
 def corpus_url(wildcards, output):
-    return PLAN.corpora[wildcards.corpus]["url"]
+    return corpus_spec(wildcards)["url"]
 
 
 def corpus_source(wildcards):
     """`rnnlm download` flags that say which files make the corpus and how they are checked."""
-    spec = PLAN.corpora[wildcards.corpus]
+    spec = corpus_spec(wildcards)
     if spec["file"]:
         words = ["--file", spec["file"], "--split"]
         words += [str(spec["split"][s]) for s in ("valid", "test")]
@@ -143,7 +150,7 @@ def corpus_source(wildcards):
 
 
 def vocab_rules(wildcards):
-    rules_ = PLAN.corpora[wildcards.corpus]["vocab"]
+    rules_ = corpus_spec(wildcards)["vocab"]
     size = ["--max-size", str(rules_["max_size"])] if rules_["max_size"] else []
     return shlex.join(
         [*size, "--min-count", str(rules_["min_count"]), *blank_lines(wildcards)]
@@ -152,7 +159,7 @@ def vocab_rules(wildcards):
 
 def blank_lines(wildcards):
     """The flag only where a corpus asks for eos, so skip's commands stay as they were."""
-    setting = PLAN.corpora[wildcards.corpus]["blank_lines"]
+    setting = corpus_spec(wildcards)["blank_lines"]
     return ["--blank-lines", setting] if setting != "skip" else []
 
 
