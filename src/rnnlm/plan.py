@@ -24,6 +24,11 @@ TRAIN_FLAGS = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init",
                "max_batches")
 SWITCHES = ("restore_best", "tied")  # booleans: --key or --no-key
 NOT_SWEPT = ("seed", "seeds", "corpus")  # a sweep's points share its base's seeds and corpus
+# The cache's default grids (the schema's defaults of experiments.*.cache): around awd-lstm-lm's
+# README values (PTB theta 1.0, lambda 0.1; WikiText-2 theta 0.662, lambda 0.1279), both
+# chosen on validation as Grave et al. 2016 choose theirs; lambda 0 (no cache) is always tried.
+CACHE_THETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0)
+CACHE_LAMBDAS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4)
 
 
 @dataclasses.dataclass(frozen=True)
