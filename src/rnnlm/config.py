@@ -61,7 +61,7 @@ def default_filling(schema):
 
     def properties(validator, props, instance, schema):
         for name, sub in props.items():
-            if "default" in sub:
+            if "default" in sub and validator.is_type(instance, "object"):  # not a null one
                 instance.setdefault(name, sub["default"])
         yield from check_properties(validator, props, instance, schema)
 

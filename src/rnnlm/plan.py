@@ -96,6 +96,10 @@ class Plan:
         (not sweep points), with the experiment's first seed."""
         return [r for r in self.runs if r.sweep is None and r.seed == self.seeds(r.experiment)[0]]
 
+    def cached(self):
+        """The runs whose experiment asks for the continuous cache."""
+        return [r for r in self.runs if self.experiments[r.experiment]["cache"]]
+
     def batch_size(self, experiment, split):
         """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size
         to validate and test on."""
@@ -186,3 +190,10 @@ def train_flags(exp, seed):
              if values[key] is not None]
     switches = [f"--{'' if exp[key] else 'no-'}{key.replace('_', '-')}" for key in SWITCHES]
     return " ".join([*flags, *switches])
+
+
+def cache_flags(exp):
+    """`rnnlm cache` flags of an experiment's `cache` settings."""
+    grid = exp["cache"]
+    return " ".join([f"--window {grid['window']}", "--thetas", *map(str, grid["thetas"]),
+                     "--lambdas", *map(str, grid["lambdas"])])

@@ -2,6 +2,7 @@ rule table:
     input:
         summaries=run_paths(rules.train.output.summary),
         tests=run_paths(rules.evaluate.output.test),
+        caches=run_paths(rules.cache.output.cache, PLAN.cached()),
     output:
         runs_csv="results/runs.csv",
         runs_html=report(
@@ -32,7 +33,7 @@ rule table:
         code=code_digest("tables"),
     shell:
         "rnnlm table --runs {params.runs:q} {params.corpus} {params.published}"
-        " --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q}"
+        " --caches {input.caches:q} --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q}"
         " --csv {output.csv:q} --md {output.md:q} --html {output.html:q} > {log:q} 2>&1"
 
 
@@ -40,6 +41,7 @@ rule compare:
     input:
         summaries=run_paths(rules.train.output.summary),
         tests=run_paths(rules.evaluate.output.test),
+        caches=run_paths(rules.cache.output.cache, PLAN.cached()),
     output:
         csv="results/comparisons.csv",
         md="results/comparisons.md",
@@ -61,7 +63,8 @@ rule compare:
         corpus=experiment_pairs("--corpus", PLAN.corpus_names()),
         code=code_digest("tables"),
     shell:
-        "rnnlm compare --runs {params.runs:q} {params.corpus} --csv {output.csv:q}"
+        "rnnlm compare --runs {params.runs:q} {params.corpus} --caches {input.caches:q}"
+        " --csv {output.csv:q}"
         " --md {output.md:q} --html {output.html:q} > {log:q} 2>&1"
 
 
