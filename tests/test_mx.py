@@ -69,7 +69,8 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 
 STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
-               "model", "device", "checkpoint", "step", "progress", "train", "evaluate", "predict",
+               "model", "device", "checkpoint", "step", "progress", "train", "evaluate", "cache",
+               "predict",
                "report", "stats", "tables", "plots", "cli_results", "cli"]
 
 

@@ -9,7 +9,7 @@ from conftest import REPO
 
 from rnnlm.config import ConfigError, Workflow, coerce_strings
 from rnnlm.io import RnnlmError
-from rnnlm.plan import MODES, Run, make_plan, train_flags
+from rnnlm.plan import CACHE_LAMBDAS, CACHE_THETAS, MODES, Run, cache_flags, make_plan, train_flags
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -63,6 +63,23 @@ def test_train_flags_carry_the_runs_seed(workflow):
         "--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 --rnn-init "
         "init_range --lr 1.0 --clip 0.2 --clip-per token --epochs 1 --bptt 5 --seed 5 "
         "--lr-schedule plateau --decay-after 0 --decay-factor 0.25 --restore-best --tied")
+
+
+def test_the_cache_is_off_by_default_and_never_a_training_flag(workflow):
+    assert plan(workflow).cached() == [] and plan(workflow).experiments["tutorial"]["cache"] is None
+    p = plan(workflow, experiments={"tutorial": {"cache": {"window": 50}}, "other": {}},
+             run=["tutorial", "other"], modes=["lstm"])
+    assert p.cached() == [Run("tutorial", "lstm", 1)]
+    grid = p.experiments["tutorial"]["cache"]  # the schema's defaults, the package's grids
+    assert (grid["thetas"], grid["lambdas"]) == (list(CACHE_THETAS), list(CACHE_LAMBDAS))
+    assert cache_flags(p.experiments["tutorial"]).startswith("--window 50 --thetas 0.1 0.2 ")
+    assert train_flags(p.experiments["tutorial"], 1) == train_flags(p.experiments["other"], 1)
+
+
+def test_a_cache_window_below_1_names_the_key(workflow):
+    assert error(workflow, experiments={"tutorial": {"cache": {"window": 0}}}) == (
+        "config key experiments.tutorial.cache.window: 0 is less than the minimum of 1 (see "
+        "workflow/schemas/config.schema.yaml)")
 
 
 @pytest.mark.parametrize(("seeds", "problem"), [
