@@ -89,10 +89,10 @@ def cache_probs(hidden, targets, window, thetas, chunk=None):
         s0, s1 = scores.strides
         # band[r, j] = h_{a+r} . h_{a+r-window+j}: row r's own window, a strided view
         band = as_strided(scores, shape=(b - a, window), strides=(s0 + s1, s1))
+        band = band - band.max(axis=1, keepdims=True).astype(np.float64)  # <= 0, each theta's max
         match = sliding_window_view(targets[a - window:b - 1], window) == targets[a:b, None]
         for k, theta in enumerate(thetas):
-            z = theta * band.astype(np.float64)
-            e = np.exp(z - z.max(axis=1, keepdims=True))  # softmax over the window
+            e = np.exp(theta * band)  # the softmax over the window, unnormalized
             out[k, a:b] = np.where(match, e, 0.0).sum(axis=1) / e.sum(axis=1)
     return out
 
