@@ -62,7 +62,7 @@ COMPARISON_COLS = (
 CACHE_RUN_COLS = (Col("cache test ppl", "test_ppl_cache", "{:.2f}"),
                   Col("no-cache b1 ppl", "cache_base_test_ppl", "{:.2f}"),
                   Col("θ", "cache_theta", "{:g}"), Col("λ", "cache_lambda", "{:g}"),
-                  Col("window", "cache_window", "{:,}"))
+                  Col("window", "cache_window", "{:,.0f}"))
 CACHE_PERPLEXITY_COLS = (
     Col("cache test ppl", "test_ppl_cache_mean", "{:.2f}"),
     Col("cache sd", "test_ppl_cache_sd", "{:.2f}"),
