@@ -56,6 +56,9 @@ def test_the_cache_runs_after_evaluate_where_asked_and_reaches_the_tables(ptb_su
     assert "cache test ppl" in (results / "perplexity.md").read_text()
     scopes = set(pd.read_csv(results / "comparisons.csv")["scope"])
     assert {"the cache in cached", "modes in cached with the cache"} <= scopes
+    snakemake(workdir, "--report", "report.html")
+    report = (workdir / "report.html").read_text()
+    assert "System Message" not in report and "no-cache b1 ppl" in report  # captions render
     # the cache is evaluation only: another window or none never retrains a run
     assert planned(workdir, "--config", "experiments={cached: {cache: {window: 20}}}") == {
         "cache": 2, **AFTER_CACHE}
