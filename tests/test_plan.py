@@ -199,6 +199,10 @@ def test_config_strings_from_the_command_line_are_typed(workflow):
     assert config["sweeps"]["s"]["grid"] == {"lr": [0.5, 1], "clip_per": ["token"],
                                              "tied": [False]}
     assert config["corpora"]["c"] == {"url": "2", "split": {"valid": 0.05}}
+    cache = coerce_strings({"experiments": {"t": {"cache": {"window": "5", "thetas": ["0.5"]}},
+                                            "u": {"cache": "null"}}}, workflow.schema)
+    assert cache["experiments"] == {"t": {"cache": {"window": 5, "thetas": [0.5]}},
+                                    "u": {"cache": None}}  # either branch of its anyOf
 
 
 def test_a_folder_that_is_not_a_run_is_named(tmp_path):

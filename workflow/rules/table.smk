@@ -33,8 +33,8 @@ rule table:
         code=code_digest("tables"),
     shell:
         "rnnlm table --runs {params.runs:q} {params.corpus} {params.published}"
-        " --caches {input.caches:q} --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q}"
-        " --csv {output.csv:q} --md {output.md:q} --html {output.html:q} > {log:q} 2>&1"
+        " --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q} --csv {output.csv:q}"
+        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} > {log:q} 2>&1"
 
 
 rule compare:
@@ -63,9 +63,8 @@ rule compare:
         corpus=experiment_pairs("--corpus", PLAN.corpus_names()),
         code=code_digest("tables"),
     shell:
-        "rnnlm compare --runs {params.runs:q} {params.corpus} --caches {input.caches:q}"
-        " --csv {output.csv:q}"
-        " --md {output.md:q} --html {output.html:q} > {log:q} 2>&1"
+        "rnnlm compare --runs {params.runs:q} {params.corpus} --csv {output.csv:q}"
+        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} > {log:q} 2>&1"
 
 
 rule sweep:
