@@ -49,3 +49,17 @@ def make_run(results, experiment, mode, seed=1, test_ppl=120.5, valid_ppl=None, 
 
 def train_ppl(tokens_seen, seed):
     return 1000 / (1 + tokens_seen / 400) + seed
+
+
+def make_cache(run, test_ppl_cache, base=None, theta=0.5, lam=0.1, window=500):
+    """``run/cache.json`` as the cache stage writes it (``base``: the same stream without the
+    cache, default 10% worse)."""
+    base = test_ppl_cache * 1.1 if base is None else base
+    path = run / "cache.json"
+    path.write_text(json.dumps({
+        "window": window, "theta": theta, "lambda": lam, "valid_tokens": 900,
+        "test_tokens": 1000, "valid_ppl": base + 5, "valid_ppl_cache": test_ppl_cache + 5,
+        "test_ppl": base, "test_ppl_cache": test_ppl_cache,
+        "grid": [{"theta": theta, "lambda": 0.0, "ppl": base + 5},
+                 {"theta": theta, "lambda": lam, "ppl": test_ppl_cache + 5}]}))
+    return path

@@ -71,8 +71,8 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
                "awd", "model", "device", "checkpoint", "step", "progress", "loop", "train",
-               "evaluate", "predict", "export", "report", "stats", "tables", "plots", "cli_export",
-               "cli_results", "cli"]
+               "evaluate", "cache", "predict", "export", "report", "stats", "tables", "plots",
+               "cli_export", "cli_results", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():

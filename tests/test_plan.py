@@ -9,7 +9,7 @@ from conftest import REPO
 
 from rnnlm.config import ConfigError, Workflow, coerce_strings
 from rnnlm.io import RnnlmError
-from rnnlm.plan import MODES, Run, make_plan, train_flags
+from rnnlm.plan import CACHE_LAMBDAS, CACHE_THETAS, MODES, Run, cache_flags, make_plan, train_flags
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 
@@ -66,6 +66,23 @@ def test_train_flags_carry_the_runs_seed(workflow):
         "--dropout-i 0.0 --dropout-h 0.0 --dropout-o 0.0 --weight-dropout 0.0 --alpha 0.0 "
         "--beta 0.0 --wd 0.0 --optimizer sgd --nonmono 5 --finetune-epochs 0 --restore-best "
         "--tied --no-variable-bptt")
+
+
+def test_the_cache_is_off_by_default_and_never_a_training_flag(workflow):
+    assert plan(workflow).cached() == [] and plan(workflow).experiments["tutorial"]["cache"] is None
+    p = plan(workflow, experiments={"tutorial": {"cache": {"window": 50}}, "other": {}},
+             run=["tutorial", "other"], modes=["lstm"])
+    assert p.cached() == [Run("tutorial", "lstm", 1)]
+    grid = p.experiments["tutorial"]["cache"]  # the schema's defaults, the package's grids
+    assert (grid["thetas"], grid["lambdas"]) == (list(CACHE_THETAS), list(CACHE_LAMBDAS))
+    assert cache_flags(p.experiments["tutorial"]).startswith("--window 50 --thetas 0.1 0.2 ")
+    assert train_flags(p.experiments["tutorial"], 1) == train_flags(p.experiments["other"], 1)
+
+
+def test_a_cache_window_below_1_names_the_key(workflow):
+    assert error(workflow, experiments={"tutorial": {"cache": {"window": 0}}}) == (
+        "config key experiments.tutorial.cache.window: 0 is less than the minimum of 1 (see "
+        "workflow/schemas/config.schema.yaml)")
 
 
 @pytest.mark.parametrize(("seeds", "problem"), [
@@ -185,6 +202,10 @@ def test_config_strings_from_the_command_line_are_typed(workflow):
     assert config["sweeps"]["s"]["grid"] == {"lr": [0.5, 1], "clip_per": ["token"],
                                              "tied": [False]}
     assert config["corpora"]["c"] == {"url": "2", "split": {"valid": 0.05}}
+    cache = coerce_strings({"experiments": {"t": {"cache": {"window": "5", "thetas": ["0.5"]}},
+                                            "u": {"cache": "null"}}}, workflow.schema)
+    assert cache["experiments"] == {"t": {"cache": {"window": 5, "thetas": [0.5]}},
+                                    "u": {"cache": None}}  # either branch of its anyOf
 
 
 def test_a_folder_that_is_not_a_run_is_named(tmp_path):

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import rnnlm
-from run_folders import make_run
+from run_folders import make_cache, make_run
 from scipy import stats
 
 from rnnlm import cli
+from rnnlm.report import CACHE_NUMBERS
 
 GRU, LSTM = [100.0, 101.5, 99.25], [130.0, 128.5, 131.0]
 
@@ -101,7 +102,54 @@ def test_table_mean_sd_and_interval_are_those_of_the_runs_test_json(seeded, resu
     runs = pd.read_csv(paths["runs.csv"])
     assert len(runs) == 8 and list(runs.columns) == [
         "experiment", "corpus", "mode", "seed", "best_valid_ppl", "test_ppl", "epochs",
-        "train_seconds", "wall_seconds", "tokens_per_s", "param_count"]
+        "train_seconds", "wall_seconds", "tokens_per_s", "param_count", "test_ppl_cache",
+        "cache_base_test_ppl", "cache_theta", "cache_lambda", "cache_window"]
+    assert runs[list(CACHE_NUMBERS)].isna().all().all()  # no cache asked for
+
+
+def test_the_cache_s_numbers_are_read_only_where_asked_and_summarized_like_test(seeded,
+                                                                               results):
+    with_cache = [106.0, 104.5, 105.25]
+    caches = [make_cache(run, ppl, theta=t) for run, ppl, t in zip(
+        seeded[:3], with_cache, (0.5, 0.7, 0.5), strict=True)]
+    make_cache(seeded[6], 90.0)  # big's: present in its folder, but not asked for
+    paths = table(seeded, results, "--caches", *map(str, caches))
+    runs = pd.read_csv(paths["runs.csv"])
+    lstm = runs[(runs["experiment"] == "tutorial") & (runs["mode"] == "lstm")]
+    assert list(lstm["test_ppl_cache"]) == with_cache and list(lstm["cache_theta"]) == [0.5, 0.7,
+                                                                                        0.5]
+    assert list(lstm["cache_base_test_ppl"]) == pytest.approx([1.1 * p for p in with_cache])
+    assert runs.loc[runs["experiment"] == "big", list(CACHE_NUMBERS)].isna().all().all()
+    assert runs.loc[runs["mode"] == "gru", "test_ppl_cache"].isna().all()
+    perplexity = pd.read_csv(paths["perplexity.csv"]).set_index(["experiment", "mode"])
+    row = perplexity.loc["tutorial", "lstm"]
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(with_cache), scale=stats.sem(with_cache))
+    assert row["test_ppl_cache_mean"] == pytest.approx(np.mean(with_cache))
+    assert (row["test_ppl_cache_ci_low"], row["test_ppl_cache_ci_high"]) == pytest.approx(
+        (low, high))
+    assert perplexity[["test_ppl_cache_mean"]].drop(index=[("tutorial", "lstm")]).isna().all().all()
+    shown = html_rows(paths["perplexity.html"])
+    assert shown[0]["cache test ppl"] == "105.25" and shown[1]["cache test ppl"] == ""
+    assert "continuous cache pointer" in paths["perplexity.md"].read_text()
+    assert html_rows(paths["runs.html"])[1]["θ"] == "0.7"
+    csv, md, _ = compare(seeded, results, "--caches", *map(str, caches))
+    rows = pd.read_csv(csv).set_index("scope")
+    cache_row = rows.loc["the cache in tutorial"]
+    assert (cache_row["a"], cache_row["b"]) == ("lstm with the cache", "lstm without it (batch 1)")
+    t = stats.ttest_ind(with_cache, [1.1 * p for p in with_cache], equal_var=False)
+    assert cache_row["p_value"] == pytest.approx(t.pvalue)
+    assert cache_row["verdict"] == "lstm with the cache better"
+    assert "modes in tutorial with the cache" not in rows.index  # gru has no cache
+    assert "batch-1 test stream without it" in md.read_text()
+
+
+def test_a_cache_outside_the_runs_given_is_refused(seeded, results, capsys):
+    cache = make_cache(seeded[0], 100.0)
+    code = cli.main(["table", "--runs", *map(str, seeded[1:]), "--caches", str(cache),
+                     "--runs-csv", str(results / "r.csv"), "--runs-html", str(results / "r.html"),
+                     "--csv", str(results / "p.csv"), "--md", str(results / "p.md"), "--html",
+                     str(results / "p.html")])
+    assert code == 1 and "cache.json is not in a run folder given" in capsys.readouterr().err
 
 
 def test_html_and_markdown_round_numbers_and_n_1_leaves_spread_empty(results):

@@ -266,6 +266,60 @@ def _add_evaluate(sub):
     p.set_defaults(func=_evaluate)
 
 
+def _positive(text):
+    """A number > 0 (a cache theta)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number > 0")
+    return value
+
+
+def _fraction(text):
+    """A number in [0, 1) (a cache lambda)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number in [0, 1)")
+    return value
+
+
+def _cache(args):
+    _use_threads(args.threads, args.device)
+    from rnnlm.cache import cache
+    from rnnlm.device import check_threads
+
+    check_threads(args.threads)
+    cache(args.run_dir, args.valid, args.test, args.out, args.window, args.thetas, args.lambdas,
+          device=args.device)
+
+
+def _add_cache(sub):
+    from rnnlm.plan import CACHE_LAMBDAS, CACHE_THETAS
+
+    p = sub.add_parser("cache", help="test perplexity with the continuous cache, its theta and "
+                                     "lambda chosen on validation",
+                       description="The continuous cache pointer (Grave et al. 2016) over a "
+                       "trained run's last layer, as awd-lstm-lm's pointer.py applies it; one "
+                       "pass of the model per split, then the whole grid (lambda 0 always in "
+                       "it) from the saved outputs and probabilities.")
+    p.add_argument("--run-dir", type=Path, required=True, help="run folder of the train stage")
+    p.add_argument("--valid", type=Path, required=True,
+                   help="(steps, batch) array of the validation split; batch 1 as pointer.py")
+    p.add_argument("--test", type=Path, required=True, help="(steps, batch) array of the test "
+                                                            "split")
+    p.add_argument("--window", type=_count, required=True,
+                   help="earlier positions the cache holds (awd-lstm-lm: 500 on PTB, 3785 on "
+                        "WikiText-2)")
+    p.add_argument("--thetas", type=_positive, nargs="+", default=list(CACHE_THETAS),
+                   help="grid of theta, the sharpness of the cache's softmax")
+    p.add_argument("--lambdas", type=_fraction, nargs="+", default=list(CACHE_LAMBDAS),
+                   help="grid of lambda, the cache's weight in the mixture (0 is always added)")
+    p.add_argument("--out", type=Path, required=True, help="output JSON, RUN/cache.json")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="one device")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for MXNet's operators (default 0: MXNet's own choice)")
+    p.set_defaults(func=_cache)
+
+
 def _load_trained(args):
     """(model, vocab, context) of the trained run that predict and generate read."""
     _use_threads(args.threads, args.device)
@@ -343,7 +397,7 @@ def build_parser():
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_download, _add_vocab, _add_batchify, _add_train, _add_evaluate,
-                _add_predict, _add_generate, *RESULT_COMMANDS):
+                _add_cache, _add_predict, _add_generate, *RESULT_COMMANDS):
         add(sub)
     add_export_commands(sub, _use_threads)
     return parser

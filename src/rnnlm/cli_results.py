@@ -55,6 +55,12 @@ def _add_runs(p, corpus=True):
                             "compare only on one corpus")
 
 
+def _add_caches(p):
+    p.add_argument("--caches", type=Path, nargs="*", default=[], metavar="FILE",
+                   help="cache.json files of the cache stage, each in a run folder of --runs: "
+                        "their test perplexity with the cache, theta and lambda")
+
+
 def _add_formats(p, table, md=True):
     p.add_argument("--csv", type=Path, required=True, help=f"output CSV: {table}")
     if md:
@@ -67,7 +73,7 @@ def _table(args):
     from rnnlm.tables import write_table
 
     write_table(args.runs, (args.runs_csv, args.runs_html), (args.csv, args.md, args.html),
-                corpus=dict(args.corpus), published=dict(args.published))
+                corpus=dict(args.corpus), published=dict(args.published), caches=args.caches)
 
 
 def _add_table(sub):
@@ -77,6 +83,7 @@ def _add_table(sub):
     p.add_argument("--published", nargs="*", type=_pair("PPL with PPL > 0", _positive), default=[],
                    metavar="EXPERIMENT=PPL",
                    help="published test perplexity of an experiment, shown beside its mean")
+    _add_caches(p)
     p.add_argument("--runs-csv", type=Path, required=True, help="output CSV, one row per run")
     p.add_argument("--runs-html", type=Path, required=True,
                    help="output HTML of the same, rounded, for the report")
@@ -87,13 +94,15 @@ def _add_table(sub):
 def _compare(args):
     from rnnlm.tables import write_comparisons
 
-    write_comparisons(args.runs, args.csv, args.md, args.html, corpus=dict(args.corpus))
+    write_comparisons(args.runs, args.csv, args.md, args.html, corpus=dict(args.corpus),
+                      caches=args.caches)
 
 
 def _add_compare(sub):
     p = sub.add_parser("compare", help="which mode (or experiment) is better: Welch's t-test "
                                        "on the seeds' test perplexities")
     _add_runs(p)
+    _add_caches(p)
     _add_formats(p, "one row per pair compared")
     p.set_defaults(func=_compare)
 

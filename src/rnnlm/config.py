@@ -31,8 +31,17 @@ def coerce_strings(value, schema, root=None):
     scalars as strings (`experiments={tutorial: {epochs: 3}}` gives '3', a sweep's grid
     `{lr: [0.5, 1]}` gives ['0.5', '1']); files are already typed."""
     root = root or schema
-    if "$ref" in schema:  # "#/$defs/NAME"
-        schema = root["$defs"][schema["$ref"].rpartition("/")[2]]
+
+    def resolved(schema):
+        if "$ref" in schema:  # "#/$defs/NAME"
+            return root["$defs"][schema["$ref"].rpartition("/")[2]]
+        return schema
+
+    schema = resolved(schema)
+    if "anyOf" in schema:  # null or an object (`cache`): read by the branch the value fits
+        branches = [resolved(branch) for branch in schema["anyOf"]]
+        schema = (next((b for b in branches if b.get("type") == "object"), schema)
+                  if isinstance(value, dict) else {"type": [b.get("type") for b in branches]})
     if isinstance(value, dict):
         extra = schema.get("additionalProperties")
         for key, item in value.items():
@@ -70,13 +79,14 @@ def default_filling(schema):
 
 def validated(doc, validator, error=ConfigError):
     """``doc`` checked by ``validator`` (``default_filling``), its defaults filled; a failure
-    raises ``error(key, message)``, the key dotted: one line instead of the whole schema dump."""
-    from jsonschema.exceptions import ValidationError
+    raises ``error(key, message)``, the key dotted: one line instead of the whole schema dump.
+    The error is jsonschema's best_match, as jsonschema.validate raises it: inside an anyOf (a
+    null or an object, as `cache`) it names the object's own key, not "not valid under any"."""
+    from jsonschema.exceptions import best_match
 
-    try:
-        validator.validate(doc)
-    except ValidationError as err:
-        raise error(".".join(map(str, err.absolute_path)), err.message) from None
+    err = best_match(validator.iter_errors(doc))
+    if err is not None:
+        raise error(".".join(map(str, err.absolute_path)), err.message)
     return doc
 
 

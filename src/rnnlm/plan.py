@@ -27,6 +27,11 @@ TRAIN_FLAGS = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init",
                "alpha", "beta", "wd", "optimizer", "nonmono", "finetune_epochs")
 SWITCHES = ("restore_best", "tied", "variable_bptt")  # booleans: --key or --no-key
 NOT_SWEPT = ("seed", "seeds", "corpus")  # a sweep's points share its base's seeds and corpus
+# The cache's default grids (the schema's defaults of experiments.*.cache): around awd-lstm-lm's
+# README values (PTB theta 1.0, lambda 0.1; WikiText-2 theta 0.662, lambda 0.1279), both
+# chosen on validation as Grave et al. 2016 choose theirs; lambda 0 (no cache) is always tried.
+CACHE_THETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0)
+CACHE_LAMBDAS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +98,10 @@ class Plan:
         """The runs whose next-word predictions the report shows: each mode of each experiment
         (not sweep points), with the experiment's first seed."""
         return [r for r in self.runs if r.sweep is None and r.seed == self.seeds(r.experiment)[0]]
+
+    def cached(self):
+        """The runs whose experiment asks for the continuous cache."""
+        return [r for r in self.runs if self.experiments[r.experiment]["cache"]]
 
     def batch_size(self, experiment, split):
         """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size
@@ -184,3 +193,10 @@ def train_flags(exp, seed):
              if values[key] is not None]
     switches = [f"--{'' if exp[key] else 'no-'}{key.replace('_', '-')}" for key in SWITCHES]
     return " ".join([*flags, *switches])
+
+
+def cache_flags(exp):
+    """`rnnlm cache` flags of an experiment's `cache` settings."""
+    grid = exp["cache"]
+    return " ".join([f"--window {grid['window']}", "--thetas", *map(str, grid["thetas"]),
+                     "--lambdas", *map(str, grid["lambdas"])])

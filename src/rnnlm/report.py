@@ -1,13 +1,15 @@
 """Report stage, first step: finished run folders read into tables.
 
 A run folder is ``<results>/<experiment...>/<mode>/seed<N>``: ``train`` left summary.json,
-metrics.csv and progress.csv there, ``evaluate`` test.json. An experiment with slashes is a point
+metrics.csv and progress.csv there, ``evaluate`` test.json, and ``cache`` cache.json where the
+experiment asks for the cache. An experiment with slashes is a point
 of a sweep, ``<sweep>/<key>~<value>/...`` (snakemake.utils.Paramspace's pattern, keys in the
 grid's order), so a run's identity is read from its path alone, one seed or many.
 """
 
 import json
 import numbers
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +19,7 @@ from rnnlm.plan import Run
 
 DEFAULT_CORPUS = "ptb"
 STAGE_OF = {"summary.json": "train", "metrics.csv": "train", "progress.csv": "train",
-            "test.json": "evaluate"}
+            "test.json": "evaluate", "cache.json": "cache"}
 # The runs table's numbers: column -> (file, key) it is read from.
 RUN_NUMBERS = {
     "best_valid_ppl": ("summary.json", "best_valid_ppl"),
@@ -28,7 +30,11 @@ RUN_NUMBERS = {
     "tokens_per_s": ("summary.json", "tokens_per_s"),
     "param_count": ("summary.json", "param_count"),
 }
-RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS)
+# The continuous cache's numbers, from cache.json; empty for a run without it. base: the same
+# batch-1 pass without the cache (test_ppl is evaluate's, at the experiment's eval batch size).
+CACHE_NUMBERS = {"test_ppl_cache": "test_ppl_cache", "cache_base_test_ppl": "test_ppl",
+                 "cache_theta": "theta", "cache_lambda": "lambda", "cache_window": "window"}
+RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS, *CACHE_NUMBERS)
 GROUP = ["experiment", "mode"]  # the runs of one group differ by their seed only
 
 
@@ -87,8 +93,8 @@ def read_file(run_dir, name, columns=()):
     return table
 
 
-def read_run(run_dir, corpus):
-    """One row of the runs table."""
+def read_run(run_dir, corpus, cached=False):
+    """One row of the runs table; with ``cached``, its cache.json's numbers too."""
     ident = Run.of_folder(run_dir)
     row = {"experiment": ident.experiment, "sweep": ident.sweep,
            "corpus": corpus.get(ident.experiment, corpus.get(ident.sweep, DEFAULT_CORPUS)),
@@ -99,6 +105,13 @@ def read_run(run_dir, corpus):
             raise RnnlmError(f"{Path(run_dir) / name}: no {key!r}; rerun the {STAGE_OF[name]} "
                              "stage for this run")
         row[column] = files[name][key]
+    if cached:
+        found = read_file(run_dir, "cache.json")
+        missing = [key for key in CACHE_NUMBERS.values() if key not in found]
+        if missing:
+            raise RnnlmError(f"{Path(run_dir) / 'cache.json'}: no {missing[0]!r}; rerun the "
+                             "cache stage for this run")
+        row.update({column: found[key] for column, key in CACHE_NUMBERS.items()})
     return row
 
 
@@ -112,14 +125,20 @@ def in_given_order(table, columns):
     return table.sort_values(list(columns), key=rank, kind="stable").reset_index(drop=True)
 
 
-def read_runs(run_dirs, corpus=None):
+def read_runs(run_dirs, corpus=None, caches=()):
     """The runs table: one row per run folder, grouped by experiment and mode in the order
     given, seeds ascending. ``corpus`` maps an experiment (or a sweep) to its corpus' name;
-    others are on ``DEFAULT_CORPUS``."""
+    others are on ``DEFAULT_CORPUS``. ``caches``: the cache.json files to read (those the
+    config asks for, not whatever a folder holds), each in its run's folder."""
     if not run_dirs:
         raise RnnlmError("no run folders given; pass --runs RESULTS/EXPERIMENT/MODE/seedN ...")
-    table = pd.DataFrame([read_run(run_dir, corpus or {}) for run_dir in run_dirs],
-                         columns=RUN_COLUMNS)
+    cached = {os.path.normpath(Path(path).parent) for path in caches}
+    strays = cached - {os.path.normpath(run_dir) for run_dir in run_dirs}
+    if strays:
+        raise RnnlmError(f"{sorted(strays)[0]}/cache.json is not in a run folder given; pass its "
+                         "folder with --runs too")
+    table = pd.DataFrame([read_run(run_dir, corpus or {}, os.path.normpath(run_dir) in cached)
+                          for run_dir in run_dirs], columns=RUN_COLUMNS)
     twice = table[table.duplicated([*GROUP, "seed"])]
     if len(twice):
         first = twice.iloc[0]

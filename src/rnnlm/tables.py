@@ -58,6 +58,16 @@ COMPARISON_COLS = (
     Col("test ppl a", "test_ppl_mean_a", "{:.2f}"), Col("test ppl b", "test_ppl_mean_b", "{:.2f}"),
     Col("a − b [95% CI]", ("diff", "diff_ci_low", "diff_ci_high"), DIFF),
     Col("p", "p_value", p_value), Col("verdict", "verdict", text=True))
+# Shown where some run has the continuous cache (rnnlm.cache), after the columns above.
+CACHE_RUN_COLS = (Col("cache test ppl", "test_ppl_cache", "{:.2f}"),
+                  Col("no-cache b1 ppl", "cache_base_test_ppl", "{:.2f}"),
+                  Col("θ", "cache_theta", "{:g}"), Col("λ", "cache_lambda", "{:g}"),
+                  Col("window", "cache_window", "{:,.0f}"))
+CACHE_PERPLEXITY_COLS = (
+    Col("cache test ppl", "test_ppl_cache_mean", "{:.2f}"),
+    Col("cache sd", "test_ppl_cache_sd", "{:.2f}"),
+    Col("cache 95% CI", ("test_ppl_cache_ci_low", "test_ppl_cache_ci_high"), CI),
+    Col("no-cache b1 ppl", "cache_base_test_ppl_mean", "{:.2f}"))
 SWEEP_COLS = (
     Col("mode", "mode", text=True), Col("n", "n"),
     Col("valid ppl", "best_valid_ppl_mean", "{:.2f}"), Col("test ppl", "test_ppl_mean", "{:.2f}"),
@@ -80,6 +90,12 @@ TEST_NOTE = (f"a − b: difference of mean test perplexities, with the 95% inter
 NO_TEST_NOTE = ("No test is possible: every group has one run (n = 1), so there is no spread to "
                 "test a difference against. Name several seeds, e.g. `seeds: [1, 2, 3]` in an "
                 "experiment, to compare.")
+CACHE_NOTE = ("cache: the continuous cache pointer (Grave et al. 2016, as awd-lstm-lm's "
+              "pointer.py) over the last layer's outputs of the previous `window` tokens, θ and "
+              "λ chosen on validation (λ 0, no cache, always a candidate) and applied to test "
+              "once. It reads the test split as one stream (batch 1, as pointer.py does); "
+              "no-cache b1 ppl is that same stream without the cache, the fair baseline; test "
+              "ppl is the evaluate stage's, at the experiment's eval batch size.")
 STYLE = ("body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
          "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
          "th{background:#f4f4f4}")
@@ -139,6 +155,13 @@ def write_all(table, cols, title, notes, csv, md=None, html=None):
     log.info("%s: %d rows", csv, len(table))
 
 
+def with_cache(cols, extra, table, column, notes):
+    """``cols`` and ``notes``, followed by the cache's where some row of ``table`` has one."""
+    if table[column].notna().any():
+        return (*cols, *extra), [*notes, CACHE_NOTE]
+    return cols, list(notes)
+
+
 def perplexity_table(runs, published=None):
     """Per experiment and mode: the summary statistics, and beside a preset its published test
     perplexity with the relative gap of our mean, 100 * (mean - published) / published."""
@@ -148,28 +171,34 @@ def perplexity_table(runs, published=None):
     return table
 
 
-def write_table(run_dirs, runs_paths, paths, corpus=None, published=None):
+def write_table(run_dirs, runs_paths, paths, corpus=None, published=None, caches=()):
     """The runs table (CSV, HTML) and the perplexity table (CSV, Markdown, HTML); return the
-    latter."""
-    runs = read_runs(run_dirs, corpus)
+    latter. ``caches``: the runs' cache.json files, where the cache is asked for."""
+    runs = read_runs(run_dirs, corpus, caches)
     table = perplexity_table(runs, published)
     runs_csv, runs_html = runs_paths
-    write_all(runs.drop(columns="sweep"), RUN_COLS, "Every run", [PROTOCOL_NOTE], runs_csv,
-              html=runs_html)
+    cols, notes = with_cache(RUN_COLS, CACHE_RUN_COLS, runs, "test_ppl_cache", [PROTOCOL_NOTE])
+    write_all(runs.drop(columns="sweep"), cols, "Every run", notes, runs_csv, html=runs_html)
     notes = [INTERVAL_NOTE, PROTOCOL_NOTE, "gap %: 100 × (mean test ppl − published) / "
              "published, positive when ours is worse; published figures are in "
              "workflow/presets/."]
-    write_all(table, PERPLEXITY_COLS, "Test perplexity by experiment and mode", notes, *paths)
+    cols, notes = with_cache(PERPLEXITY_COLS, CACHE_PERPLEXITY_COLS, table, "test_ppl_cache_mean",
+                             notes)
+    write_all(table, cols, "Test perplexity by experiment and mode", notes, *paths)
     return table
 
 
-def write_comparisons(run_dirs, csv, md, html, corpus=None):
+def write_comparisons(run_dirs, csv, md, html, corpus=None, caches=()):
     """Which mode (or experiment) is better, and how sure; with no group of two runs or more,
     the Markdown and HTML say that no test is possible instead of printing numbers."""
-    table = comparisons(read_runs(run_dirs, corpus))
+    table = comparisons(read_runs(run_dirs, corpus, caches))
     title = "Comparisons of mean test perplexity"
     pairs = ("Pairs: the modes within each experiment; the experiments for one mode on one "
              "corpus; in a sweep, the modes each at its best point (chosen on validation).")
+    if caches:
+        pairs += (" Where an experiment has the continuous cache: each mode with the cache "
+                  "against the same batch-1 test stream without it (the same runs, so the "
+                  "unpaired test is conservative), and its modes compared with the cache on.")
     if not (table[["n_a", "n_b"]].min(axis=1) > 1).any():
         text = NO_TEST_NOTE if len(table) else "Nothing to compare: one group only."
         write_text(csv, table.to_csv(index=False))

@@ -156,6 +156,11 @@ MESSAGES = {
                           "maximum of 1",
     "sweep name clash": "config key sweeps.tiny: the name is an experiment's or a preset's too; "
                         "rename the sweep",
+    "cache window 0": "config key experiments.tiny.cache.window: 0 is less than the minimum of 1",
+    "cache lambda 1": "config key experiments.tiny.cache.lambdas.1: 1 is greater than or equal to "
+                      "the maximum of 1",
+    "cache of an untrained run": "no trained model for the cache (model.json and model.params "
+                                 "missing); train the run first",
     "missing file": "no such file at the mirror; set corpora.ptb.url (or --url) to a directory, "
                     "file:// or http(s):// URL holding ptb.train.txt, ptb.valid.txt, ptb.test.txt",
     "truncated file": "checksum mismatch (expected sha256",

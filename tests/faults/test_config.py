@@ -33,6 +33,8 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
     "unknown key in a grid": ["sweeps={s: {base: tiny, grid: {lr_rate: [1, 2]}}}", "run=[s]"],
     "grid value refused": ["sweeps={s: {base: tiny, grid: {dropout: [0.5, 1.5]}}}", "run=[s]"],
     "sweep name clash": ["sweeps={tiny: {base: tiny, grid: {lr: [1, 2]}}}", "run=[tiny]"],
+    "cache window 0": ["experiments={tiny: {cache: {window: 0}}}"],
+    "cache lambda 1": ["experiments={tiny: {cache: {lambdas: [0.1, 1]}}}"],
 }
 
 
@@ -80,3 +82,14 @@ def test_unknown_mode_is_a_usage_error(arrays, tmp_path, capsys):
         cli.main(train_argv(arrays, tmp_path / "run", mode="lstmm"))
     assert stop.value.code == 2
     assert "argument --mode: invalid choice: 'lstmm'" in capsys.readouterr().err
+
+
+def test_the_cache_of_an_untrained_run_stops_rnnlm_in_one_line(arrays, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()  # a folder the train stage never finished in
+    out = run / "cache.json"
+    assert cli.main(["cache", "--run-dir", str(run), "--valid", str(arrays["valid"]), "--test",
+                     str(arrays["test"]), "--window", "5", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlm cache: error: ") and err.count("\n") == 1
+    assert MESSAGES["cache of an untrained run"] in err and not out.exists()

@@ -17,7 +17,7 @@ try:
     from rnnlm.config import NAME, Workflow
     from rnnlm.data import SPLITS
     from rnnlm.io import RnnlmError
-    from rnnlm.plan import EXPORTS, MODES, make_plan, train_flags
+    from rnnlm.plan import EXPORTS, MODES, cache_flags, make_plan, train_flags
     from rnnlm.provenance import PACKAGE, code_digest as package_digest
 except ImportError:
     raise WorkflowError(
@@ -112,12 +112,12 @@ def vocab_file(wildcards):
     return rules.vocab.output.vocab.format(corpus=PLAN.corpus_of(wildcards.experiment))
 
 
-def array(split):
-    """The experiment's array of ``split``, as wide as rnnlm.plan says."""
+def array(split, width=None):
+    """The experiment's array of ``split``, as wide as rnnlm.plan says, or ``width`` columns."""
     return lambda wildcards: rules.batchify.output.array.format(
         corpus=PLAN.corpus_of(wildcards.experiment),
         split=split,
-        batch_size=PLAN.batch_size(wildcards.experiment, split),
+        batch_size=width or PLAN.batch_size(wildcards.experiment, split),
     )
 
 
@@ -214,6 +214,12 @@ def experiment_pairs(flag, values):
 
 def bptt(wildcards):
     return experiment(wildcards)["bptt"]
+
+
+def cache_grid(wildcards):
+    """`rnnlm cache` flags of the experiment's cache: a recorded param, so a new grid or window
+    reruns the cache (and never the training)."""
+    return cache_flags(experiment(wildcards))
 
 
 # ---- resources -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ rule table:
     input:
         summaries=run_paths(rules.train.output.summary),
         tests=run_paths(rules.evaluate.output.test),
+        caches=run_paths(rules.cache.output.cache, PLAN.cached()),
     output:
         runs_csv="results/runs.csv",
         runs_html=report(
@@ -32,14 +33,15 @@ rule table:
         code=code_digest("tables"),
     shell:
         "rnnlm table --runs {params.runs:q} {params.corpus} {params.published}"
-        " --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q}"
-        " --csv {output.csv:q} --md {output.md:q} --html {output.html:q} > {log:q} 2>&1"
+        " --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q} --csv {output.csv:q}"
+        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} > {log:q} 2>&1"
 
 
 rule compare:
     input:
         summaries=run_paths(rules.train.output.summary),
         tests=run_paths(rules.evaluate.output.test),
+        caches=run_paths(rules.cache.output.cache, PLAN.cached()),
     output:
         csv="results/comparisons.csv",
         md="results/comparisons.md",
@@ -62,7 +64,7 @@ rule compare:
         code=code_digest("tables"),
     shell:
         "rnnlm compare --runs {params.runs:q} {params.corpus} --csv {output.csv:q}"
-        " --md {output.md:q} --html {output.html:q} > {log:q} 2>&1"
+        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} > {log:q} 2>&1"
 
 
 rule sweep:
