@@ -104,3 +104,18 @@ def tiny_mirror(tmp_path_factory):
     """A generated mirror shared by a session's pipeline runs (never modified), and its digests."""
     mirror = tmp_path_factory.mktemp("tiny_mirror")
     return mirror, write_corpus(mirror, lines_per_split=(300, 60, 60))
+
+
+PTB_SUBSET = {"train": 3000, "valid": 150, "test": 150}  # the first lines of each split
+
+
+@pytest.fixture
+def ptb_subset(shared_ptb, tmp_path):
+    """A mirror of the first PTB_SUBSET of the shared PTB copy, and its digests."""
+    mirror, digests = tmp_path / "ptb_subset", {}
+    mirror.mkdir()
+    for split, n in PTB_SUBSET.items():
+        lines = (shared_ptb / f"ptb.{split}.txt").read_text().splitlines(keepends=True)[:n]
+        (mirror / f"ptb.{split}.txt").write_text("".join(lines))
+        digests[split] = hashlib.sha256((mirror / f"ptb.{split}.txt").read_bytes()).hexdigest()
+    return mirror, digests

@@ -2,7 +2,6 @@
 evaluate for the experiments that ask for it, never retrains a run, and its numbers reach the
 tables."""
 
-import hashlib
 import json
 
 import pandas as pd
@@ -11,20 +10,7 @@ from test_workflow import planned, snakemake, write_config
 
 TINY = {"emsize": 16, "nhid": 16, "nlayers": 1, "epochs": 1, "batch_size": 8,
         "eval_batch_size": 4, "bptt": 10, "max_batches": 30}
-LINES = {"train": 3000, "valid": 150, "test": 150}  # the first lines of each split
 AFTER_CACHE = {"table": 1, "compare": 1, "all": 1}
-
-
-@pytest.fixture
-def ptb_subset(shared_ptb, tmp_path):
-    """A mirror of the first LINES of the shared PTB copy, and its digests."""
-    mirror, digests = tmp_path / "ptb_subset", {}
-    mirror.mkdir()
-    for split, n in LINES.items():
-        lines = (shared_ptb / f"ptb.{split}.txt").read_text().splitlines(keepends=True)[:n]
-        (mirror / f"ptb.{split}.txt").write_text("".join(lines))
-        digests[split] = hashlib.sha256((mirror / f"ptb.{split}.txt").read_bytes()).hexdigest()
-    return mirror, digests
 
 
 @pytest.mark.slow

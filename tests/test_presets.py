@@ -79,8 +79,7 @@ EXPECTED = {
                      "variable_bptt": True, "optimizer": "nt-asgd", "nonmono": 5, "epochs": 5,
                      "finetune_epochs": 1, "batch_size": 20, "seed": 1111},
 }
-# awd-lstm-lm's pointer.py windows, the cache line each AWD preset keeps commented until the cache
-# key exists
+# awd-lstm-lm's pointer.py windows, each AWD preset's cache
 CACHE_WINDOW = {"awd-lstm-ptb": 500, "awd-lstm-wt2": 3785}
 PUBLISHED_TEST = {"zaremba-small": 114.5, "zaremba-medium": 82.7, "zaremba-large": 78.4,
                   "tied-medium": 75.3, "tied-large": 72.0, "pytorch-small": 117.61,
@@ -187,10 +186,15 @@ def test_preset_reaches_data_train_and_table_with_its_settings(fresh, name):
     assert flags["valid"] == f"{data}/valid.b{expected['eval_batch_size']}.npy"
     eos = expected["corpus"] == "wikitext-2-eos"  # the corpus that reads blank lines as <eos>
     data_stages = [c for c in commands if c.startswith(("rnnlm vocab", "rnnlm batchify"))]
-    assert len(data_stages) == 4  # vocab, and the train, valid and test arrays
+    # vocab, the train, valid and test arrays, and the cache's batch-1 valid and test
+    assert len(data_stages) == (6 if name in CACHE_WINDOW else 4)
     assert all(("--blank-lines eos" in c) is eos for c in data_stages)
     [table] = [c for c in commands if c.startswith("rnnlm table")]
     assert f"--published {name}={PUBLISHED_TEST[name]} " in table
+
+
+def test_the_cpu_sized_awd_preset_asks_for_the_cache_at_pointers_ptb_window():
+    assert schema_experiment(PRESETS / "awd-lstm-cpu.yaml")[0]["cache"]["window"] == 500
 
 
 @pytest.mark.parametrize("name", sorted(CACHE_WINDOW))
@@ -198,12 +202,11 @@ def test_awd_presets_keep_the_cache_and_the_other_published_figures(name):
     """The fine-tuned figures are `published` (the preset fine-tunes); the comments keep the
     base and cache figures of awd-lstm-lm's README, and the cache line pointer.py's window."""
     text = (PRESETS / f"{name}.yaml").read_text()
-    [cache] = re.findall(r"^# (cache: .*?)  #", text, re.M)
-    assert yaml.safe_load(cache) == {"cache": {"window": CACHE_WINDOW[name]}}
+    assert yaml.safe_load(text)["cache"] == {"window": CACHE_WINDOW[name]}
     base, cached = {"awd-lstm-ptb": ("61.2 / 58.8", "53.2 / 52.5"),
                     "awd-lstm-wt2": ("68.7 / 65.6", "52.2 / 50.6")}[name]
     assert f"base model's were {base} [readme]" in text
-    assert f"The cache's {cached} [readme]" in text
+    assert f"The cache's {cached} [readme] are the cache line's" in text
     assert yaml.safe_load(text)["finetune_epochs"] == yaml.safe_load(text)["epochs"]
 
 
