@@ -9,6 +9,7 @@ from rnnlm.awd.asgd import Average, should_average
 from rnnlm.awd.dropout import EmbeddingDropout, drop_connect, locked_dropout
 from rnnlm.awd.penalties import activation_penalty
 from rnnlm.awd.windows import variable_windows
+from rnnlm.io import RnnlmError
 from rnnlm.model import MODES, ModelConfig, RecurrentLayer, RNNModel
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
@@ -134,10 +135,10 @@ def test_every_regulariser_is_the_identity_when_predicting(mode):
 def test_ar_and_tar_equal_their_formulas():
     rng = np.random.default_rng(0)
     raw, dropped = rng.normal(size=(5, 3, 4)), rng.normal(size=(5, 3, 4))
-    got = activation_penalty(nd, nd.array(raw), nd.array(dropped), nd.array([15.0]), 2.0, 1.0)
-    expected = 15 * (2.0 * (dropped ** 2).mean() + 1.0 * ((raw[1:] - raw[:-1]) ** 2).mean())
+    got = activation_penalty(nd, nd.array(raw), nd.array(dropped), 4, 2.0, 1.0)
+    expected = 5 * 3 * (2.0 * (dropped ** 2).mean() + 1.0 * ((raw[1:] - raw[:-1]) ** 2).mean())
     assert got.asscalar() == pytest.approx(expected, rel=1e-5)
-    assert activation_penalty(nd, nd.array(raw), nd.array(dropped), 15, 0.0, 0.0) == 0
+    assert activation_penalty(nd, nd.array(raw), nd.array(dropped), 4, 0.0, 0.0) == 0
 
 
 def test_the_window_objective_adds_the_penalties_on_the_mean_loss_times_its_tokens():
@@ -200,6 +201,17 @@ def test_variable_windows_clip_each_window_at_its_own_length():
     assert TrainConfig(clip=0.25, bptt=70).max_norm(20, 50) == pytest.approx(0.25 * 20 * 70)
     assert config.epoch_windows(1000, 2) == variable_windows(1000, 70, 1, 2)
     assert TrainConfig(bptt=70).epoch_windows(1000, 2) == windows(1000, 70)
+
+
+def test_tar_never_meets_a_one_step_window():
+    """awd-lstm-lm's loop ends where two steps are left; a fixed window of one step would have
+    no step difference to penalise (and MXNet no empty slice to take)."""
+    assert windows(12, 5)[-1] == (10, 1)
+    assert TrainConfig(bptt=5, beta=1.0).epoch_windows(12, 1) == windows(12, 5)[:-1]
+    assert TrainConfig(bptt=5).epoch_windows(12, 1) == windows(12, 5)  # as before without TAR
+    assert min(n for _, n in variable_windows(10_000, 5, 1, 1)) >= 2
+    with pytest.raises(RnnlmError, match="needs bptt >= 2"):
+        TrainConfig(bptt=1, beta=1.0)
 
 
 def test_nt_asgd_triggers_as_awd_main_does():

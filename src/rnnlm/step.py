@@ -43,8 +43,8 @@ class WindowLoss(gluon.HybridBlock):
         loss = -F.pick(F.log_softmax(logits, axis=-1), targets, axis=-1).sum()  # (1,)
         if not self.penalised:
             return loss, states
-        tokens = F.ones_like(targets).sum()
-        return loss, loss + activation_penalty(F, raw, dropped, tokens, self.alpha,
+        units = self.model.config.layer_sizes()[-1]
+        return loss, loss + activation_penalty(F, raw, dropped, units, self.alpha,
                                                self.beta), states
 
 

@@ -77,6 +77,9 @@ class TrainConfig:
         for name in ("alpha", "beta", "wd", "finetune_epochs"):
             if getattr(self, name) < 0:
                 raise RnnlmError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if self.beta and self.bptt < 2:
+            raise RnnlmError(f"beta (TAR) penalises step differences: it needs bptt >= 2, got "
+                             f"{self.bptt}")
         if self.clip_per not in CLIP_PER:
             raise RnnlmError(f"unknown clip_per {self.clip_per!r}; choose token or example")
         for name in ("epochs", "bptt", "log_interval", "max_batches", "nonmono"):
@@ -103,8 +106,12 @@ class TrainConfig:
         return self.wd * length
 
     def epoch_windows(self, steps, epoch):
+        """The epoch's windows; with TAR none of one step, whose step difference is none (and
+        awd-lstm-lm's loop stops where two steps are left)."""
         cut = variable_windows(steps, self.bptt, self.seed, epoch) if self.variable_bptt else (
             windows(steps, self.bptt))
+        if self.beta and cut[-1][1] < 2:
+            cut = cut[:-1]
         return cut[:self.max_batches]
 
     def fixed_lr(self, epoch):
