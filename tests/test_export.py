@@ -391,8 +391,8 @@ def test_export_refuses_a_run_without_a_finished_model(tmp_path):
     (run / "model.json").write_text("{}")
     done = rnnlm("export", "--run-dir", run, "--format", "onnx", "--out", run / "model.onnx")
     assert error_lines(done) == [
-        f"rnnlm export: error: {run} holds no finished model (model.params missing); train it "
-        "first (rnnlm train), or wait until its training ends"]
+        f"rnnlm export: error: {run}: no trained model for export (model.params missing); train "
+        "the run first (rnnlm train, or the train rule), or wait until its training ends"]
     assert not (run / "model.onnx").exists()
 
 

@@ -16,14 +16,13 @@ validation worse, and applied to test once.
 
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, write_json
-from rnnlm.model import load_model
+from rnnlm.model import load_model, trained_run
 from rnnlm.mx import gluon
 from rnnlm.plan import CACHE_LAMBDAS, CACHE_THETAS
 
@@ -126,16 +125,6 @@ def choose(logp, p_cache, thetas, lambdas):
     return grid, thetas[k], lambdas[i]
 
 
-def check_run(run_dir):
-    """A run folder with a trained model, or the one-line error that says to train it."""
-    run_dir = Path(run_dir)
-    missing = [name for name in ("model.json", "model.params") if not (run_dir / name).is_file()]
-    if missing:
-        raise RnnlmError(f"{run_dir}: no trained model for the cache ({' and '.join(missing)} "
-                         "missing); train the run first (rnnlm train, or the train rule)")
-    return run_dir
-
-
 def check_grid(window, thetas, lambdas):
     if window < 1:
         raise RnnlmError(f"cache window must be at least 1, got {window}")
@@ -158,7 +147,7 @@ def cache(run_dir, valid_path, test_path, out, window, thetas=CACHE_THETAS, lamb
     check_grid(window, thetas, lambdas)
     thetas = list(thetas)
     ctx = contexts(device)[0]
-    model = load_model(check_run(run_dir), ctx)
+    model = load_model(trained_run(run_dir, "the cache"), ctx)
     valid_logp, valid_h, valid_y = split_arrays(model, valid_path, ctx)
     grid, theta, lam = choose(valid_logp, stream_cache_probs(valid_h, valid_y, window, thetas),
                               thetas, lambdas)

@@ -306,6 +306,18 @@ def read_model_config(path):
         raise RnnlmError(f"{path}: not a model config ({err}); rerun the train stage") from None
 
 
+def trained_run(run_dir, use):
+    """``run_dir`` if its training finished (model.json and model.params are there), else the
+    one-line error that says so, naming what the model was wanted for (``use``)."""
+    run_dir = Path(run_dir)
+    missing = [name for name in ("model.json", "model.params") if not (run_dir / name).is_file()]
+    if missing:
+        raise RnnlmError(f"{run_dir}: no trained model for {use} ({' and '.join(missing)} "
+                         "missing); train the run first (rnnlm train, or the train rule), or "
+                         "wait until its training ends")
+    return run_dir
+
+
 def load_model(run_dir, ctx):
     """The trained model of a run folder (``model.json`` + ``model.params``), ready to predict."""
     run_dir = Path(run_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rnnlm.export import layout, to_onnx, to_torch
 from rnnlm.io import RnnlmError, atomic_path
-from rnnlm.model import load_model
+from rnnlm.model import load_model, trained_run
 from rnnlm.mx import mxnet as mx
 from rnnlm.plan import EXPORTS
 
@@ -18,12 +18,7 @@ FORMATS = tuple(EXPORTS)
 
 def run_layout(run_dir):
     """The Layout of the finished model in ``run_dir``."""
-    run_dir = Path(run_dir)
-    missing = [n for n in ("model.json", "model.params") if not (run_dir / n).is_file()]
-    if missing:
-        raise RnnlmError(f"{run_dir} holds no finished model ({' and '.join(missing)} missing); "
-                         "train it first (rnnlm train), or wait until its training ends")
-    model = load_model(run_dir, mx.cpu())
+    model = load_model(trained_run(run_dir, "export"), mx.cpu())
     arrays = {name: a.asnumpy() for name, a in model.arrays().items()}
     return layout.layout(model.config.mode, arrays, model.config.tied)
 
