@@ -264,8 +264,10 @@ def test_config_defaults_fill_experiments_from_the_schema(fresh):
             in train[0])
     assert ("--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 "
             "--rnn-init init_range --lr 1.0 --clip 0.2 --clip-per token --epochs 1 --bptt 5 "
-            "--seed 1 --lr-schedule plateau --decay-after 0 --decay-factor 0.25 --restore-best "
-            "--tied --device cpu") in train[0]
+            "--seed 1 --lr-schedule plateau --decay-after 0 --decay-factor 0.25 --dropout-e 0.0 "
+            "--dropout-i 0.0 --dropout-h 0.0 --dropout-o 0.0 --weight-dropout 0.0 --alpha 0.0 "
+            "--beta 0.0 --wd 0.0 --optimizer sgd --nonmono 5 --finetune-epochs 0 --restore-best "
+            "--tied --no-variable-bptt --device cpu") in train[0]
 
 
 def test_gpu_device_requests_the_gpu_resource(fresh):

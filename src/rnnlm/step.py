@@ -118,9 +118,10 @@ def clipped_sgd(params, ctx, norm, max_norm, lr, batch_size, no_decay, wd=0.0):
     """
     if ctx.device_type in HOST_RATE_DEVICES:
         factor = min(1.0, max_norm / (float(norm.asscalar()) + 1e-8))
+        decay = wd / factor if wd and factor else 0.0  # factor 0: an infinite norm, diverged
         for p in params:
             w = p.data(ctx)
-            nd.sgd_update(w, p.grad(ctx), lr=lr * factor, wd=wd / factor,
+            nd.sgd_update(w, p.grad(ctx), lr=lr * factor, wd=decay,
                           rescale_grad=1 / batch_size, out=w)
         return
     factor = nd.minimum(max_norm / (norm + 1e-8), 1.0)  # (1,)
