@@ -1,12 +1,13 @@
 """AWD-LSTM's keys through the real `snakemake` command on a PTB subset: every regulariser,
-variable windows, NT-ASGD and fine-tuning in every mode, in the AWD layout (tied, nhid !=
-emsize), evaluated with and without the continuous cache and tabulated like any run."""
+variable windows, NT-ASGD and fine-tuning, in the AWD layout (tied, nhid != emsize), in a
+vanilla and a gated mode (tests/test_awd.py has each piece in all four), evaluated with and
+without the continuous cache and tabulated like any run."""
 
 import json
 
 import pandas as pd
 import pytest
-from test_workflow import MODES, snakemake, write_config
+from test_workflow import snakemake, write_config
 
 from rnnlm.checkpoint import METRICS
 
@@ -15,10 +16,11 @@ AWD = {"emsize": 16, "nhid": 24, "nlayers": 3, "tied": True, "dropout": 0.0, "dr
        "beta": 1, "wd": 1.2e-6, "variable_bptt": True, "bptt": 10, "batch_size": 10,
        "eval_batch_size": 10, "lr": 1.0, "clip": 0.25, "optimizer": "nt-asgd", "nonmono": 1,
        "epochs": 2, "finetune_epochs": 1, "max_batches": 20, "cache": {"window": 50}}
+MODES = ["rnn_relu", "lstm"]
 
 
 @pytest.mark.slow
-def test_a_regularised_run_and_its_cache_in_every_mode(ptb_subset, tmp_path):
+def test_a_regularised_run_and_its_cache(ptb_subset, tmp_path):
     workdir = write_config(tmp_path / "work", *ptb_subset, modes=MODES, run=["awd"],
                            experiments={"awd": AWD}, predict={"prompts": ["the"], "top_k": 3})
     snakemake(workdir, "--cores", "2")
