@@ -50,6 +50,10 @@ def digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _but_epochs(fingerprint):
+    return {k: v for k, v in fingerprint.items() if k != "epochs"}
+
+
 def _tag(state):
     return f"e{state.epoch}b{state.batch}"
 
@@ -71,8 +75,8 @@ class Checkpoint:
                              f"those settings to resume it, or delete {self.folder} to start over")
         return saved
 
-    def _differences(self, old):
-        keys = sorted(set(old) | set(self.fingerprint))
+    def _differences(self, old, skip=()):
+        keys = sorted((set(old) | set(self.fingerprint)) - set(skip))
         diff = [f"{k}: {old.get(k)} -> {self.fingerprint.get(k)}" for k in keys
                 if old.get(k) != self.fingerprint.get(k)]
         return ", ".join(diff) or f"format {FORMAT} expected"
@@ -118,6 +122,42 @@ class Checkpoint:
 
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
+
+    def keep(self, dest):
+        """Move the checkpoint of a finished run to ``dest``, from where a longer run of the
+        same settings continues it (a tune's trial, rung after rung)."""
+        dest = Path(dest)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if self.folder.is_dir():
+            self.folder.rename(dest)
+        else:  # a run that diverged before its first checkpoint: nothing to continue
+            dest.mkdir()
+
+    def adopt(self, source):
+        """Copy the kept checkpoint in ``source`` (a finished run with these settings and fewer
+        epochs) as this run's own, so a killed continuation resumes from its own copy; returns
+        the record, as load does."""
+        source = Path(source)
+        if not (source / "checkpoint.json").is_file():
+            raise RnnlmError(f"{source}: no kept checkpoint to continue (checkpoint.json "
+                             "missing); rerun the trial it comes from")
+        saved = read_json(source / "checkpoint.json")
+        old = saved.get("fingerprint") or {}
+        if saved.get("format") != FORMAT or _but_epochs(old) != _but_epochs(self.fingerprint):
+            raise RnnlmError(f"{source} holds a run with other settings "
+                             f"({self._differences(old, skip=('epochs',))}); it cannot be "
+                             "continued with these")
+        state = saved["state"]
+        if state["batch"] or old["epochs"] >= self.fingerprint["epochs"] or (
+                state["epoch"] != old["epochs"] + 1):
+            raise RnnlmError(f"{source}: a finished run of {old['epochs']} epochs is needed "
+                             f"to continue to {self.fingerprint['epochs']}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for name in saved["files"].values():
+            shutil.copyfile(source / name, self.path(name))
+        write_json(self.record, {**saved, "fingerprint": self.fingerprint})
+        return self.load()
 
 
 def gather_states(states):

@@ -167,7 +167,9 @@ def _train(args):
                          beta=args.beta, wd=args.wd, variable_bptt=args.variable_bptt,
                          optimizer=args.optimizer, nonmono=args.nonmono,
                          finetune_epochs=args.finetune_epochs)
-    train(model_config, config, args.train, args.valid, args.out_dir, args.device, args.gpus)
+    train(model_config, config, args.train, args.valid, args.out_dir, args.device, args.gpus,
+          keep_state=args.keep_state, continue_from=args.continue_from,
+          record_divergence=args.record_divergence)
 
 
 def _add_train(sub):
@@ -241,6 +243,15 @@ def _add_train(sub):
     p.add_argument("--log-interval", type=int, default=200, help="windows between reports")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                    help="also checkpoint mid-epoch this often (always after each epoch)")
+    tune = "(a tune's trial) "
+    p.add_argument("--keep-state", type=Path, default=None,
+                   help=tune + "keep the final checkpoint in this folder")
+    p.add_argument("--continue-from", type=Path, default=None,
+                   help=tune + "continue the checkpoint kept there by a run of the same "
+                        "settings to fewer epochs")
+    p.add_argument("--record-divergence", action="store_true",
+                   help=tune + "a diverging run ends with its outputs, summary.json saying "
+                        "diverged, instead of an error")
     p.set_defaults(func=_train)
 
 

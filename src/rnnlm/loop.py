@@ -25,6 +25,10 @@ log = logging.getLogger("rnnlm.train")
 PLATEAU_FACTOR = 0.25  # the tutorial's: lr x0.25 and back to the best weights when valid stalls
 
 
+class Diverged(RnnlmError):
+    """A loss or gradient norm that is not finite: the run cannot go on at these settings."""
+
+
 def reseed(seed, epoch, batch):
     """Dropout noise from a fixed point per (epoch, batch), so a resumed epoch draws the same."""
     mx.random.seed(zlib.crc32(f"{seed}:{epoch}:{batch}".encode()) % 2**31)
@@ -159,7 +163,7 @@ class Run:
         kept = (f"the last good checkpoint (epoch {record['state']['epoch']} after "
                 f"{record['state']['batch']} windows) stays in {self.ckpt.folder}; delete it to "
                 "start over" if record else "no checkpoint was written")
-        raise RnnlmError(f"training {what} became {value} at epoch {state.epoch} batch {batch}: "
+        raise Diverged(f"training {what} became {value} at epoch {state.epoch} batch {batch}: "
                          f"lower --lr (now {state.lr:g}) or --clip (now {self.cfg.clip:g}); {kept}")
 
     def validate(self):

@@ -28,7 +28,7 @@ from rnnlm.awd.windows import variable_windows
 from rnnlm.checkpoint import PROGRESS, Checkpoint, RunState, digest, write_metrics
 from rnnlm.device import contexts, load_array, omp_threads
 from rnnlm.io import RnnlmError, atomic_path, check_writable, write_json
-from rnnlm.loop import Run
+from rnnlm.loop import Diverged, Run
 from rnnlm.model import RNNModel, save_model_config
 from rnnlm.mx import ENGINE
 from rnnlm.mx import mxnet as mx
@@ -118,8 +118,15 @@ class TrainConfig:
         return self.lr * self.decay_factor ** max(0, epoch - self.decay_after)
 
 
-def train(model_config, config, train_path, valid_path, out_dir, device="cpu", gpus=1):
-    """Train, or resume, one model; write model.params/.json, metrics.csv and summary.json."""
+def train(model_config, config, train_path, valid_path, out_dir, device="cpu", gpus=1,
+          keep_state=None, continue_from=None, record_divergence=False):
+    """Train, or resume, one model; write model.params/.json, metrics.csv and summary.json.
+
+    A tune's trial also keeps its final checkpoint in ``keep_state``, continues the one kept in
+    ``continue_from`` (the same settings to fewer epochs: the same weights as one longer run),
+    and, with ``record_divergence``, ends a diverging run with outputs that say so: one bad
+    point of a search must not stop the others.
+    """
     ctxs = contexts(device, gpus)
     check_writable(out_dir)
     train_parts = load_array(train_path, model_config.vocab_size, ctxs)
@@ -129,6 +136,8 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
                    "train_sha256": digest(train_path), "valid_sha256": digest(valid_path)}
     ckpt = Checkpoint(Path(out_dir) / "checkpoint", fingerprint)
     saved = ckpt.load()  # refuses a checkpoint of other settings before any work
+    if saved is None and continue_from:
+        saved = ckpt.adopt(continue_from)
     mx.random.seed(config.seed)
     # row_sparse gradients skip the rows a window did not read; a weight decay reads them all
     model = RNNModel(model_config, sparse_grad=device == "cpu" and not config.wd)
@@ -137,9 +146,19 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     run = Run(config, model, ctxs, train_parts, valid_parts, ckpt)
     state = run.resume(saved) if saved else RunState(
         lr=config.fixed_lr(1) if config.lr_schedule == "fixed" else config.lr, started=now())
-    run.fit(state)
-    write_outputs(run, state, device)
-    ckpt.remove()
+    try:
+        run.fit(state)
+    except Diverged as err:
+        if not record_divergence:
+            raise
+        log.warning("%s", err)
+        write_outputs(run, state, device, diverged=str(err))
+    else:
+        write_outputs(run, state, device)
+    if keep_state:
+        ckpt.keep(keep_state)
+    else:
+        ckpt.remove()
     return state
 
 
@@ -153,8 +172,9 @@ def check_one_window(path, parts, bptt):
                          "training split or a smaller batch_size or bptt")
 
 
-def write_outputs(run, state, device):
+def write_outputs(run, state, device, diverged=None):
     """The declared outputs of a finished run; summary.json last, as the mark of completion.
+    A ``diverged`` run (its message) keeps the weights of its best epoch, if any finished.
 
     Times: ``train_seconds`` counts the training windows only (each report interval, so neither
     validation nor checkpoints), ``tokens_per_s`` is training tokens over it: the throughput
@@ -163,7 +183,10 @@ def write_outputs(run, state, device):
     """
     out_dir = run.ckpt.folder.parent
     with atomic_path(out_dir / "model.params") as tmp:
-        tmp.write_bytes(run.ckpt.best_path(state.best_epoch).read_bytes())
+        if state.best_epoch:
+            tmp.write_bytes(run.ckpt.best_path(state.best_epoch).read_bytes())
+        else:
+            run.model.save_parameters(str(tmp))
     save_model_config(run.model.config, out_dir / "model.json")
     write_metrics(out_dir / "metrics.csv", state.metrics)
     write_metrics(out_dir / "progress.csv", state.progress, PROGRESS)
@@ -178,7 +201,8 @@ def write_outputs(run, state, device):
         "hyperparameters": settings, "param_count": run.model.param_count(),
         "best_epoch": state.best_epoch, "best_valid_loss": state.best_loss,
         "averaged_from_epoch": state.averaging_from,
-        "best_valid_ppl": perplexity(state.best_loss), "epochs": len(state.metrics),
+        "best_valid_ppl": None if state.best_loss is None else perplexity(state.best_loss),
+        "epochs": len(state.metrics), "diverged": diverged,
         "train_seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
         "wall_seconds": state.wall_seconds, "threads": threads, "device": device,
         "gpus": len(run.ctxs) if device == "gpu" else 0,
