@@ -24,6 +24,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/cache.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/table.smk"
 include: "workflow/rules/plots.smk"
 

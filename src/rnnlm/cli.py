@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rnnlm.cli_export import add_export_commands
 from rnnlm.cli_results import RESULT_COMMANDS
+from rnnlm.cli_tune import add_tune_commands
 from rnnlm.io import BLANK_LINES, RnnlmError
 from rnnlm.plan import MODES  # rnnlm.model's, without importing mxnet
 
@@ -411,6 +412,7 @@ def build_parser():
                 _add_cache, _add_predict, _add_generate, *RESULT_COMMANDS):
         add(sub)
     add_export_commands(sub, _use_threads)
+    add_tune_commands(sub)
     return parser
 
 

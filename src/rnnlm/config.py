@@ -17,7 +17,7 @@ from rnnlm.io import RnnlmError
 
 # An experiment is a folder under results/, beside these reserved ones.
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-RESERVED = ("benchmarks", "data", "logs", "plots", "sweeps")
+RESERVED = ("benchmarks", "data", "logs", "plots", "sweeps", "tunes")
 PUBLISHED_KEYS = ("valid", "test", "source")
 
 
@@ -155,7 +155,7 @@ def resolve(config, workflow):
     own = copy.deepcopy(config)  # what the user set, before defaults fill the rest
     validated(config, workflow.validator)
     experiments = own.get("experiments") or {}
-    bases = [sweep["base"] for sweep in config["sweeps"].values()]
+    bases = [sweep["base"] for sweep in [*config["sweeps"].values(), *config["tunes"].values()]]
     for name in dict.fromkeys([*config["run"], *bases]):
         if name in workflow.presets:
             config["experiments"][name] = {**workflow.presets[name][0],

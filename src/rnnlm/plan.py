@@ -6,6 +6,8 @@ needs to know (which runs, which corpora, which arrays, which flags) comes from 
 
     results/{experiment}/{mode}/seed{seed}/       one run, however many seeds
     results/{sweep}/{key}~{value}/.../{mode}/...  a sweep's point (snakemake.utils.Paramspace)
+    results/{tune}/trial~{i}/epochs~{e}/{mode}/...  a tune's trial i, trained to e epochs
+    results/{tune}/{mode}/seed{seed}/             a tune's final runs, each mode at its choice
 """
 
 import dataclasses
@@ -66,6 +68,31 @@ class Run:
         return cls("/".join(head[start:]), mode, int(match.group(1)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Tune:
+    """A tune's trials: their points, the rungs' epochs and sizes (rnnlm.tune)."""
+
+    name: str
+    points: tuple  # trial i's point is points[i - 1]
+    rungs: tuple  # epochs by the end of each rung
+    sizes: tuple  # trials per mode in each rung
+    eta: int
+    seed: int  # the trials' training seed: the base's
+
+    def trial(self, i, rung):
+        """The experiment name of trial ``i`` trained to rung ``rung``'s epochs."""
+        return f"{self.name}/trial~{i}/epochs~{self.rungs[rung]}"
+
+    def folder(self, i, rung, mode):
+        return f"results/{self.trial(i, rung)}/{mode}/seed{self.seed}"
+
+    def locate(self, experiment):
+        """(trial, rung) of a trial's experiment name."""
+        match = re.fullmatch(rf"{re.escape(self.name)}/trial~([0-9]+)/epochs~([0-9]+)",
+                             experiment)
+        return int(match[1]), self.rungs.index(int(match[2]))
+
+
 @dataclasses.dataclass
 class Plan:
     config: dict  # resolved: defaults filled, presets and corpora merged
@@ -74,10 +101,23 @@ class Plan:
     corpora: dict  # name -> definition, for the corpora the runs train on
     sweeps: dict  # sweep name -> its points' experiment names, for the sweeps in `run`
     published: dict  # experiment -> published test perplexity, for presets that have one
+    tunes: dict = dataclasses.field(default_factory=dict)  # name -> Tune, for tunes in `run`
+    trials: dict = dataclasses.field(default_factory=dict)  # a trial's experiment -> settings
+
+    def tuned(self, tune, trial):
+        """The settings of a tune's final runs for the mode whose choice is ``trial``: the
+        trial's at the last rung, with the tune's seeds."""
+        tune = self.tunes[tune]
+        exp = self.trials[tune.trial(trial, len(tune.rungs) - 1)]
+        return {**exp, "seeds": self.experiments[tune.name]["seeds"]}
 
     def plain_experiments(self):
         """The experiments that are not sweep points: each has its learning curves."""
         return [name for name in self.experiments if "/" not in name]
+
+    def settings(self, experiment):
+        """An experiment's settings, a tune's trials' too (a tune's final runs': ``tuned``)."""
+        return self.trials.get(experiment) or self.experiments[experiment]
 
     def corpus_names(self):
         """Experiment -> corpus, for every experiment that runs."""
@@ -87,7 +127,7 @@ class Plan:
         return self.experiments[experiment]["seeds"]
 
     def corpus_of(self, experiment):
-        return self.experiments[experiment]["corpus"]
+        return self.settings(experiment)["corpus"]
 
     def prompts(self, corpus):
         """The prompts predictions are asked for on ``corpus``: predict.prompts, else the
@@ -106,27 +146,34 @@ class Plan:
     def batch_size(self, experiment, split):
         """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size
         to validate and test on."""
-        exp = self.experiments[experiment]
-        return exp["batch_size"] if split == "train" else exp["eval_batch_size"]
+        return array_width(self.settings(experiment), split)
+
+
+def array_width(exp, split):
+    return exp["batch_size"] if split == "train" else exp["eval_batch_size"]
 
 
 def make_plan(config, workflow):
     """The Plan of ``config`` (a Snakemake config dict) in ``workflow`` (rnnlm.config.Workflow);
     a ConfigError names the key of the first problem."""
     config = resolve(config, workflow)
-    experiments, sweeps = {}, {}
+    experiments, sweeps, tunes, trials = {}, {}, {}, {}
     for name in config["run"]:
         if name in config["sweeps"]:
             sweeps[name] = expand_sweep(name, config, workflow)
             experiments.update(sweeps[name])
+        elif name in config["tunes"]:
+            tunes[name], experiments[name], trial_settings = expand_tune(name, config, workflow)
+            trials.update(trial_settings)
         elif name in config["experiments"]:
             experiments[name] = config["experiments"][name]
         else:
             raise ConfigError("run", f"{name!r} is not in experiments (known: "
                               f"{', '.join(sorted(config['experiments']))}), sweeps ("
-                              f"{', '.join(sorted(config['sweeps'])) or 'none'}) nor a preset "
+                              f"{', '.join(sorted(config['sweeps'])) or 'none'}), tunes ("
+                              f"{', '.join(sorted(config['tunes'])) or 'none'}) nor a preset "
                               f"(workflow/presets/: {', '.join(sorted(workflow.presets))})")
-    check(config, experiments)
+    check(config, {**experiments, **trials})
     for exp in experiments.values():
         exp["seeds"] = exp["seeds"] or [exp["seed"]]
     runs = [Run(name, mode, seed) for name, exp in experiments.items()
@@ -135,7 +182,8 @@ def make_plan(config, workflow):
     published = {name: workflow.presets[name][1]["test"] for name in experiments
                  if name in workflow.presets and workflow.presets[name][1].get("test")}
     return Plan(config, experiments, runs, {name: config["corpora"][name] for name in used},
-                {name: list(points) for name, points in sweeps.items()}, published)
+                {name: list(points) for name, points in sweeps.items()}, published, tunes,
+                trials)
 
 
 def expand_sweep(name, config, workflow):
@@ -168,13 +216,59 @@ def expand_sweep(name, config, workflow):
     return experiments
 
 
+def expand_tune(name, config, workflow):
+    """A tune's Tune, the settings of its final runs' experiment (the base's, to the last
+    rung's epochs, with the tune's seeds: each mode's point is known once the tune has run) and
+    its trials' experiments, every drawn point validated as an experiment."""
+    from rnnlm.tune.halving import rung_sizes
+    from rnnlm.tune.space import check_space, draw
+
+    tune, key = config["tunes"][name], f"tunes.{name}"
+    if name in config["experiments"] or name in config["sweeps"] or name in workflow.presets:
+        raise ConfigError(key, "the name is an experiment's, a sweep's or a preset's too; "
+                          "rename the tune")
+    if tune["base"] not in config["experiments"]:
+        raise ConfigError(f"{key}.base", f"{tune['base']!r} is not in experiments nor a preset")
+    base, rungs = config["experiments"][tune["base"]], tune["rungs"]
+    if any(b <= a for a, b in itertools.pairwise(rungs)):
+        raise ConfigError(f"{key}.rungs", f"{rungs} must increase: the epochs trained by the "
+                          "end of each rung")
+    for swept in tune["space"]:
+        if swept not in base:
+            raise ConfigError(f"{key}.space", f"{swept!r} is not an experiment key (known: "
+                              f"{', '.join(k for k in base if k not in NOT_SWEPT)})")
+        if swept in (*NOT_SWEPT, "epochs"):
+            raise ConfigError(f"{key}.space.{swept}", "cannot be tuned: the rungs set epochs, "
+                              "and the trials share the base's seed and corpus")
+    check_space(tune["space"], key)
+    if base["finetune_epochs"] or "finetune_epochs" in tune["space"]:
+        raise ConfigError(f"{key}.base", "fine-tuning ends a run: a trial cannot continue past "
+                          "it to the next rung; tune a base without finetune_epochs")
+    seed = (base["seeds"] or [base["seed"]])[0]
+    plan = Tune(name, (), tuple(rungs), tuple(rung_sizes(tune["trials"], rungs, tune["eta"])),
+                tune["eta"], seed)
+    points, trials = [], {}
+    for i in range(1, tune["trials"] + 1):
+        point = draw(tune["space"], tune["seed"], i)
+        points.append(point)
+        for rung, epochs in enumerate(rungs):
+            doc = {"experiments": {name: {**base, **point, "epochs": epochs, "seeds": [seed]}}}
+            validated(doc, workflow.validator, lambda at, msg, i=i, point=point: ConfigError(
+                f"{key}.space.{at.rpartition('.')[2]}", f"{msg} (at trial {i}'s point {point})"))
+            trials[plan.trial(i, rung)] = doc["experiments"][name]
+    final = {**base, "epochs": rungs[-1], "seeds": tune["seeds"]}
+    return dataclasses.replace(plan, points=tuple(points)), final, trials
+
+
 def check(config, experiments):
     """The rules across keys that the schema cannot say, for the experiments that run."""
-    for name in [*config["experiments"], *config["sweeps"]]:
+    for name in [*config["experiments"], *config["sweeps"], *config["tunes"]]:
         if name in RESERVED:
             raise ConfigError(f"experiments.{name}", f"the name is reserved for results/{name}/")
     for name, exp in experiments.items():
-        key = f"experiments.{name}" if "/" not in name else f"sweeps.{name.split('/')[0]}"
+        head = name.split("/")[0]
+        key = (f"tunes.{head}" if head in config["tunes"] else f"experiments.{name}"
+               if "/" not in name else f"sweeps.{head}")
         if exp["optimizer"] == "nt-asgd" and exp["lr_schedule"] == "fixed":
             raise ConfigError(f"{key}.lr_schedule", "fixed contradicts optimizer nt-asgd, "
                               "which keeps lr constant and anneals by averaging (awd-lstm-lm); "

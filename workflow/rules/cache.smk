@@ -7,6 +7,7 @@ rule cache:
         config=rules.train.output.config,
         valid=array("valid", width=1),
         test=array("test", width=1),
+        choice=tuned_choice,
     output:
         cache="results/{experiment}/{mode}/seed{seed}/cache.json",
     log:

@@ -17,7 +17,8 @@ try:
     from rnnlm.config import NAME, Workflow
     from rnnlm.data import SPLITS
     from rnnlm.io import RnnlmError
-    from rnnlm.plan import EXPORTS, MODES, cache_flags, make_plan, train_flags
+    from rnnlm.plan import EXPORTS, MODES, array_width, cache_flags, make_plan, train_flags
+    from rnnlm.io import read_json
     from rnnlm.provenance import PACKAGE, code_digest as package_digest
 except ImportError:
     raise WorkflowError(
@@ -67,7 +68,22 @@ def benchmarks(path):
 
 
 def experiment(wildcards):
-    return PLAN.experiments[wildcards.experiment]
+    """The settings of the run the wildcards name; a tune's final runs take their mode's
+    choice, known once the tune's last rung has run (rules that call this for them list
+    `tuned_choice` as an input)."""
+    name = wildcards.experiment
+    if name in PLAN.tunes:
+        return PLAN.tuned(name, read_json(tuned_choice(wildcards)[0])["promoted"][0])
+    return PLAN.settings(name)
+
+
+def tuned_choice(wildcards):
+    """The last rung's record of the tune whose final run the wildcards name; none else."""
+    tune = PLAN.tunes.get(wildcards.experiment)
+    if tune is None:
+        return []
+    rung = checkpoints.halving.get(tune=tune.name, mode=wildcards.mode, rung=len(tune.rungs))
+    return [rung.output[0]]
 
 
 def run_paths(pattern, runs=None):
@@ -86,6 +102,7 @@ def final_outputs():
         *rules.plots.output,
         *(rules.compare_predictions.output if PLAN.predicted() else []),
         *expand(list(rules.sweep.output), sweep=list(PLAN.sweeps)),
+        *expand(list(rules.tune_table.output), tune=list(PLAN.tunes)),
         *exported(),
     ]
 
@@ -114,11 +131,14 @@ def vocab_file(wildcards):
 
 def array(split, width=None):
     """The experiment's array of ``split``, as wide as rnnlm.plan says, or ``width`` columns."""
-    return lambda wildcards: rules.batchify.output.array.format(
-        corpus=PLAN.corpus_of(wildcards.experiment),
-        split=split,
-        batch_size=width or PLAN.batch_size(wildcards.experiment, split),
-    )
+
+    def path(wildcards):
+        exp = experiment(wildcards)
+        return rules.batchify.output.array.format(
+            corpus=exp["corpus"], split=split, batch_size=width or array_width(exp, split)
+        )
+
+    return path
 
 
 # ---- params ------------------------------------------------------------------------------------
@@ -231,7 +251,54 @@ def gpu_resources():
 def train_runtime(wildcards, attempt):
     """Minutes for a training job: roomy for a CPU, growing with model size and epochs, and with
     each retry (a retried job resumes from its checkpoint). Clusters may override it in a
-    profile's set-resources."""
-    exp = experiment(wildcards)
+    profile's set-resources. A tune's final run is sized by its base: resources cannot wait
+    for the tune's choice."""
+    exp = PLAN.settings(wildcards.experiment)
     per_epoch = 5 if exp["max_batches"] else max(10, exp["nhid"] * exp["nlayers"] // 20)
     return (15 + exp["epochs"] * per_epoch) * attempt
+
+
+# ---- tunes (rnnlm.tune) ----------------------------------------------------------------------
+def tune_of(wildcards):
+    return PLAN.tunes[wildcards.experiment.split("/")[0]]
+
+
+def previous_state(wildcards):
+    """A continued trial's input: the state its previous rung kept; none on the first rung."""
+    tune = tune_of(wildcards)
+    trial, rung = tune.locate(wildcards.experiment)
+    return [f"{tune.folder(trial, rung - 1, wildcards.mode)}/state"] if rung else []
+
+
+def continue_flag(wildcards, input):
+    return shlex.join(["--continue-from", *input.previous]) if input.previous else ""
+
+
+def rung_trials(wildcards):
+    """summary.json of the trials in a rung: all on the first, then those the previous rung
+    promoted (known once it has run: hence a checkpoint)."""
+    tune, rung = PLAN.tunes[wildcards.tune], int(wildcards.rung) - 1
+    entering = range(1, len(tune.points) + 1)
+    if rung:
+        previous = checkpoints.halving.get(tune=tune.name, mode=wildcards.mode, rung=rung)
+        entering = read_json(previous.output[0])["promoted"]
+    return [f"{tune.folder(i, rung, wildcards.mode)}/summary.json" for i in entering]
+
+
+def trial_pairs(wildcards, input):
+    """TRIAL=FOLDER of each input summary (none while the DAG waits for a rung's choice)."""
+    found = [(re.search(r"/trial~([0-9]+)/", path), path) for path in input.summaries]
+    return [f"{match[1]}={os.path.dirname(path)}" for match, path in found if match]
+
+
+def space_keys(wildcards):
+    return list(PLAN.config["tunes"][wildcards.tune]["space"])
+
+
+def rung_files(wildcards):
+    tune = PLAN.tunes[wildcards.tune]
+    return [
+        rules.halving.output[0].format(tune=tune.name, mode=mode, rung=rung)
+        for mode in PLAN.config["modes"]
+        for rung in range(1, len(tune.rungs) + 1)
+    ]

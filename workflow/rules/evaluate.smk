@@ -3,6 +3,7 @@ rule evaluate:
         params=rules.train.output.params,
         config=rules.train.output.config,
         test=array("test"),
+        choice=tuned_choice,
     output:
         test="results/{experiment}/{mode}/seed{seed}/test.json",
     log:

@@ -5,6 +5,7 @@ rule train:
         vocab=vocab_file,
         train=array("train"),
         valid=array("valid"),
+        choice=tuned_choice,
     output:
         params="results/{experiment}/{mode}/seed{seed}/model.params",
         config="results/{experiment}/{mode}/seed{seed}/model.json",
