@@ -17,7 +17,14 @@ try:
     from rnnlm.config import NAME, Workflow
     from rnnlm.data import SPLITS
     from rnnlm.io import RnnlmError
-    from rnnlm.plan import EXPORTS, MODES, array_width, cache_flags, make_plan, train_flags
+    from rnnlm.plan import (
+        EXPORTS,
+        MODES,
+        array_width,
+        cache_flags,
+        make_plan,
+        train_flags,
+    )
     from rnnlm.io import read_json
     from rnnlm.provenance import PACKAGE, code_digest as package_digest
 except ImportError:
@@ -82,7 +89,9 @@ def tuned_choice(wildcards):
     tune = PLAN.tunes.get(wildcards.experiment)
     if tune is None:
         return []
-    rung = checkpoints.halving.get(tune=tune.name, mode=wildcards.mode, rung=len(tune.rungs))
+    rung = checkpoints.halving.get(
+        tune=tune.name, mode=wildcards.mode, rung=len(tune.rungs)
+    )
     return [rung.output[0]]
 
 
@@ -135,7 +144,9 @@ def array(split, width=None):
     def path(wildcards):
         exp = experiment(wildcards)
         return rules.batchify.output.array.format(
-            corpus=exp["corpus"], split=split, batch_size=width or array_width(exp, split)
+            corpus=exp["corpus"],
+            split=split,
+            batch_size=width or array_width(exp, split),
         )
 
     return path
@@ -280,7 +291,9 @@ def rung_trials(wildcards):
     tune, rung = PLAN.tunes[wildcards.tune], int(wildcards.rung) - 1
     entering = range(1, len(tune.points) + 1)
     if rung:
-        previous = checkpoints.halving.get(tune=tune.name, mode=wildcards.mode, rung=rung)
+        previous = checkpoints.halving.get(
+            tune=tune.name, mode=wildcards.mode, rung=rung
+        )
         entering = read_json(previous.output[0])["promoted"]
     return [f"{tune.folder(i, rung, wildcards.mode)}/summary.json" for i in entering]
 

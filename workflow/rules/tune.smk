@@ -18,12 +18,12 @@ rule trial:
         progress="results/{experiment}/{mode}/seed{seed}/progress.csv",
         summary="results/{experiment}/{mode}/seed{seed}/summary.json",
         state=directory("results/{experiment}/{mode}/seed{seed}/state"),
-    wildcard_constraints:
-        experiment=NAME + r"/trial~[0-9]+/epochs~[0-9]+",
     log:
         logs("train/{experiment}/{mode}/seed{seed}.log"),
     benchmark:
         benchmarks("train/{experiment}/{mode}/seed{seed}.tsv")
+    wildcard_constraints:
+        experiment=NAME + r"/trial~[0-9]+/epochs~[0-9]+",
     threads: config["threads"]
     resources:
         **gpu_resources(),
