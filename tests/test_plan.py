@@ -141,8 +141,8 @@ def test_bad_sweeps_name_the_key(workflow, sweeps, run, problem):
 
 def test_run_names_experiments_presets_or_sweeps(workflow):
     message = error(workflow, run=["nope"])
-    assert "config key run: 'nope' is not in experiments (known: tutorial), sweeps (none) nor a " \
-           "preset (workflow/presets/: " in message
+    assert "config key run: 'nope' is not in experiments (known: tutorial), sweeps (none), " \
+           "tunes (none) nor a preset (workflow/presets/: " in message
     assert "pytorch-small, pytorch-small-tied, pytorch-tied, tied-large" in message
 
 

@@ -157,6 +157,10 @@ def make_plan(config, workflow):
     """The Plan of ``config`` (a Snakemake config dict) in ``workflow`` (rnnlm.config.Workflow);
     a ConfigError names the key of the first problem."""
     config = resolve(config, workflow)
+    for name in config["tunes"]:
+        if name in config["experiments"] or name in config["sweeps"] or name in workflow.presets:
+            raise ConfigError(f"tunes.{name}", "the name is an experiment's, a sweep's or a "
+                              "preset's too; rename the tune")
     experiments, sweeps, tunes, trials = {}, {}, {}, {}
     for name in config["run"]:
         if name in config["sweeps"]:
@@ -224,9 +228,6 @@ def expand_tune(name, config, workflow):
     from rnnlm.tune.space import check_space, draw
 
     tune, key = config["tunes"][name], f"tunes.{name}"
-    if name in config["experiments"] or name in config["sweeps"] or name in workflow.presets:
-        raise ConfigError(key, "the name is an experiment's, a sweep's or a preset's too; "
-                          "rename the tune")
     if tune["base"] not in config["experiments"]:
         raise ConfigError(f"{key}.base", f"{tune['base']!r} is not in experiments nor a preset")
     base, rungs = config["experiments"][tune["base"]], tune["rungs"]

@@ -46,7 +46,7 @@ def budget(table):
     chosen = table[table["chosen"]].set_index("mode")
     spent = table.groupby("mode", sort=False)[["train_tokens", "train_seconds"]].sum()
     jobs = table.groupby("mode", sort=False).size().rename("jobs")
-    return chosen.join(spent, rsuffix="_total").join(jobs).reset_index()
+    return chosen.join(spent.add_suffix("_total")).join(jobs).reset_index()
 
 
 def write_tune(rung_files, keys, csv, md, html, plot):
