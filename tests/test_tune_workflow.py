@@ -8,10 +8,14 @@ import signal
 
 import pandas as pd
 import pytest
+from faults.pipeline import (
+    group_process,
+    metrics_epochs,
+    read_checkpoint,
+    start_snakemake,
+    wait_for,
+)
 from test_workflow import snakemake, write_config
-
-from faults.pipeline import (group_process, metrics_epochs, read_checkpoint, start_snakemake,
-                             wait_for)
 
 MODES = ["rnn_relu", "lstm"]
 BASE = {"emsize": 16, "nhid": 16, "nlayers": 1, "bptt": 10, "batch_size": 10,

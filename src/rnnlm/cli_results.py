@@ -61,6 +61,11 @@ def _add_caches(p):
                         "their test perplexity with the cache, theta and lambda")
 
 
+def _add_tuned(p):
+    p.add_argument("--tuned", nargs="*", default=[], metavar="TUNE",
+                   help="experiments that are tunes' final runs: each mode at its own choice")
+
+
 def _add_formats(p, table, md=True):
     p.add_argument("--csv", type=Path, required=True, help=f"output CSV: {table}")
     if md:
@@ -73,7 +78,8 @@ def _table(args):
     from rnnlm.tables import write_table
 
     write_table(args.runs, (args.runs_csv, args.runs_html), (args.csv, args.md, args.html),
-                corpus=dict(args.corpus), published=dict(args.published), caches=args.caches)
+                corpus=dict(args.corpus), published=dict(args.published), caches=args.caches,
+                tuned=args.tuned)
 
 
 def _add_table(sub):
@@ -84,6 +90,7 @@ def _add_table(sub):
                    metavar="EXPERIMENT=PPL",
                    help="published test perplexity of an experiment, shown beside its mean")
     _add_caches(p)
+    _add_tuned(p)
     p.add_argument("--runs-csv", type=Path, required=True, help="output CSV, one row per run")
     p.add_argument("--runs-html", type=Path, required=True,
                    help="output HTML of the same, rounded, for the report")
@@ -95,7 +102,7 @@ def _compare(args):
     from rnnlm.tables import write_comparisons
 
     write_comparisons(args.runs, args.csv, args.md, args.html, corpus=dict(args.corpus),
-                      caches=args.caches)
+                      caches=args.caches, tuned=args.tuned)
 
 
 def _add_compare(sub):
@@ -103,6 +110,7 @@ def _add_compare(sub):
                                        "on the seeds' test perplexities")
     _add_runs(p)
     _add_caches(p)
+    _add_tuned(p)
     _add_formats(p, "one row per pair compared")
     p.set_defaults(func=_compare)
 

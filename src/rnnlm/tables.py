@@ -171,9 +171,18 @@ def perplexity_table(runs, published=None):
     return table
 
 
-def write_table(run_dirs, runs_paths, paths, corpus=None, published=None, caches=()):
+def tuned_notes(tuned):
+    """What the rows of tunes' final runs are: the tuned comparison."""
+    return [f"Tuned comparison, {', '.join(tuned)}: each mode at its own choice of the tune "
+            "(results/tunes/NAME.md), chosen on validation perplexity by successive halving "
+            "with the same points and budget for every mode, then trained afresh with the "
+            "tune's seeds and tested once."] if tuned else []
+
+
+def write_table(run_dirs, runs_paths, paths, corpus=None, published=None, caches=(), tuned=()):
     """The runs table (CSV, HTML) and the perplexity table (CSV, Markdown, HTML); return the
-    latter. ``caches``: the runs' cache.json files, where the cache is asked for."""
+    latter. ``caches``: the runs' cache.json files, where the cache is asked for; ``tuned``: the
+    experiments that are tunes."""
     runs = read_runs(run_dirs, corpus, caches)
     table = perplexity_table(runs, published)
     runs_csv, runs_html = runs_paths
@@ -181,14 +190,14 @@ def write_table(run_dirs, runs_paths, paths, corpus=None, published=None, caches
     write_all(runs.drop(columns="sweep"), cols, "Every run", notes, runs_csv, html=runs_html)
     notes = [INTERVAL_NOTE, PROTOCOL_NOTE, "gap %: 100 × (mean test ppl − published) / "
              "published, positive when ours is worse; published figures are in "
-             "workflow/presets/."]
+             "workflow/presets/.", *tuned_notes(tuned)]
     cols, notes = with_cache(PERPLEXITY_COLS, CACHE_PERPLEXITY_COLS, table, "test_ppl_cache_mean",
                              notes)
     write_all(table, cols, "Test perplexity by experiment and mode", notes, *paths)
     return table
 
 
-def write_comparisons(run_dirs, csv, md, html, corpus=None, caches=()):
+def write_comparisons(run_dirs, csv, md, html, corpus=None, caches=(), tuned=()):
     """Which mode (or experiment) is better, and how sure; with no group of two runs or more,
     the Markdown and HTML say that no test is possible instead of printing numbers."""
     table = comparisons(read_runs(run_dirs, corpus, caches))
@@ -205,7 +214,8 @@ def write_comparisons(run_dirs, csv, md, html, corpus=None, caches=()):
         write_text(md, text + "\n")
         write_text(html, html_page(title, text, pairs))
         return table
-    write_all(table, COMPARISON_COLS, title, [TEST_NOTE, pairs], csv, md, html)
+    write_all(table, COMPARISON_COLS, title, [TEST_NOTE, pairs, *tuned_notes(tuned)], csv, md,
+              html)
     return table
 
 

@@ -308,6 +308,11 @@ def space_keys(wildcards):
     return list(PLAN.config["tunes"][wildcards.tune]["space"])
 
 
+def tuned_flag():
+    """`--tuned NAME ...` of the tunes in `run`: a recorded param, the tables' notes."""
+    return shlex.join(["--tuned", *PLAN.tunes]) if PLAN.tunes else ""
+
+
 def rung_files(wildcards):
     tune = PLAN.tunes[wildcards.tune]
     return [

@@ -30,10 +30,11 @@ rule table:
         runs=run_dirs,
         corpus=experiment_pairs("--corpus", PLAN.corpus_names()),
         published=experiment_pairs("--published", PLAN.published),
+        tuned=tuned_flag(),
         code=code_digest("tables"),
     shell:
         "rnnlm table --runs {params.runs:q} {params.corpus} {params.published}"
-        " --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q} --csv {output.csv:q}"
+        " {params.tuned} --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q} --csv {output.csv:q}"
         " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} > {log:q} 2>&1"
 
 
@@ -61,9 +62,10 @@ rule compare:
     params:
         runs=run_dirs,
         corpus=experiment_pairs("--corpus", PLAN.corpus_names()),
+        tuned=tuned_flag(),
         code=code_digest("tables"),
     shell:
-        "rnnlm compare --runs {params.runs:q} {params.corpus} --csv {output.csv:q}"
+        "rnnlm compare --runs {params.runs:q} {params.corpus} {params.tuned} --csv {output.csv:q}"
         " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} > {log:q} 2>&1"
 
 
