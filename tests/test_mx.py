@@ -69,10 +69,10 @@ def test_only_rnnlm_mx_imports_mxnet():
     assert offenders == []
 
 
-STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
-               "awd", "model", "device", "checkpoint", "step", "progress", "loop", "train",
-               "evaluate", "cache", "predict", "export", "report", "stats", "tables", "plots",
-               "cli_export", "cli_results", "cli"]
+STAGE_ORDER = ["io", "config", "tune", "plan", "provenance", "builds", "mx", "data", "vocab",
+               "batchify", "awd", "model", "device", "checkpoint", "step", "progress",
+               "loop", "train", "evaluate", "cache", "predict", "export", "report", "stats",
+               "tables", "plots", "cli_export", "cli_results", "cli_tune", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():
