@@ -23,7 +23,7 @@ rule trial:
     benchmark:
         benchmarks("train/{experiment}/{mode}/seed{seed}.tsv")
     wildcard_constraints:
-        experiment=NAME + r"/trial~[0-9]+/epochs~[0-9]+",
+        experiment=NAME + r"[/]trial~[0-9]+[/]epochs~[0-9]+",
     threads: config["threads"]
     resources:
         **gpu_resources(),
