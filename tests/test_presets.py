@@ -247,8 +247,8 @@ def test_unknown_run_name_lists_experiments_and_presets(fresh):
     result = snakemake(fresh, "--config", "run=[zaremba-tiny]", check=False)
     assert result.returncode != 0
     assert ("config key run: 'zaremba-tiny' is not in experiments (known: small, wide), sweeps "
-            f"(none) nor a preset (workflow/presets/: {', '.join(sorted(EXPECTED))})") in (
-                result.stderr)
+            "(none), tunes (none) nor a preset "
+            f"(workflow/presets/: {', '.join(sorted(EXPECTED))})") in result.stderr
     assert "gluon-wt2-1500, gluon-wt2-200, gluon-wt2-650, gluonnlp-wt2-1500" in result.stderr
 
 

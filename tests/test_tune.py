@@ -16,8 +16,8 @@ from rnnlm.config import ConfigError, Workflow
 from rnnlm.io import RnnlmError, read_json
 from rnnlm.plan import make_plan, train_flags
 from rnnlm.tune.halving import promoted, rung_sizes, select, write_rung
-from rnnlm.tune.report import learning_curves, trial_rows, write_tune
 from rnnlm.tune.space import draw
+from rnnlm.tune_report import learning_curves, trial_rows, write_tune
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 SPACE = {"lr": {"log_uniform": [0.1, 10]}, "dropout": {"uniform": [0, 0.6]},

@@ -21,7 +21,7 @@ def _halve(args):
 
 
 def _tune_table(args):
-    from rnnlm.tune.report import write_tune
+    from rnnlm.tune_report import write_tune
 
     write_tune(args.rungs, args.keys, args.csv, args.md, args.html, args.plot)
 

@@ -34,8 +34,8 @@ rule table:
         code=code_digest("tables"),
     shell:
         "rnnlm table --runs {params.runs:q} {params.corpus} {params.published}"
-        " {params.tuned} --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q} --csv {output.csv:q}"
-        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} > {log:q} 2>&1"
+        " --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q} --csv {output.csv:q}"
+        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} {params.tuned} > {log:q} 2>&1"
 
 
 rule compare:
