@@ -178,3 +178,15 @@ def test_bad_settings_are_one_line_naming_the_key(fields, message):
     with pytest.raises(RnnlmError) as err:
         ModelConfig("lstm", **{**base, **fields})
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_cache_reads_the_full_distribution():
+    from rnnlm.cache import model_pass
+
+    model = build("lstm", tied=True)
+    data = nd.array(zipf_ids(10, 1, seed=5))
+    logp, hidden = model_pass(model, data, window=4)  # windows carry the state
+    log_p, _ = model(data[:-1], model.begin_state(1, CPU))
+    expected = np.take_along_axis(log_p.asnumpy(), data[1:].asnumpy().astype(int)[..., None], -1)
+    np.testing.assert_allclose(logp, expected[..., 0], rtol=1e-5)
+    assert hidden.shape == (9, 1, 16)
