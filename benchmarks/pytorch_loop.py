@@ -5,10 +5,12 @@
 What a user would run instead of the pipeline: the PyTorch example's RNNModel (embedding,
 dropout, one multi-layer nn.RNN/LSTM/GRU with dropout between its layers, dropout, a Linear
 decoder tied or not, log_softmax), NLLLoss, ``clip_grad_norm_``, the example's hand-written SGD
-step and ``loss.item()`` every batch. Only the scale of the loss is the pipeline's (summed over
-the window, averaged over the batch, so ``lr`` and the clip mean what they mean in rnnlm); its
-cost is the example's. The worker imports no rnnlm (torch need not live beside mxnet): it reads
-one JSON request per line on stdin and answers one JSON line on stdout.
+step and ``loss.item()`` every batch. With ``softmax: adaptive`` the decoder and loss are
+``nn.AdaptiveLogSoftmaxWithLoss`` (untied only: PyTorch's module has its own weights). Only
+the scale of the loss is the pipeline's (summed over the window, averaged over the batch, so
+``lr`` and the clip mean what they mean in rnnlm); its cost is the example's. The worker
+imports no rnnlm (torch need not live beside mxnet): it reads one JSON request per line on
+stdin and answers one JSON line on stdout.
 
     {"torch": version} or {"missing": why}                      first line, unasked
     setup {model, train, threads, arrays, weights} -> {params, first_loss}
@@ -42,21 +44,33 @@ RNN_TYPES = {"rnn_relu": (nn.RNN, {"nonlinearity": "relu"}), "rnn_tanh": (nn.RNN
 class RNNModel(nn.Module):
     """The PyTorch example's model (examples/word_language_model/model.py)."""
 
-    def __init__(self, mode, ntoken, ninp, nhid, nlayers, dropout, tied):
+    def __init__(self, mode, ntoken, ninp, nhid, nlayers, dropout, tied, softmax="full",
+                 cutoffs=(), div_value=4.0):
         super().__init__()
         cls, options = RNN_TYPES[mode]
         self.drop = nn.Dropout(dropout)
         self.encoder = nn.Embedding(ntoken, ninp)
         self.rnn = cls(ninp, nhid, nlayers, dropout=dropout, **options)
-        self.decoder = nn.Linear(nhid, ntoken)
+        self.adaptive = softmax == "adaptive"
+        if self.adaptive and tied:
+            raise ValueError("nn.AdaptiveLogSoftmaxWithLoss cannot be tied to the embedding")
+        if self.adaptive:
+            self.decoder = nn.AdaptiveLogSoftmaxWithLoss(nhid, ntoken, list(cutoffs),
+                                                         div_value=div_value)
+        else:
+            self.decoder = nn.Linear(nhid, ntoken)
         if tied:
             self.decoder.weight = self.encoder.weight
         self.mode, self.nhid, self.nlayers, self.ntoken = mode, nhid, nlayers, ntoken
 
-    def forward(self, inputs, hidden):
+    def forward(self, inputs, hidden, targets):
+        """The summed loss of ``targets`` (the example's NLLLoss, summed), and the state."""
         output, hidden = self.rnn(self.drop(self.encoder(inputs)), hidden)
-        decoded = self.decoder(self.drop(output)).view(-1, self.ntoken)
-        return nn.functional.log_softmax(decoded, dim=1), hidden
+        output = self.drop(output).view(-1, self.nhid)
+        if self.adaptive:
+            return self.decoder(output, targets).loss * len(targets), hidden  # its mean
+        log_probs = nn.functional.log_softmax(self.decoder(output), dim=1)
+        return nn.functional.nll_loss(log_probs, targets, reduction="sum"), hidden
 
     def init_hidden(self, batch):
         zeros = torch.zeros(self.nlayers, batch, self.nhid)
@@ -74,7 +88,6 @@ class Loop:
         self.model, self.train, self.valid = model, train, valid
         self.lr, self.bptt, self.batch = lr, bptt, train.shape[1]
         self.max_norm = max_norm / self.batch  # the pipeline caps the summed loss's gradient
-        self.criterion = nn.NLLLoss(reduction="sum")
         self.starts = range(0, train.shape[0] - 1, bptt)
         self.hidden, self.next = model.init_hidden(self.batch), 0
 
@@ -93,8 +106,8 @@ class Loop:
         self.next += 1
         self.model.zero_grad()
         self.hidden = repackage_hidden(self.hidden)
-        output, self.hidden = self.model(data, self.hidden)
-        loss = self.criterion(output, targets) / self.batch
+        summed, self.hidden = self.model(data, self.hidden, targets)
+        loss = summed / self.batch
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_norm)
         for p in self.model.parameters():
@@ -109,8 +122,8 @@ class Loop:
         with torch.no_grad():
             for i in range(0, source.shape[0] - 1, window):
                 data, targets = self.window(source, i, window)
-                output, hidden = self.model(data, hidden)
-                total += self.criterion(output, targets).item()
+                summed, hidden = self.model(data, hidden, targets)
+                total += summed.item()
         return total / ((source.shape[0] - 1) * source.shape[1])
 
     def first_loss(self):
@@ -118,8 +131,7 @@ class Loop:
         self.model.eval()
         data, targets = self.window(self.train, 0, self.bptt)
         with torch.no_grad():
-            output, _ = self.model(data, self.model.init_hidden(self.batch))
-            return self.criterion(output, targets).item()
+            return self.model(data, self.model.init_hidden(self.batch), targets)[0].item()
 
 
 def setup(request):
@@ -127,7 +139,8 @@ def setup(request):
     torch.manual_seed(request["train"]["seed"])
     m, t = request["model"], request["train"]
     model = RNNModel(m["mode"], m["vocab_size"], m["emsize"], m["nhid"], m["nlayers"],
-                     m["dropout"], m["tied"])
+                     m["dropout"], m["tied"], m.get("softmax", "full"), m.get("cutoffs", ()),
+                     m.get("div_value", 4.0))
     weights = np.load(request["weights"])
     params = list(model.parameters())
     if len(weights.files) != len(params):

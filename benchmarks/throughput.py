@@ -58,6 +58,7 @@ from workload import (
     local_mirror,
     ptb_arrays,
     window_flops,
+    zipf_arrays,
 )
 
 from rnnlm.plan import MODES  # no mxnet: the script sets its threads before that loads
@@ -164,70 +165,93 @@ def timed(fn, *args):
 def measure(args):
     """All measurements, interleaved over ``args.repeats`` rounds; the best of each. Also the
     exit status: 1 if the PyTorch line was refused."""
-    from rnnlm.model import ModelConfig
     from rnnlm.mx import mxnet as mx
     from rnnlm.mx import nd
-    from rnnlm.step import EVAL_WINDOW, loss_graph, split_loss
+    from rnnlm.step import EVAL_WINDOW, eval_graph, split_loss
     from rnnlm.train import TrainConfig
 
     settings, ptb = args.settings, args.config_used["corpora"]["ptb"]
     batch, eval_batch, bptt = (settings[k] for k in ("batch_size", "eval_batch_size", "bptt"))
     with tempfile.TemporaryDirectory(prefix="rnnlm-bench-") as tmp:
         folder = Path(tmp)
-        mirror = None if args.synthetic else local_mirror(ptb)
+        mirror = None if args.synthetic or args.vocab else local_mirror(ptb)
         if mirror:
             arrays, vocab_size, data_seconds = ptb_arrays(mirror, ptb, batch, eval_batch, folder)
+        elif args.vocab:
+            arrays, vocab_size, data_seconds = zipf_arrays(batch, eval_batch, args.vocab), \
+                args.vocab, None
         else:
             arrays, vocab_size, data_seconds = generated_arrays(batch, eval_batch), PTB_VOCAB, None
-        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
         train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        model_config = ModelConfig(args.mode, vocab_size, **{
-            k: v for k, v in settings.items() if k in model_fields and k != "vocab_size"})
+        model_config = model_settings(args.mode, vocab_size, settings)
         train_config = TrainConfig(**{k: v for k, v in settings.items() if k in train_fields})
         ctx = mx.cpu()
         train = nd.array(arrays["train"], dtype="float32", ctx=ctx)
         valid = nd.array(arrays["valid"], dtype="float32", ctx=ctx)
         ours = Trainer(model_config, train_config, ctx, train, valid, folder)
-        sides = {"train": ours, "reference": Reference(
-            model_config, train_config, ctx, train, ours.model, train_config.max_norm(batch),
-            args.tutorial_block)}
+        full = model_config.softmax == "full"  # the reference and GEMM lines are the full one's
+        sides = {"train": ours}
+        if full:
+            sides["reference"] = Reference(model_config, train_config, ctx, train, ours.model,
+                                           train_config.max_norm(batch), args.tutorial_block)
         if args.versus:
             other = args.versus_settings
             sides["versus"] = Trainer(
-                ModelConfig(args.mode, vocab_size, **{k: v for k, v in other.items()
-                                                      if k in model_fields and k != "vocab_size"}),
+                model_settings(args.mode, vocab_size, other),
                 TrainConfig(**{k: v for k, v in other.items() if k in train_fields}), ctx, train,
                 valid, folder / "versus")
-        torch, status = start_pytorch(args, ours, train_config, arrays, folder)
+        torch, status = start_pytorch(args, ours, arrays, folder)
         if torch:
             sides["pytorch"] = torch
+        if torch and args.versus:  # PyTorch's loop with the versus settings too
+            torch_versus, status = start_pytorch(args, sides["versus"], arrays, folder / "versus")
+            if torch_versus:
+                sides["pytorch_versus"] = torch_versus
         rows = min(args.batches * bptt + 1, valid.shape[0])
         window = max(bptt, EVAL_WINDOW)  # split_loss's; PyTorch's loop gets the same
-        evals = {"eval": (split_loss, loss_graph(ours.model), [valid[:rows]], bptt)}
+        evals = {"eval": (split_loss, eval_graph(ours.model, [valid[:rows]], bptt),
+                          [valid[:rows]], bptt)}
         if torch:
             evals["pytorch_eval"] = (torch.evaluate, rows, window)
         shapes = gemms(args.mode, model_config.emsize, model_config.nhid, model_config.nlayers,
-                       vocab_size, batch, bptt)
+                       vocab_size, batch, bptt) if full else []
         best = time_rounds(args, sides, evals, shapes)
         if args.profile:
             profile(ours, args.batches, args.profile)
-        if torch:
-            torch.close()
+        for side in sides.values():
+            if hasattr(side, "close"):
+                side.close()
     sizes = (args.mode, model_config.emsize, model_config.nhid, model_config.nlayers, vocab_size)
     lines = json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes)
     lines[0].update(data_seconds=data_seconds, threads=args.threads, batches=args.batches,
                     data="ptb" if mirror else "generated", set=args.set)
-    lines[2].update(block="fused" if args.tutorial_block else "stacked")
-    if torch:
-        lines[-1].update(torch=torch.version, peak_rss_mb=torch.peak_rss_mb)
+    by_what = {line["what"]: line for line in lines}
+    if "reference" in by_what:
+        by_what["reference"].update(block="fused" if args.tutorial_block else "stacked")
+    for what in ("pytorch", "pytorch_versus"):
+        if what in sides:
+            by_what[what].update(torch=sides[what].version, peak_rss_mb=sides[what].peak_rss_mb)
     return lines, status
 
 
-def start_pytorch(args, ours, train_config, arrays, folder):
-    """The PyTorch loop on the trainer's initial weights and the same arrays, checked to compute
-    the trainer's function; or None and why on stderr, with the exit status."""
+def model_settings(mode, vocab_size, settings):
+    """The ModelConfig of experiment ``settings``; the full softmax's without the adaptive
+    one's keys (rnnlm.plan passes those only with softmax adaptive)."""
+    from rnnlm.model import SOFTMAX_FIELDS, ModelConfig
+
+    fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"vocab_size"}
+    if settings["softmax"] == "full":
+        fields -= set(SOFTMAX_FIELDS)
+    return ModelConfig(mode, vocab_size, **{k: v for k, v in settings.items() if k in fields})
+
+
+def start_pytorch(args, ours, arrays, folder):
+    """The PyTorch loop on the trainer's (``ours``) initial weights and the same arrays, checked
+    to compute the trainer's function; or None and why on stderr, with the exit status."""
     from pytorch_line import PyTorchLoop, Skipped
 
+    folder.mkdir(parents=True, exist_ok=True)
+    train_config = ours.run.cfg
     weights = ours.model.arrays().values()
     np.savez(folder / "weights.npz", **{f"p{i}": w.asnumpy() for i, w in enumerate(weights)})
     paths = {split: str(folder / f"pytorch.{split}.npy") for split in ("train", "valid")}
@@ -263,7 +287,7 @@ def time_rounds(args, sides, evals, shapes):
         side.steps(WARMUP)
     for fn, *fn_args in evals.values():
         fn(*fn_args)
-    best = dict.fromkeys([*sides, *evals, "gemm"], math.inf)
+    best = dict.fromkeys([*sides, *evals, *(["gemm"] if shapes else [])], math.inf)
     chunks = np.diff(np.linspace(0, args.batches, min(args.batches, 5) + 1).round()).astype(int)
     for _ in range(args.repeats):
         seconds = dict.fromkeys(sides, 0.0)
@@ -276,7 +300,8 @@ def time_rounds(args, sides, evals, shapes):
                                   / (sides["versus"].tokens - tokens["versus"]))
         for what, (fn, *fn_args) in evals.items():
             seconds[what] = timed(fn, *fn_args)[0]
-        seconds["gemm"] = args.batches * gemm_seconds(shapes)
+        if shapes:
+            seconds["gemm"] = args.batches * gemm_seconds(shapes)
         best = {what: min(best[what], seconds[what]) for what in best}
     return best
 
@@ -288,25 +313,38 @@ def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
              "eval": (rows - 1) / bptt * window_flops(*sizes, eval_batch, bptt, train=False),
              "gemm": args.batches * sum(2 * m * k * n * c for m, k, n, c in shapes)}
     flops["reference"] = flops["pytorch"] = flops["versus"] = flops["train"]
+    flops["pytorch_versus"] = flops["train"]
     lines = {}
-    for what in ("train", "eval", "reference", "gemm", "pytorch", "versus"):
+    for what in ("train", "eval", "reference", "gemm", "pytorch", "versus", "pytorch_versus"):
         if what in best:
             tokens = eval_tokens if what == "eval" else train_tokens
             lines[what] = {"what": what, "mode": args.mode, "experiment": args.experiment,
                            "tokens_per_s": tokens / best[what],
-                           "gflops": flops[what] / best[what] / 1e9,
+                           "gflops": flops[what] / best[what] / 1e9 if full_softmax(
+                               args, what) else None,  # window_flops counts the full one's
                            "seconds": best[what], "peak_rss_mb": peak_rss_mb()}
-    lines["train"].update(x_reference=best["reference"] / best["train"],
-                          gemm_share=lines["train"]["gflops"] / lines["gemm"]["gflops"])
-    lines["gemm"].update(x_reference=best["reference"] / best["gemm"])
+    if "reference" in best:
+        lines["train"].update(x_reference=best["reference"] / best["train"],
+                              gemm_share=lines["train"]["gflops"] / lines["gemm"]["gflops"])
+        lines["gemm"].update(x_reference=best["reference"] / best["gemm"])
     if "versus" in best:
         lines["versus"].update(x_train=best["train"] / best["versus"], set=args.versus)
+        lines["train"].update(x_versus=best["versus"] / best["train"])
+    if "pytorch_versus" in best:
+        lines["versus"].update(x_pytorch=best["pytorch_versus"] / best["versus"])
+        lines["pytorch_versus"].update(set=args.versus)
     if "pytorch" in best:
         lines["train"].update(x_pytorch=best["pytorch"] / best["train"])
         lines["eval"].update(x_pytorch=best["pytorch_eval"] / best["eval"])
         lines["pytorch"].update(eval_tokens_per_s=eval_tokens / best["pytorch_eval"],
                                 eval_seconds=best["pytorch_eval"])
     return list(lines.values())
+
+
+def full_softmax(args, what):
+    """Whether line ``what`` measures a model with the full softmax."""
+    settings = args.versus_settings if what in ("versus", "pytorch_versus") else args.settings
+    return settings["softmax"] == "full"
 
 
 def parse_args(argv=None):
@@ -326,6 +364,9 @@ def parse_args(argv=None):
     p.add_argument("--tutorial-block", action="store_true",
                    help="time the reference on the tutorial's fused multi-layer block")
     p.add_argument("--synthetic", action="store_true", help="generated arrays even if PTB is here")
+    p.add_argument("--vocab", type=int, metavar="V",
+                   help="generated arrays of PTB's token counts over V words, Zipfian (frequency "
+                        "~ 1/rank, ids by rank: data_stages.py's law), instead of PTB")
     p.add_argument("--profile", type=Path, metavar="FILE",
                    help="also write MXNet's per-operator times over N trainer windows to FILE "
                         "(bulk execution off, so that each operator is named)")

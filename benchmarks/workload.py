@@ -124,3 +124,15 @@ def generated_arrays(batch, eval_batch, seed=0):
     return {split: rng.integers(0, PTB_VOCAB, size=(tokens // size, size), dtype=np.int32)
             for (split, tokens), size in zip(PTB_TOKENS.items(), (batch, eval_batch, eval_batch),
                                              strict=True)}
+
+
+def zipf_arrays(batch, eval_batch, vocab, seed=0):
+    """Ids of PTB's shapes over ``vocab`` words drawn from data_stages.py's Zipf law (frequency
+    ~ 1/rank), each id its rank: as a vocabulary sorted by frequency numbers a corpus's words."""
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(1.0 / np.arange(1, vocab + 1))
+    cdf /= cdf[-1]
+    return {split: np.minimum(np.searchsorted(cdf, rng.random((tokens // size, size))),
+                              vocab - 1).astype(np.int32)
+            for (split, tokens), size in zip(PTB_TOKENS.items(), (batch, eval_batch, eval_batch),
+                                             strict=True)}

@@ -226,16 +226,21 @@ def test_the_readme_row_has_the_pytorch_columns_or_dashes(tmp_path):
 needs_torch = pytest.mark.skipif(torch_python() is None, reason="no Python with torch here")
 
 
+ADAPTIVE = {"softmax": "adaptive", "cutoffs": (6, 15), "div_value": 2.0}
+
+
 @needs_torch
-@pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
+@pytest.mark.parametrize(("tied", "softmax"), [(True, {}), (False, {}), (False, ADAPTIVE)],
+                         ids=["tied", "untied", "adaptive"])
 @pytest.mark.parametrize("mode", MODES)
-def test_pytorch_trains_the_trainer_function(tmp_path, mode, tied):
+def test_pytorch_trains_the_trainer_function(tmp_path, mode, tied, softmax):
     """From the same weights with dropout 0 and a clip that bites, PyTorch's loop gives the
-    trainer's losses window after window: same model, loss scale, clip and SGD."""
+    trainer's losses window after window: same model, loss scale, clip and SGD; with the
+    adaptive softmax, PyTorch's AdaptiveLogSoftmaxWithLoss (untied: it has its own weights)."""
     rng = np.random.default_rng(0)
     arr = rng.integers(0, 30, size=(40, 6)).astype(np.int32)
     config = ModelConfig(mode, 30, emsize=12, nhid=12, nlayers=2, dropout=0.0, init_range=0.3,
-                         tied=tied)
+                         tied=tied, **softmax)
     train = TrainConfig(lr=0.5, clip=0.02, bptt=5)
     mx.random.seed(3)
     ours = RNNModel(config)
@@ -251,6 +256,7 @@ def test_pytorch_trains_the_trainer_function(tmp_path, mode, tied):
     run = Run(train, ours, [mx.cpu()], [nd.array(arr)], [nd.array(arr)],
               Checkpoint(tmp_path, {}))
     worker.check(ours.param_count(), throughput.first_window_loss(ours, run))
+    assert (run.net.capacity is None) == (not softmax)  # adaptive: the fast path is timed
     fast = [run.step(start, length) for start, length in run.windows]
     assert any(norm.asscalar() > train.max_norm(6) for _, norm, _ in fast)  # clipping happened
     np.testing.assert_allclose(worker.steps(len(run.windows)),

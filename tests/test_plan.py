@@ -211,3 +211,38 @@ def test_config_strings_from_the_command_line_are_typed(workflow):
 def test_a_folder_that_is_not_a_run_is_named(tmp_path):
     with pytest.raises(RnnlmError, match="not a run folder"):
         Run.of_folder(tmp_path / "tutorial" / "lstm")
+
+
+def test_the_adaptive_softmax_adds_its_flags_the_full_one_none(workflow):
+    exp = {"tutorial": {"softmax": "adaptive", "cutoffs": [2000, 6000]}}
+    adaptive = plan(workflow, experiments=exp).experiments["tutorial"]
+    full = plan(workflow).experiments["tutorial"]
+    assert full["softmax"] == "full" and full["cutoffs"] == [] and full["div_value"] == 4.0
+    assert train_flags(adaptive, 1) == (
+        train_flags(full, 1) + " --softmax adaptive --cutoffs 2000 6000 --div-value 4.0")
+    typed = plan(workflow, experiments={"tutorial": {"softmax": "adaptive",
+                                                     "cutoffs": ["20", "60"], "div_value": "2"}})
+    assert train_flags(typed.experiments["tutorial"], 1).endswith(
+        "--cutoffs 20 60 --div-value 2")
+
+
+@pytest.mark.parametrize(("exp", "problem"), [
+    ({"softmax": "adaptive"}, "experiments.tutorial.cutoffs: softmax adaptive needs cutoffs"),
+    ({"softmax": "adaptive", "cutoffs": [6000, 2000]},
+     "experiments.tutorial.cutoffs: [6000, 2000] is not increasing"),
+    ({"softmax": "adaptive", "cutoffs": [2000, 2000]},
+     "experiments.tutorial.cutoffs: [2000, 2000] is not increasing"),
+    ({"softmax": "adaptive", "cutoffs": [0]},
+     "experiments.tutorial.cutoffs.0: 0 is less than the minimum of 1"),
+    ({"softmax": "adaptive", "cutoffs": [2000], "div_value": 0.5},
+     "experiments.tutorial.div_value: 0.5 is less than the minimum of 1"),
+    ({"softmax": "sampled"}, "experiments.tutorial.softmax: 'sampled' is not one of"),
+])
+def test_bad_adaptive_softmax_settings_name_the_key(workflow, exp, problem):
+    assert problem in error(workflow, experiments={"tutorial": exp})
+
+
+def test_an_adaptive_softmax_cannot_be_exported_yet(workflow):
+    assert "config key export: tutorial has softmax adaptive" in error(
+        workflow, experiments={"tutorial": {"softmax": "adaptive", "cutoffs": [2000]}},
+        export=["onnx"])

@@ -158,7 +158,9 @@ def _train(args):
                                dropout_e=args.dropout_e, dropout_i=args.dropout_i,
                                dropout_h=args.dropout_h, dropout_o=args.dropout_o,
                                weight_dropout=args.weight_dropout, tied=args.tied,
-                               init_range=args.init_range, rnn_init=args.rnn_init)
+                               init_range=args.init_range, rnn_init=args.rnn_init,
+                               softmax=args.softmax, cutoffs=tuple(args.cutoffs or ()),
+                               div_value=args.div_value)
     config = TrainConfig(lr=args.lr, clip=args.clip, clip_per=args.clip_per, epochs=args.epochs,
                          bptt=args.bptt, seed=args.seed, lr_schedule=args.lr_schedule,
                          restore_best=args.restore_best,
@@ -200,6 +202,14 @@ def _add_train(sub):
     p.add_argument("--tied", action=argparse.BooleanOptionalAction, default=True,
                    help="decoder shares the embedding matrix (with nhid != emsize, the last "
                         "layer has emsize units)")
+    p.add_argument("--softmax", choices=("full", "adaptive"), default="full",
+                   help="the decoder: full softmax over the vocabulary, or the adaptive softmax "
+                        "(Grave et al. 2017) with --cutoffs")
+    p.add_argument("--cutoffs", type=int, nargs="+", metavar="RANK",
+                   help="adaptive: word ranks (ids) where the tail clusters start, increasing, "
+                        "below the vocabulary size, e.g. 2000 6000")
+    p.add_argument("--div-value", type=float, default=4.0,
+                   help="adaptive, untied: tail cluster i projects to units / div^i (default 4)")
     p.add_argument("--init-range", type=float, default=0.1, help="weights start in +-this")
     p.add_argument("--rnn-init", choices=("init_range", "pytorch"), default="init_range",
                    help="pytorch: recurrent weights and biases start in +-1/sqrt(nhid), as "

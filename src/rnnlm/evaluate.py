@@ -6,7 +6,7 @@ import math
 from rnnlm.device import contexts, load_array
 from rnnlm.io import write_json
 from rnnlm.model import load_model
-from rnnlm.step import loss_graph, split_loss
+from rnnlm.step import eval_graph, split_loss
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def evaluate(run_dir, data_path, out, split="test", bptt=35, device="cpu", gpus=
     ctxs = contexts(device, gpus)
     model = load_model(run_dir, ctxs)
     parts = load_array(data_path, model.config.vocab_size, ctxs)
-    loss, tokens = split_loss(loss_graph(model), parts, bptt)
+    loss, tokens = split_loss(eval_graph(model, parts, bptt), parts, bptt)
     result = {"split": split, "tokens": tokens, "loss": loss, "perplexity": math.exp(loss),
               f"{split}_ppl": math.exp(loss)}
     write_json(out, result)

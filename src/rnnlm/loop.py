@@ -18,7 +18,16 @@ from rnnlm.io import RnnlmError
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.progress import Progress, Stopped, stop_signals
-from rnnlm.step import clipped_sgd, global_norm, loss_graph, perplexity, split_loss, window_loss
+from rnnlm.step import (
+    clipped_sgd,
+    eval_graph,
+    global_norm,
+    loss_graph,
+    perplexity,
+    split_loss,
+    tail_capacity,
+    window_loss,
+)
 
 log = logging.getLogger("rnnlm.train")
 
@@ -46,8 +55,10 @@ class Run:
                                      {"learning_rate": config.lr, "momentum": 0.0, "wd": 0.0},
                                      kvstore="device", update_on_kvstore=False)
         self.net = loss_graph(model, config.alpha, config.beta,
-                              static_shape=not config.variable_bptt)
-        self.eval_net = loss_graph(model)  # its own graph: other shapes, no gradients
+                              static_shape=not config.variable_bptt,
+                              capacity=tail_capacity(model.config, train_parts,
+                                                     self.every_window(train_parts[0].shape[0])))
+        self.eval_net = eval_graph(model, valid_parts, config.bptt)  # other shapes, no gradients
         self.no_decay = [nd.zeros((1,), ctx=c) for c in ctxs]
         self.params = list(model.collect_params().values())
         self.batch_size = sum(p.shape[1] for p in train_parts)
@@ -57,6 +68,11 @@ class Run:
         self.progress = Progress()
         self.saved_at = self.wall_mark = time.monotonic()
         self.stop = []  # signals caught: stop at the next window, after a checkpoint
+
+    def every_window(self, steps):
+        """The windows of every epoch the run trains (the same in each, unless variable)."""
+        epochs = self.cfg.epochs + self.cfg.finetune_epochs if self.cfg.variable_bptt else 1
+        return [w for epoch in range(1, epochs + 1) for w in self.cfg.epoch_windows(steps, epoch)]
 
     def zero_state(self):
         return [self.model.begin_state(p.shape[1], p.context) for p in self.train]

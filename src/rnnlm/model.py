@@ -11,7 +11,9 @@ words (``dropout_e``), over time on the embedding (``dropout_i``), between layer
 (``dropout_h``) and on the last layer's output (``dropout_o``), and of the recurrent weights
 (``weight_dropout``). Each is built only when asked for, so a model without them computes, and
 draws, what it did before they existed. Tied with ``nhid != emsize``, the last layer has emsize
-units (AWD's layout), so the decoder can share the embedding.
+units (AWD's layout), so the decoder can share the embedding. The decoder is a dense layer over the
+vocabulary (``softmax: full``) or the adaptive softmax (rnnlm.softmax.adaptive), whose forward
+pass gives log-probabilities: their softmax is themselves, so what reads logits reads them alike.
 Hyperparameters live in a frozen ``ModelConfig`` saved as ``model.json`` beside ``model.params``,
 which holds each layer's arrays under gluon.rnn's names, whatever the layout in memory.
 """
@@ -25,6 +27,8 @@ from rnnlm.awd.dropout import EmbeddingDropout, drop_connect, locked_dropout
 from rnnlm.io import RnnlmError, read_json, write_text
 from rnnlm.mx import gluon, init, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.softmax import clusters
+from rnnlm.softmax.adaptive import AdaptiveSoftmax
 
 # mode -> (Gluon layer class name, keyword arguments); rnn.RNN defaults to ReLU, so say it.
 LAYERS = {
@@ -38,6 +42,7 @@ GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
 PIECES = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # the RNN operator's layout
 RNN_INITS = ("init_range", "pytorch")
 DROPOUTS = ("dropout", "dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dropout")
+SOFTMAX_FIELDS = ("softmax", "cutoffs", "div_value")  # recorded only when not the full softmax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +63,9 @@ class ModelConfig:
     # "pytorch": the recurrent layers' weights and biases start as PyTorch's nn.LSTM/GRU/RNN do,
     # uniform in +-1/sqrt(nhid); the embedding and decoder keep init_range
     rnn_init: str = "init_range"
+    softmax: str = "full"  # or "adaptive" (rnnlm.softmax.adaptive)
+    cutoffs: tuple = ()  # adaptive: word ranks where the tail clusters start
+    div_value: float = 4.0  # adaptive, untied: tail i projects to units // div_value ** (i + 1)
 
     def __post_init__(self):
         if self.mode not in LAYERS:
@@ -73,6 +81,16 @@ class ModelConfig:
         if self.rnn_init not in RNN_INITS:
             raise RnnlmError(f"unknown rnn_init {self.rnn_init!r}; choose one of "
                              f"{', '.join(RNN_INITS)}")
+        object.__setattr__(self, "cutoffs", tuple(self.cutoffs))  # model.json holds a list
+        clusters.check(self.softmax, self.cutoffs, self.div_value, self.vocab_size,
+                       self.layer_sizes()[-1], self.tied)
+
+    def fields(self):
+        """What model.json records: the full softmax's configs as they were before there was
+        another, so its runs' files and settings are unchanged."""
+        fields = dataclasses.asdict(self)
+        return fields if self.softmax != "full" else {
+            k: v for k, v in fields.items() if k not in SOFTMAX_FIELDS}
 
     def layer_sizes(self):
         """Units per recurrent layer: nhid, the last emsize when tied (AWD's layout)."""
@@ -208,8 +226,12 @@ class RNNModel(gluon.HybridBlock):
                 self.drop_o = locked_dropout(c.dropout_o)
             # Tied: built on the embedding's parameter dict, so "weight" is the embedding matrix.
             shared = self.embedding.params if c.tied else None
-            self.decoder = gluon.nn.Dense(c.vocab_size, in_units=c.layer_sizes()[-1],
-                                          flatten=False, params=shared)
+            if c.softmax == "adaptive":
+                self.decoder = AdaptiveSoftmax(c.vocab_size, c.layer_sizes()[-1], c.cutoffs,
+                                               c.div_value, c.tied, params=shared)
+            else:
+                self.decoder = gluon.nn.Dense(c.vocab_size, in_units=c.layer_sizes()[-1],
+                                              flatten=False, params=shared)
 
     def begin_state(self, batch_size, ctx):
         return self.rnn.begin_state(batch_size, ctx)
@@ -221,6 +243,12 @@ class RNNModel(gluon.HybridBlock):
     def outputs(self, F, inputs, states):
         """(logits (T, B, vocab), new state, the last layer's output, that output after its
         dropouts): the forward pass, and what AR and TAR (rnnlm.awd.penalties) read."""
+        states, raw, dropped = self.features(F, inputs, states)
+        return self.decoder(dropped), states, raw, dropped  # (T, B, vocab)
+
+    def features(self, F, inputs, states):
+        """(new state, the last layer's output, that output after its dropouts): what the
+        decoder reads."""
         c = self.config
         emb = self.embedding(inputs)  # (T, B, emsize)
         if c.dropout_e:
@@ -232,7 +260,7 @@ class RNNModel(gluon.HybridBlock):
         dropped = self.drop(raw)
         if c.dropout_o:
             dropped = self.drop_o(dropped)
-        return self.decoder(dropped), states, raw, dropped  # (T, B, vocab)
+        return states, raw, dropped
 
     def initialize_weights(self, ctx):
         self.initialize(init.Uniform(self.config.init_range), ctx=ctx)
@@ -295,7 +323,7 @@ class RNNModel(gluon.HybridBlock):
 
 
 def save_model_config(config, path):
-    write_text(path, json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    write_text(path, json.dumps(config.fields(), indent=2) + "\n")
 
 
 def read_model_config(path):

@@ -274,6 +274,17 @@ def check(config, experiments):
             raise ConfigError(f"{key}.lr_schedule", "fixed contradicts optimizer nt-asgd, "
                               "which keeps lr constant and anneals by averaging (awd-lstm-lm); "
                               "drop lr_schedule or use optimizer sgd")
+        cutoffs = exp["cutoffs"]
+        if exp["softmax"] == "adaptive" and not cutoffs:
+            raise ConfigError(f"{key}.cutoffs", "softmax adaptive needs cutoffs, the word ranks "
+                              "where its tail clusters start, e.g. [2000, 6000]")
+        if any(b <= a for a, b in zip(cutoffs[:-1], cutoffs[1:], strict=True)):
+            raise ConfigError(f"{key}.cutoffs", f"{cutoffs} is not increasing; list the ranks "
+                              "in increasing order, each once")
+        if exp["softmax"] != "full" and config["export"]:
+            raise ConfigError("export", f"{name} has softmax {exp['softmax']}, which ONNX and "
+                              "PyTorch's RNNModel export cannot write yet (a full decoder "
+                              "only); drop export or that experiment from run")
         if exp["corpus"] not in config["corpora"]:
             raise ConfigError(f"{key}.corpus", f"{exp['corpus']!r} is not a corpus (known: "
                               f"{', '.join(sorted(config['corpora']))}); add it under corpora")
@@ -287,6 +298,9 @@ def train_flags(exp, seed):
     flags = [f"--{key.replace('_', '-')} {shlex.quote(str(values[key]))}" for key in TRAIN_FLAGS
              if values[key] is not None]
     switches = [f"--{'' if exp[key] else 'no-'}{key.replace('_', '-')}" for key in SWITCHES]
+    if exp["softmax"] != "full":  # the full softmax's flags as before there was another
+        switches += [f"--softmax {exp['softmax']}", "--cutoffs", *map(str, exp["cutoffs"]),
+                     f"--div-value {exp['div_value']}"]
     return " ".join([*flags, *switches])
 
 

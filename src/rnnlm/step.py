@@ -11,6 +11,7 @@ import math
 
 from rnnlm.awd.penalties import activation_penalty
 from rnnlm.mx import gluon, nd
+from rnnlm.softmax.clusters import capacities
 
 EVAL_WINDOW = 35  # rows per evaluation window at least (state carried: speed only)
 
@@ -31,16 +32,23 @@ class WindowLoss(gluon.HybridBlock):
 
     The loss is Gluon's SoftmaxCrossEntropyLoss summed over the window, ``-pick(log_softmax)``,
     inside the model's graph: one cached call per window, no reshapes or loss ops in Python.
+    With the adaptive softmax and a ``capacity`` (rows per tail cluster, ``tail_capacity``) it
+    is the adaptive softmax's own loss, each tail computed only for its rows; without one, the
+    pick of the full distribution (the plain formulation: the same loss, slower).
     """
 
-    def __init__(self, model, alpha=0.0, beta=0.0, **kwargs):
+    def __init__(self, model, alpha=0.0, beta=0.0, capacity=None, **kwargs):
         super().__init__(**kwargs)
-        self.model, self.alpha, self.beta = model, alpha, beta
+        self.model, self.alpha, self.beta, self.capacity = model, alpha, beta, capacity
         self.penalised = bool(alpha or beta)
 
     def hybrid_forward(self, F, inputs, targets, states):
-        logits, states, raw, dropped = self.model.outputs(F, inputs, states)  # (T, B, V)
-        loss = -F.pick(F.log_softmax(logits, axis=-1), targets, axis=-1).sum()  # (1,)
+        if self.capacity is None:
+            logits, states, raw, dropped = self.model.outputs(F, inputs, states)  # (T, B, V)
+            loss = -F.pick(F.log_softmax(logits, axis=-1), targets, axis=-1).sum()  # (1,)
+        else:
+            states, raw, dropped = self.model.features(F, inputs, states)
+            loss = self.model.decoder.loss(F, dropped, targets, self.capacity)  # (1,)
         if not self.penalised:
             return loss, states
         units = self.model.config.layer_sizes()[-1]
@@ -48,12 +56,26 @@ class WindowLoss(gluon.HybridBlock):
                                                self.beta), states
 
 
-def loss_graph(model, alpha=0.0, beta=0.0, static_shape=True):
+def loss_graph(model, alpha=0.0, beta=0.0, static_shape=True, capacity=None):
     """WindowLoss of ``model``, compiled on its first call: build one per use and keep it.
     ``static_shape`` False for windows of many lengths: a static graph is planned anew at each."""
-    net = WindowLoss(model, alpha, beta)
+    net = WindowLoss(model, alpha, beta, capacity)
     net.hybridize(static_alloc=True, static_shape=static_shape)
     return net
+
+
+def tail_capacity(config, parts, cut):
+    """Rows per tail cluster for windows ``cut`` of the (steps, B) id arrays ``parts`` (one per
+    device), for an adaptive softmax's loss; None for the full softmax."""
+    if config.softmax == "full":
+        return None
+    return capacities([p.asnumpy() for p in parts], config.cutoffs, cut)
+
+
+def eval_graph(model, parts, bptt):
+    """loss_graph for ``split_loss(net, parts, bptt)``."""
+    cut = windows(parts[0].shape[0], max(bptt, EVAL_WINDOW))
+    return loss_graph(model, capacity=tail_capacity(model.config, parts, cut))
 
 
 def window_loss(net, parts, states, start, length):

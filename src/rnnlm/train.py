@@ -132,7 +132,7 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     train_parts = load_array(train_path, model_config.vocab_size, ctxs)
     valid_parts = load_array(valid_path, model_config.vocab_size, ctxs)
     check_one_window(train_path, train_parts, config.bptt)
-    fingerprint = {**dataclasses.asdict(model_config), **config.hyperparameters(),
+    fingerprint = {**model_config.fields(), **config.hyperparameters(),
                    "train_sha256": digest(train_path), "valid_sha256": digest(valid_path)}
     ckpt = Checkpoint(Path(out_dir) / "checkpoint", fingerprint)
     saved = ckpt.load()  # refuses a checkpoint of other settings before any work
@@ -194,7 +194,7 @@ def write_outputs(run, state, device, diverged=None):
     tokens = sum(row["seconds"] * row["tokens_per_s"] for row in state.metrics)
     run.count_wall_time(state)
     threads = omp_threads()
-    settings = {**dataclasses.asdict(run.model.config), **dataclasses.asdict(run.cfg),
+    settings = {**run.model.config.fields(), **dataclasses.asdict(run.cfg),
                 "batch_size": run.batch_size, "eval_batch_size": sum(p.shape[1] for p in run.valid)}
     data = {split: run.ckpt.fingerprint[f"{split}_sha256"] for split in ("train", "valid")}
     write_json(out_dir / "summary.json", {

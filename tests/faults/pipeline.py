@@ -159,6 +159,12 @@ MESSAGES = {
     "cache window 0": "config key experiments.tiny.cache.window: 0 is less than the minimum of 1",
     "cache lambda 1": "config key experiments.tiny.cache.lambdas.1: 1 is greater than or equal to "
                       "the maximum of 1",
+    "cutoffs not increasing": "config key experiments.tiny.cutoffs: [6000, 2000] is not "
+                              "increasing; list the ranks in increasing order, each once",
+    "div_value below 1": "config key experiments.tiny.div_value: 0.5 is less than the minimum of "
+                         "1",
+    "cutoff beyond the vocabulary": "cutoffs [6]: 6 is at or beyond the vocabulary size 6; every "
+                                    "cutoff must be below it",
     "cache of an untrained run": "no trained model for the cache (model.json and model.params "
                                  "missing); train the run first",
     "missing file": "no such file at the mirror; set corpora.ptb.url (or --url) to a directory, "

@@ -35,6 +35,8 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
     "sweep name clash": ["sweeps={tiny: {base: tiny, grid: {lr: [1, 2]}}}", "run=[tiny]"],
     "cache window 0": ["experiments={tiny: {cache: {window: 0}}}"],
     "cache lambda 1": ["experiments={tiny: {cache: {lambdas: [0.1, 1]}}}"],
+    "cutoffs not increasing": ["experiments={tiny: {softmax: adaptive, cutoffs: [6000, 2000]}}"],
+    "div_value below 1": ["experiments={tiny: {softmax: adaptive, cutoffs: [2], div_value: 0.5}}"],
 }
 
 
@@ -68,6 +70,8 @@ def arrays(tmp_path_factory):
     ({"dropout_h": 1}, "dropout_h must be in [0, 1), got 1.0"),
     ({"alpha": -1}, "alpha must be at least 0, got -1.0"),
     ({"optimizer": "nt-asgd", "lr_schedule": "fixed"}, "lr_schedule fixed contradicts it"),
+    ({"softmax": "adaptive", "cutoffs": 6}, MESSAGES["cutoff beyond the vocabulary"]),
+    ({"softmax": "adaptive", "cutoffs": 2, "div_value": 0.5}, "div_value 0.5 is below 1"),
 ])
 def test_bad_train_flags_stop_rnnlm_before_any_work(arrays, tmp_path, capsys, flags, message):
     out = tmp_path / "run"

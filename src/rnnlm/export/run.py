@@ -19,6 +19,10 @@ FORMATS = tuple(EXPORTS)
 def run_layout(run_dir):
     """The Layout of the finished model in ``run_dir``."""
     model = load_model(trained_run(run_dir, "export"), mx.cpu())
+    if model.config.softmax != "full":
+        raise RnnlmError(f"{run_dir}: softmax {model.config.softmax} cannot be exported yet "
+                         "(model.onnx and PyTorch's RNNModel have a full decoder); export a run "
+                         "of softmax full")
     arrays = {name: a.asnumpy() for name, a in model.arrays().items()}
     return layout.layout(model.config.mode, arrays, model.config.tied)
 
