@@ -70,7 +70,7 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 
 STAGE_ORDER = ["io", "config", "plan", "provenance", "builds", "mx", "data", "vocab", "batchify",
-               "awd", "model", "device", "checkpoint", "step", "progress", "loop", "train",
+               "awd", "model", "device", "checkpoint", "step", "progress", "loop", "train", "share",
                "evaluate", "cache", "predict", "export", "report", "stats", "tables", "plots",
                "cli_export", "cli_results", "cli"]
 
