@@ -20,7 +20,8 @@ def test_the_cache_runs_after_evaluate_where_asked_and_reaches_the_tables(ptb_su
                            experiments={"plain": TINY,
                                         "cached": {**TINY, "cache": {"window": 50}}})
     jobs = planned(workdir, "--config", "run=[plain, cached]")
-    assert jobs["train"] == 4 and jobs["cache"] == 2  # the cached experiment's runs only
+    assert jobs["cache"] == 2  # the cached experiment's runs only
+    assert (jobs["train"], jobs["share"]) == (2, 2)  # the cache is no training setting: plain's
     assert jobs["batchify"] == 5  # train.b8, valid.b4, test.b4, and valid.b1, test.b1
     snakemake(workdir, "--cores", "2")
     results = workdir / "results"

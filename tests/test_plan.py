@@ -2,6 +2,7 @@
 corpora, and one clear ConfigError per bad input naming the key."""
 
 import copy
+import shlex
 
 import pytest
 import yaml
@@ -246,3 +247,62 @@ def test_an_adaptive_softmax_cannot_be_exported_yet(workflow):
     assert "config key export: tutorial has softmax adaptive" in error(
         workflow, experiments={"tutorial": {"softmax": "adaptive", "cutoffs": [2000]}},
         export=["onnx"])
+
+
+# ---- runs of equal settings are trained once (Plan.shared) -------------------------------------
+def test_a_sweep_point_equal_to_its_base_shares_the_bases_runs(workflow):
+    p = plan(workflow, run=["tutorial", "lr-dropout"], sweeps=SWEEP,
+             experiments={"tutorial": {"seeds": [1, 2]}})
+    equal = "lr-dropout/lr~1.0/dropout~0.2"  # the grid's lr 1 is the tutorial's 1.0
+    assert p.shared() == {Run(equal, r.mode, r.seed): r for r in p.runs
+                          if r.experiment == "tutorial"}
+    first = plan(workflow, run=["lr-dropout", "tutorial"], sweeps=SWEEP).shared()
+    assert set(first.values()) == {Run(equal, mode, 1) for mode in MODES}  # plan order trains
+
+
+def test_equal_experiments_under_other_names_share_whatever_gives_them_equal_settings(workflow):
+    preset = {k: v for k, v in workflow.presets["zaremba-small"][0].items() if k != "cache"}
+    p = plan(workflow, run=["zaremba-small", "mine", "tutorial", "again"], modes=["lstm"],
+             corpora={"copy": workflow.corpora["ptb"]},  # another name, the same definition
+             experiments={"mine": {**preset, "cache": {"window": 50}},  # the cache is no training
+                          "again": {"corpus": "copy", "lr": 1, "seeds": [2, 1]}})
+    lstm = lambda name, seed: Run(name, "lstm", seed)  # noqa: E731
+    assert p.shared() == {lstm("mine", preset["seed"]): lstm("zaremba-small", preset["seed"]),
+                          lstm("again", 1): lstm("tutorial", 1)}  # seed 2 is a run of its own
+
+
+@pytest.mark.parametrize("other", [
+    {"seed": 2}, {"corpus": "wikitext-2"}, {"eval_batch_size": 20}, {"batch_size": 20},
+    {"lr": 0.5}, {"tied": False}, {"max_batches": 10}, {"corpus": "copy"},
+    {"seed": 2 ** 53 + 1}])  # beside the base's seed 2 ** 53: equal as floats, not as seeds
+def test_runs_that_differ_in_what_training_reads_are_not_shared(workflow, other):
+    base = {**CONFIG["experiments"]["tutorial"], "seed": 2 ** 53}
+    p = plan(workflow, run=["tutorial", "other"],
+             corpora={"copy": {**workflow.corpora["ptb"], "url": "/elsewhere"}},
+             experiments={"tutorial": base, "other": {**base, **other}})
+    assert p.shared() == {}
+
+
+def test_runs_the_plan_shares_get_equal_settings_digests_and_others_do_not(workflow):
+    """What summary.json digests (train.run_settings of the parsed `rnnlm train` flags) agrees
+    with the plan's key: equal for a shared pair, different for a pair that is not."""
+    from rnnlm.cli import build_parser, train_configs
+    from rnnlm.provenance import settings_digest
+    from rnnlm.train import run_settings
+
+    p = plan(workflow, run=["tutorial", "lr-dropout"], sweeps=SWEEP)
+
+    def digest(run):
+        exp = p.experiments[run.experiment]
+        args = build_parser().parse_args(["train", "--mode", run.mode, "--vocab", "v",
+                                          "--train", "t", "--valid", "v", "--out-dir", "o",
+                                          *shlex.split(train_flags(exp, run.seed))])
+        return settings_digest(run_settings(*train_configs(args, 50), exp["batch_size"],
+                                            exp["eval_batch_size"]))
+
+    (shared, trainer), = list(p.shared().items())[:1]
+    assert train_flags(p.experiments[shared.experiment], 1) != train_flags(
+        p.experiments[trainer.experiment], 1)  # "--lr 1" against "--lr 1.0": the same number
+    assert digest(shared) == digest(trainer)
+    others = [r for r in p.runs if r.mode == trainer.mode and r not in (shared, trainer)]
+    assert len({digest(r) for r in others} | {digest(trainer)}) == len(others) + 1

@@ -102,9 +102,34 @@ def test_table_mean_sd_and_interval_are_those_of_the_runs_test_json(seeded, resu
     runs = pd.read_csv(paths["runs.csv"])
     assert len(runs) == 8 and list(runs.columns) == [
         "experiment", "corpus", "mode", "seed", "best_valid_ppl", "test_ppl", "epochs",
-        "train_seconds", "wall_seconds", "tokens_per_s", "param_count", "test_ppl_cache",
+        "train_seconds", "wall_seconds", "tokens_per_s", "param_count", "trained_as",
+        "test_ppl_cache",
         "cache_base_test_ppl", "cache_theta", "cache_lambda", "cache_window"]
     assert runs[list(CACHE_NUMBERS)].isna().all().all()  # no cache asked for
+    assert runs["trained_as"].isna().all() and "trained as" not in html_rows(paths["runs.html"])[0]
+    assert "Trained once" not in paths["perplexity.md"].read_text()
+
+
+def test_shared_runs_name_the_run_they_were_trained_as_and_the_perplexity_table_says_so(
+        seeded, results):
+    shared = []
+    for source in seeded[:3]:  # tutorial lstm's three seeds
+        for name in ("model.params", "model.json"):
+            (source / name).write_text(name)
+        point = results / "sw" / "lr~1.0" / "lstm" / source.name
+        assert cli.main(["share", "--from", str(source), "--out-dir", str(point)]) == 0
+        (point / "test.json").write_bytes((source / "test.json").read_bytes())
+        shared.append(point)
+    paths = table([*seeded, *shared], results)
+    runs = pd.read_csv(paths["runs.csv"])
+    sources = ["tutorial/lstm/seed1", "tutorial/lstm/seed2", "tutorial/lstm/seed3"]
+    assert list(runs.loc[runs["experiment"] == "sw/lr~1.0", "trained_as"]) == sources
+    assert runs["trained_as"].notna().sum() == 3
+    assert [row["trained as"] for row in html_rows(paths["runs.html"])][-3:] == sources
+    note = paths["perplexity.md"].read_text().strip().splitlines()[-1]
+    assert note.startswith("Trained once: ") and note.endswith(
+        "sw/lr~1.0, 3 of 3 runs, as tutorial's.")
+    assert note in unescape(paths["perplexity.html"].read_text())
 
 
 def test_the_cache_s_numbers_are_read_only_where_asked_and_summarized_like_test(seeded,

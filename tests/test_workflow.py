@@ -410,7 +410,8 @@ def test_cluster_generic_submit_script(tmp_path, gpus, flags):
         f"--output=results/logs/cluster/train-%j.log {flags} job.sh\n")
 
 
-SWEPT = {"sw": {"base": "small", "grid": {"lr": [0.5, 1], "dropout": [0, 0.1]}}}
+SWEPT = {"sw": {"base": "small", "grid": {"lr": [0.5, 1], "dropout": [0, 0.2]}}}
+EQUAL = "sw/lr~1.0/dropout~0.2"  # small's lr 1.0 and dropout 0.2: small's runs, trained once
 
 
 def test_a_two_by_two_sweep_is_four_experiments_in_every_mode_and_seed(fresh):
@@ -424,13 +425,26 @@ def test_a_two_by_two_sweep_is_four_experiments_in_every_mode_and_seed(fresh):
 
 @pytest.mark.slow
 def test_seeds_and_a_sweep_give_statistics_comparisons_and_the_sweep_table(mirror, tmp_path):
-    """Three seeds of two modes and a 2 x 2 sweep over them (two seeds) on the tiny corpus."""
+    """Three seeds of two modes and a 2 x 2 sweep over them (three seeds) on the tiny corpus;
+    the point equal to the sweep's base shares the base's training."""
     workdir = write_config(tmp_path / "work", *mirror, modes=["lstm", "gru"], run=["small", "sw"],
                            experiments={"small": {**EXPERIMENTS["small"], "seeds": [1, 2, 3]}},
                            sweeps=SWEPT)
-    assert planned(workdir)["train"] == 2 * 3 + 4 * 2 * 3
+    jobs = planned(workdir)
+    assert (jobs["train"], jobs["share"], jobs["evaluate"]) == (2 * 3 + 3 * 2 * 3, 2 * 3, 30)
     snakemake(workdir, "--cores", "2")
     results = workdir / "results"
+    trained = {p.relative_to(results / "benchmarks/train").parent.as_posix()
+               for p in (results / "benchmarks/train").rglob("*.tsv")}
+    assert len(trained) == 4 * 2 and not any(t.startswith(EQUAL) for t in trained)
+    runs = pd.read_csv(results / "runs.csv").set_index(["experiment", "mode", "seed"])
+    shared = runs["trained_as"].dropna()
+    assert set(shared.index) == {(EQUAL, m, s) for m in ("lstm", "gru") for s in (1, 2, 3)}
+    for (_, mode, seed), source in shared.items():
+        assert source == f"small/{mode}/seed{seed}"  # evaluated on its own, on small's weights:
+        assert runs.loc[(EQUAL, mode, seed), "test_ppl"] == runs.loc[("small", mode, seed),
+                                                                     "test_ppl"]
+    assert "Trained once: " in (results / "perplexity.md").read_text()
     table = pd.read_csv(results / "perplexity.csv").set_index(["experiment", "mode"])
     for mode in ("lstm", "gru"):
         tests = [json.loads((results / f"small/{mode}/seed{seed}/test.json").read_text())[
@@ -439,8 +453,7 @@ def test_seeds_and_a_sweep_give_statistics_comparisons_and_the_sweep_table(mirro
         assert row["n"] == 3 and row["test_ppl_mean"] == pytest.approx(np.mean(tests))
         assert row["test_ppl_sd"] == pytest.approx(np.std(tests, ddof=1))
         assert len(set(tests)) == 3  # the seeds differ
-    points = ["sw/lr~0.5/dropout~0.0", "sw/lr~0.5/dropout~0.1", "sw/lr~1.0/dropout~0.0",
-              "sw/lr~1.0/dropout~0.1"]
+    points = ["sw/lr~0.5/dropout~0.0", "sw/lr~0.5/dropout~0.2", "sw/lr~1.0/dropout~0.0", EQUAL]
     assert sorted({e for e, _ in table.index} - {"small"}) == points
     compared = pd.read_csv(results / "comparisons.csv")
     assert {"small", "sw"} <= set(compared["scope"].str.split().str[-1])

@@ -148,12 +148,22 @@ def _add_device_flags(p):
 def _train(args):
     _use_threads(args.threads, args.device)
     from rnnlm.device import check_threads
-    from rnnlm.model import ModelConfig
-    from rnnlm.train import TrainConfig, train
+    from rnnlm.train import train
     from rnnlm.vocab import read_vocab
 
     check_threads(args.threads)
-    model_config = ModelConfig(args.mode, len(read_vocab(args.vocab)), emsize=args.emsize,
+    model_config, config = train_configs(args, len(read_vocab(args.vocab)))
+    train(model_config, config, args.train, args.valid, args.out_dir, args.device, args.gpus,
+          keep_state=args.keep_state, continue_from=args.continue_from,
+          record_divergence=args.record_divergence)
+
+
+def train_configs(args, vocab_size):
+    """(ModelConfig, TrainConfig) of parsed `rnnlm train` arguments."""
+    from rnnlm.model import ModelConfig
+    from rnnlm.train import TrainConfig
+
+    model_config = ModelConfig(args.mode, vocab_size, emsize=args.emsize,
                                nhid=args.nhid, nlayers=args.nlayers, dropout=args.dropout,
                                dropout_e=args.dropout_e, dropout_i=args.dropout_i,
                                dropout_h=args.dropout_h, dropout_o=args.dropout_o,
@@ -170,9 +180,23 @@ def _train(args):
                          beta=args.beta, wd=args.wd, variable_bptt=args.variable_bptt,
                          optimizer=args.optimizer, nonmono=args.nonmono,
                          finetune_epochs=args.finetune_epochs)
-    train(model_config, config, args.train, args.valid, args.out_dir, args.device, args.gpus,
-          keep_state=args.keep_state, continue_from=args.continue_from,
-          record_divergence=args.record_divergence)
+    return model_config, config
+
+
+def _share(args):
+    from rnnlm.share import share
+
+    share(args.trained, args.out_dir)
+
+
+def _add_share(sub):
+    p = sub.add_parser("share", help="give a run the training outputs of an equal run "
+                       "(the workflow's share rule: equal settings are trained once)")
+    p.add_argument("--from", dest="trained", type=Path, required=True,
+                   help="the run folder that trained, e.g. results/tutorial/lstm/seed1")
+    p.add_argument("--out-dir", type=Path, required=True,
+                   help="the equal run's folder: gets its files and summary.json's shared_from")
+    p.set_defaults(func=_share)
 
 
 def _add_train(sub):
@@ -418,7 +442,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="rnnlm", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_download, _add_vocab, _add_batchify, _add_train, _add_evaluate,
+    for add in (_add_download, _add_vocab, _add_batchify, _add_train, _add_share, _add_evaluate,
                 _add_cache, _add_predict, _add_generate, *RESULT_COMMANDS):
         add(sub)
     add_export_commands(sub, _use_threads)

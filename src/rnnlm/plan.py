@@ -12,6 +12,7 @@ needs to know (which runs, which corpora, which arrays, which flags) comes from 
 
 import dataclasses
 import itertools
+import json
 import re
 import shlex
 from pathlib import Path
@@ -142,6 +143,29 @@ class Plan:
     def cached(self):
         """The runs whose experiment asks for the continuous cache."""
         return [r for r in self.runs if self.experiments[r.experiment]["cache"]]
+
+    def shared(self):
+        """{duplicate Run: the Run that trains it}: runs whose `rnnlm train` would see the same
+        settings and data (``training_key``) are trained once, by the first in plan order."""
+        first, shared = {}, {}
+        for run in self.runs:
+            trainer = first.setdefault(self.training_key(run), run)
+            if trainer != run:
+                shared[run] = trainer
+        return shared
+
+    def training_key(self, run):
+        """What a run's training depends on, as `rnnlm train` reads it: its mode, its corpus's
+        definition, the widths of its train and valid arrays and its flags (numbers by value,
+        as the command parses them: a grid's lr 1 is the schema's 1.0; ints stay exact). Equal
+        keys give equal settings digests in summary.json and the same data digests."""
+        exp = self.experiments[run.experiment]
+        values = {**exp, "seed": run.seed}
+        flags = {key: int(value) if isinstance(value, float) and value.is_integer() else value
+                 for key, value in values.items() if key in (*TRAIN_FLAGS, *SWITCHES)}
+        corpus = json.dumps(self.corpora[exp["corpus"]], sort_keys=True)
+        return (run.mode, corpus, exp["batch_size"], exp["eval_batch_size"],
+                json.dumps(flags, sort_keys=True))
 
     def batch_size(self, experiment, split):
         """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size

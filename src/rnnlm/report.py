@@ -34,7 +34,9 @@ RUN_NUMBERS = {
 # batch-1 pass without the cache (test_ppl is evaluate's, at the experiment's eval batch size).
 CACHE_NUMBERS = {"test_ppl_cache": "test_ppl_cache", "cache_base_test_ppl": "test_ppl",
                  "cache_theta": "theta", "cache_lambda": "lambda", "cache_window": "window"}
-RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS, *CACHE_NUMBERS)
+# trained_as: the run whose training a run shares (rnnlm.share), empty for one that trained
+RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS, "trained_as",
+               *CACHE_NUMBERS)
 GROUP = ["experiment", "mode"]  # the runs of one group differ by their seed only
 
 
@@ -73,6 +75,25 @@ def point_text(experiment):
     return ", ".join(f"{key}={value_text(value)}" for key, value in split_experiment(experiment)[1])
 
 
+def run_name(folder):
+    """``experiment/mode/seedN`` of a run folder (None for None): how the tables name a run."""
+    if folder is None:
+        return None
+    run = Run.of_folder(folder)
+    return f"{run.experiment}/{run.mode}/seed{run.seed}"
+
+
+def shared_training(runs):
+    """{experiment: (its runs that share another's training, its runs, the experiments that
+    trained them)} of the runs table, for the experiments with such runs."""
+    found = {}
+    for experiment, group in runs[runs["trained_as"].notna()].groupby("experiment", sort=False):
+        trainers = dict.fromkeys(Run.of_folder(name).experiment for name in group["trained_as"])
+        found[experiment] = (len(group), int((runs["experiment"] == experiment).sum()),
+                             list(trainers))
+    return found
+
+
 def read_file(run_dir, name, columns=()):
     """A run's JSON file as a dict or CSV file as a DataFrame (needing ``columns``), or a one-line
     error naming the file and the stage that writes it."""
@@ -105,6 +126,7 @@ def read_run(run_dir, corpus, cached=False):
             raise RnnlmError(f"{Path(run_dir) / name}: no {key!r}; rerun the {STAGE_OF[name]} "
                              "stage for this run")
         row[column] = files[name][key]
+    row["trained_as"] = run_name(files["summary.json"].get("shared_from"))
     if cached:
         found = read_file(run_dir, "cache.json")
         missing = [key for key in CACHE_NUMBERS.values() if key not in found]

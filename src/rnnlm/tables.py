@@ -13,7 +13,14 @@ import pandas as pd
 
 from rnnlm.io import RnnlmError, read_json, write_text
 from rnnlm.plan import MODES
-from rnnlm.report import point_text, read_provenance, read_runs, split_experiment, value_text
+from rnnlm.report import (
+    point_text,
+    read_provenance,
+    read_runs,
+    shared_training,
+    split_experiment,
+    value_text,
+)
 from rnnlm.stats import ALPHA, comparisons, summarize, sweep_summary
 from rnnlm.vocab import UNK
 
@@ -96,6 +103,19 @@ CACHE_NOTE = ("cache: the continuous cache pointer (Grave et al. 2016, as awd-ls
               "once. It reads the test split as one stream (batch 1, as pointer.py does); "
               "no-cache b1 ppl is that same stream without the cache, the fair baseline; test "
               "ppl is the evaluate stage's, at the experiment's eval batch size.")
+SHARED_NOTE = ("Trained once: a run whose mode, data and training settings equal an earlier "
+               "run's shares that run's training (the same weights, so the same perplexities; "
+               "runs.csv names it in trained_as) instead of training again: ")
+
+
+def shared_note(runs):
+    """The note that says which experiments' runs are another's training, [] where none is."""
+    found = shared_training(runs)
+    return [SHARED_NOTE + "; ".join(f"{name}, {n} of {total} runs, as {' and '.join(trainers)}'s"
+                                    for name, (n, total, trainers) in found.items()) + "."
+            ] if found else []
+
+
 STYLE = ("body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
          "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
          "th{background:#f4f4f4}")
@@ -186,11 +206,14 @@ def write_table(run_dirs, runs_paths, paths, corpus=None, published=None, caches
     runs = read_runs(run_dirs, corpus, caches)
     table = perplexity_table(runs, published)
     runs_csv, runs_html = runs_paths
-    cols, notes = with_cache(RUN_COLS, CACHE_RUN_COLS, runs, "test_ppl_cache", [PROTOCOL_NOTE])
+    shared = shared_note(runs)
+    run_cols = (*RUN_COLS, Col("trained as", "trained_as", text=True)) if shared else RUN_COLS
+    cols, notes = with_cache(run_cols, CACHE_RUN_COLS, runs, "test_ppl_cache",
+                             [PROTOCOL_NOTE, *shared])
     write_all(runs.drop(columns="sweep"), cols, "Every run", notes, runs_csv, html=runs_html)
     notes = [INTERVAL_NOTE, PROTOCOL_NOTE, "gap %: 100 × (mean test ppl − published) / "
              "published, positive when ours is worse; published figures are in "
-             "workflow/presets/.", *tuned_notes(tuned)]
+             "workflow/presets/.", *shared, *tuned_notes(tuned)]
     cols, notes = with_cache(PERPLEXITY_COLS, CACHE_PERPLEXITY_COLS, table, "test_ppl_cache_mean",
                              notes)
     write_all(table, cols, "Test perplexity by experiment and mode", notes, *paths)

@@ -172,6 +172,13 @@ def check_one_window(path, parts, bptt):
                          "training split or a smaller batch_size or bptt")
 
 
+def run_settings(model_config, config, batch_size, eval_batch_size):
+    """A run's resolved settings, as summary.json records them and digests them
+    (settings_sha256): what rnnlm.plan's training_key must agree with."""
+    return {**model_config.fields(), **dataclasses.asdict(config),
+            "batch_size": batch_size, "eval_batch_size": eval_batch_size}
+
+
 def write_outputs(run, state, device, diverged=None):
     """The declared outputs of a finished run; summary.json last, as the mark of completion.
     A ``diverged`` run (its message) keeps the weights of its best epoch, if any finished.
@@ -194,8 +201,8 @@ def write_outputs(run, state, device, diverged=None):
     tokens = sum(row["seconds"] * row["tokens_per_s"] for row in state.metrics)
     run.count_wall_time(state)
     threads = omp_threads()
-    settings = {**run.model.config.fields(), **dataclasses.asdict(run.cfg),
-                "batch_size": run.batch_size, "eval_batch_size": sum(p.shape[1] for p in run.valid)}
+    settings = run_settings(run.model.config, run.cfg, run.batch_size,
+                            sum(p.shape[1] for p in run.valid))
     data = {split: run.ckpt.fingerprint[f"{split}_sha256"] for split in ("train", "valid")}
     write_json(out_dir / "summary.json", {
         "hyperparameters": settings, "param_count": run.model.param_count(),

@@ -39,6 +39,10 @@ except RnnlmError as err:
 config.update(
     PLAN.config
 )  # the report's "Config used" shows what ran: defaults, presets
+SHARED = {
+    run.folder.removeprefix("results/"): trainer
+    for run, trainer in PLAN.shared().items()
+}  # the folder of a run that shares its training -> the Run that trains it
 
 
 wildcard_constraints:
@@ -132,6 +136,26 @@ def sweep_runs(pattern):
     return lambda wildcards: run_paths(
         pattern, [r for r in PLAN.runs if r.sweep == wildcards.sweep]
     )
+
+
+def shared_folders():
+    """The `share` rule's {shared}: exactly the folders of the runs that share their training
+    (a pattern that matches nothing when none does)."""
+    return "|".join(map(re.escape, SHARED)) or "(?!)"
+
+
+def trained_as(wildcards):
+    """The training outputs of the run that trains the shared run's settings."""
+    run = SHARED[wildcards.shared]
+    return {
+        name: path.format(experiment=run.experiment, mode=run.mode, seed=run.seed)
+        for name, path in rules.train.output.items()
+    }
+
+
+def trained_dir(wildcards):
+    """The folder that trained: a recorded param, so another source reruns the share."""
+    return SHARED[wildcards.shared].folder
 
 
 def vocab_file(wildcards):

@@ -32,7 +32,36 @@ rule train:
         " {params.device} --threads {threads} > {log:q} 2>&1"
 
 
+# A run whose training equals an earlier run's (rnnlm.plan.Plan.shared) is not trained again:
+# `share` copies the earlier run's training outputs; {shared} matches only those runs' folders.
+ruleorder: share > train
+
+
+rule share:
+    input:
+        unpack(trained_as),
+    output:
+        params="results/{shared}/model.params",
+        config="results/{shared}/model.json",
+        metrics="results/{shared}/metrics.csv",
+        progress="results/{shared}/progress.csv",
+        summary="results/{shared}/summary.json",
+    log:
+        logs("share/{shared}.log"),
+    benchmark:
+        benchmarks("share/{shared}.tsv")
+    wildcard_constraints:
+        shared=shared_folders(),
+    params:
+        trained=trained_dir,
+        out_dir=output_dir,
+        code=code_digest("share"),
+    shell:
+        "rnnlm share --from {params.trained:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
 localrules:
+    share,  # a copy of files, not worth a cluster job
     train_all,
 
 
