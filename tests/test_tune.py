@@ -14,7 +14,7 @@ from conftest import REPO
 from rnnlm.checkpoint import METRICS, write_metrics
 from rnnlm.config import ConfigError, Workflow
 from rnnlm.io import RnnlmError, read_json
-from rnnlm.plan import make_plan, train_flags
+from rnnlm.plan import Run, make_plan, train_flags
 from rnnlm.tune.halving import promoted, rung_sizes, select, write_rung
 from rnnlm.tune.space import draw
 from rnnlm.tune_report import learning_curves, trial_rows, write_tune
@@ -122,6 +122,16 @@ def test_bad_tunes_name_the_key_in_one_line(workflow, tune, problem):
 def test_a_tune_named_like_an_experiment_or_a_sweep_is_refused(workflow, over, problem):
     with pytest.raises(ConfigError, match=problem.replace(".", r"\.").replace("'", ".")):
         plan(workflow, {"cells": TUNE}, **over)
+
+
+def test_a_tunes_final_runs_share_nothing_with_a_run_of_its_base_settings(workflow):
+    """Before the tune has run its final runs hold the base's settings, which an untuned run of
+    the same epochs and seeds equals: the chosen point will not."""
+    untuned = {**CONFIG["experiments"]["tutorial"], "epochs": 9, "seeds": [1, 2, 3]}
+    p = plan(workflow, {"cells": TUNE}, run=("cells", "untuned"),
+             experiments={**CONFIG["experiments"], "untuned": untuned})
+    assert p.training_key(Run("cells", "lstm", 1)) == p.training_key(Run("untuned", "lstm", 1))
+    assert p.shared() == {}
 
 
 def test_a_tune_named_like_a_preset_is_refused(workflow):

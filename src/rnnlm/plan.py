@@ -146,9 +146,10 @@ class Plan:
 
     def shared(self):
         """{duplicate Run: the Run that trains it}: runs whose `rnnlm train` would see the same
-        settings and data (``training_key``) are trained once, by the first in plan order."""
+        settings and data (``training_key``) are trained once, by the first in plan order.
+        A tune's final runs are left out: their point is chosen only once the tune has run."""
         first, shared = {}, {}
-        for run in self.runs:
+        for run in (r for r in self.runs if r.experiment not in self.tunes):
             trainer = first.setdefault(self.training_key(run), run)
             if trainer != run:
                 shared[run] = trainer
