@@ -156,6 +156,16 @@ MESSAGES = {
                           "maximum of 1",
     "sweep name clash": "config key sweeps.tiny: the name is an experiment's or a preset's too; "
                         "rename the sweep",
+    "unknown key in a space": "config key tunes.t.space: 'lr_rate' is not an experiment key",
+    "distribution lo above hi": "config key tunes.t.space.lr.uniform: lo 2 must be below hi 1",
+    "log_uniform lo 0": "config key tunes.t.space.lr.log_uniform: lo 0 must be above 0",
+    "drawn point refused": "config key tunes.t.space.nhid: -2 is less than the minimum of 1 (at "
+                           "trial ",
+    "rungs not increasing": "config key tunes.t.rungs: [1, 3, 3] must increase",
+    "eta below 2": "config key tunes.t.eta: 1 is less than the minimum of 2",
+    "no trials": "config key tunes.t.trials: 0 is less than the minimum of 1",
+    "tune name clash": "config key tunes.tiny: the name is an experiment's, a sweep's or a "
+                       "preset's too; rename the tune",
     "cache window 0": "config key experiments.tiny.cache.window: 0 is less than the minimum of 1",
     "cache lambda 1": "config key experiments.tiny.cache.lambdas.1: 1 is greater than or equal to "
                       "the maximum of 1",
