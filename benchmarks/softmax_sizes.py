@@ -2,13 +2,14 @@
 PyTorch's: throughput.py once per size, each run measuring the four side by side.
 
     .venv/bin/python benchmarks/softmax_sizes.py --torch-python PYTHON [--threads 2]
-        [--batches 3] [--repeats 2] [--write-readme]
+        [--batches 3] [--repeats 2] [--write-readme] [--figure benchmarks/softmax_sizes.png]
 
 The model is zaremba-small's 2x200 untied LSTM at bptt 35, batch 20, on generated Zipfian arrays
 of each size (throughput.py --vocab); the adaptive softmax's cutoffs per size are SIZES', the
 largest WikiText-103's preset's. Prints each run's JSON lines, then a markdown table: tokens/s of
 the four and the ratios (adaptive over full, ours over PyTorch's), each within one run.
-``--write-readme`` puts the table into benchmarks/README.md between its softmax-sizes marks.
+``--write-readme`` puts the table into benchmarks/README.md between its softmax-sizes marks;
+``--figure`` draws the four lines' tokens/s against the vocabulary's size, log-log.
 """
 
 import argparse
@@ -57,6 +58,31 @@ def row(vocab, cutoffs, by_what):
             f"{max(line['peak_rss_mb'] for line in by_what.values()):,.0f}"]
 
 
+LINES = {"train": ("rnnlm, adaptive", "C0", "-"), "versus": ("rnnlm, full", "C0", "--"),
+         "pytorch": ("PyTorch, adaptive", "C1", "-"),
+         "pytorch_versus": ("PyTorch, full", "C1", "--")}
+
+
+def figure(measured, path, threads):
+    """Tokens/s against words, one line per loop: {vocab: {what: line}} of the runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for what, (label, colour, style) in LINES.items():
+        points = [(v, by_what[what]["tokens_per_s"]) for v, by_what in measured.items()
+                  if what in by_what]
+        if points:
+            ax.plot(*zip(*points, strict=True), style, color=colour, marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="vocabulary (words)", ylabel="training tokens/s",
+           title=f"2x200 LSTM, batch 20, bptt 35, {threads} thread(s)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--torch-python", required=True, help="a Python with torch")
@@ -65,8 +91,12 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=2, help="rounds; the fastest counts")
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--write-readme", action="store_true")
+    p.add_argument("--figure", type=Path, help="a PNG of tokens/s against the vocabulary size")
     args = p.parse_args(argv)
-    rows = [row(v, SIZES[v], measure(v, SIZES[v], args)) for v in args.sizes]
+    measured = {v: measure(v, SIZES[v], args) for v in args.sizes}
+    rows = [row(v, SIZES[v], by_what) for v, by_what in measured.items()]
+    if args.figure:
+        figure(measured, args.figure, args.threads)
     table = "\n".join(["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
                        *["| " + " | ".join(r) + " |" for r in rows]])
     print(table)

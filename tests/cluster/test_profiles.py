@@ -1,6 +1,7 @@
 """The repository's cluster profiles against a real SLURM (the `slurm` fixture): the pipeline up
 to results/perplexity.csv through workflow/profiles/slurm and workflow/profiles/cluster-generic,
-every job a SLURM job given the rule's resources, and a GPU job's submission.
+every job a SLURM job given the rule's resources, a GPU job's submission, and a small tune
+whose halving checkpoint unfolds the DAG between SLURM jobs.
 
 Each profile runs as a test variant: the real config.yaml with absolute script paths and the
 waits cut for a local file system. Both runs and a local one share the module, concurrently:
@@ -17,13 +18,16 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
-from test_workflow import BIN, SNAKEMAKE, write_config
+from test_workflow import BIN, EXPERIMENTS, SNAKEMAKE, write_config
 
 pytestmark = pytest.mark.slow
 PROFILES = REPO / "workflow" / "profiles"
 TARGET = "results/perplexity.csv"  # vocab, batchify, train, evaluate, table: every kind of job
 SUBMITTED = {"vocab": 1, "batchify": 3, "train": 1, "evaluate": 1, "table": 1}
 TIMEOUT = 600  # seconds for one run
+TUNE = {"base": "small", "trials": 3, "seed": 7, "rungs": [1, 2], "eta": 3, "seeds": [1],
+        "space": {"lr": {"log_uniform": [0.3, 3]}}}
+TUNE_TARGETS = ["results/tunes/t.csv", "results/t/lstm/seed1/test.json"]
 
 
 def variant(name, folder):
@@ -65,7 +69,8 @@ def finish(proc, workdir):
 
 @pytest.fixture(scope="module")
 def runs(slurm, tiny_mirror, tmp_path_factory):
-    """{name: (workdir, snakemake log)} for the two profiles and a local run of one small model."""
+    """{name: (workdir, snakemake log)} for the two profiles and a local run of one small model,
+    and a small tune through the slurm profile."""
     root = tmp_path_factory.mktemp("runs")
     started = {}
     for name in ("slurm", "cluster-generic", "local"):
@@ -73,6 +78,10 @@ def runs(slurm, tiny_mirror, tmp_path_factory):
         args = ["--cores", "1"] if name == "local" else [
             "--workflow-profile", str(variant(name, root / "profiles")), "--verbose"]
         started[name] = (workdir, start(workdir, *args, TARGET))
+    workdir = write_config(root / "tune", *tiny_mirror, run=["t"], modes=["lstm"],
+                           experiments={"small": EXPERIMENTS["small"]}, tunes={"t": TUNE})
+    started["tune"] = (workdir, start(workdir, "--workflow-profile", str(root / "profiles/slurm"),
+                                      "--verbose", *TUNE_TARGETS))
     done = {name: (workdir, *finish(proc, workdir)) for name, (workdir, proc) in started.items()}
     for name, (workdir, code, log) in done.items():
         if code != 0:
@@ -187,3 +196,21 @@ def test_gpu_training_is_submitted_with_its_gpus(runs, tmp_path, name):
     assert "--comment rule_train_wildcards_small_lstm" in call
     assert " -p gpu " in call and " --gpus=1 " in call
     assert " --cpus-per-task=2 " in call
+
+
+def test_a_tune_runs_every_trial_rung_and_final_run_as_a_slurm_job(runs):
+    workdir, log = runs["tune"]
+    # job ids repeat once the halving checkpoint re-plans, so count the rules and SLURM ids
+    rules = re.findall(r"^(?:rule|checkpoint) (\w+):\n", log, re.M)  # not "localrule"
+    assert {rule: rules.count(rule) for rule in set(rules)} == {
+        "vocab": 1, "batchify": 3, "trial": 3 + 1, "halving": 2, "tune_table": 1, "train": 1,
+        "evaluate": 1}
+    submitted = re.findall(r"^Job \d+ has been submitted with SLURM jobid (\d+) ", log, re.M)
+    assert len(set(submitted)) == len(submitted) == len(rules)  # each job a SLURM job
+    for slurm_id in submitted:
+        assert slurm_record(slurm_id)["JobState"] == "COMPLETED"
+    table = pd.read_csv(workdir / TUNE_TARGETS[0])
+    assert list(table.groupby("rung").size()) == [3, 1]
+    chosen = table[table["chosen"]]
+    assert len(chosen) == 1 and chosen["rung"].item() == 2
+    assert (workdir / "results/t/lstm/seed1/summary.json").exists()
