@@ -1,6 +1,8 @@
 """Config faults: each stops `snakemake` before any job runs, in one line naming the key; and the
 same values given to `rnnlm` directly stop it before any work."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from markov import make_source, train_argv
 from markov import write_corpus as write_arrays
@@ -56,13 +58,24 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, tiny_mirror):
-    return tiny_workflow(tmp_path_factory.mktemp("config"), *tiny_mirror)
+def outcomes(tmp_path_factory, tiny_mirror):
+    """{case: (its working directory, its snakemake)}: each only parses the workflow, so two run
+    at a time, each in a folder of its own."""
+    root = tmp_path_factory.mktemp("config")
+
+    def run(number_case):
+        number, case = number_case
+        workdir = tiny_workflow(root / str(number), *tiny_mirror)
+        return workdir, snakemake(workdir, "--cores", "1", "--config", *BAD_CONFIGS[case],
+                                  check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(BAD_CONFIGS, pool.map(run, enumerate(BAD_CONFIGS)), strict=True))
 
 
 @pytest.mark.parametrize("case", BAD_CONFIGS)
-def test_bad_config_stops_before_any_job_naming_the_key(workdir, case):
-    result = snakemake(workdir, "--cores", "1", "--config", *BAD_CONFIGS[case], check=False)
+def test_bad_config_stops_before_any_job_naming_the_key(outcomes, case):
+    workdir, result = outcomes[case]
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("config key ")]
     assert len(lines) == 1 and MESSAGES[case] in lines[0], result.stderr[-2000:]
