@@ -425,13 +425,13 @@ def test_a_two_by_two_sweep_is_four_experiments_in_every_mode_and_seed(fresh):
 
 @pytest.mark.slow
 def test_seeds_and_a_sweep_give_statistics_comparisons_and_the_sweep_table(mirror, tmp_path):
-    """Three seeds of two modes and a 2 x 2 sweep over them (three seeds) on the tiny corpus;
-    the point equal to the sweep's base shares the base's training."""
+    """Two seeds of two modes and a 2 x 2 sweep over them (two seeds) on the tiny corpus; the
+    point equal to the sweep's base shares the base's training."""
     workdir = write_config(tmp_path / "work", *mirror, modes=["lstm", "gru"], run=["small", "sw"],
-                           experiments={"small": {**EXPERIMENTS["small"], "seeds": [1, 2, 3]}},
+                           experiments={"small": {**EXPERIMENTS["small"], "seeds": [1, 2]}},
                            sweeps=SWEPT)
     jobs = planned(workdir)
-    assert (jobs["train"], jobs["share"], jobs["evaluate"]) == (2 * 3 + 3 * 2 * 3, 2 * 3, 30)
+    assert (jobs["train"], jobs["share"], jobs["evaluate"]) == (2 * 2 + 3 * 2 * 2, 2 * 2, 20)
     snakemake(workdir, "--cores", "2")
     results = workdir / "results"
     trained = {p.relative_to(results / "benchmarks/train").parent.as_posix()
@@ -439,7 +439,7 @@ def test_seeds_and_a_sweep_give_statistics_comparisons_and_the_sweep_table(mirro
     assert len(trained) == 4 * 2 and not any(t.startswith(EQUAL) for t in trained)
     runs = pd.read_csv(results / "runs.csv").set_index(["experiment", "mode", "seed"])
     shared = runs["trained_as"].dropna()
-    assert set(shared.index) == {(EQUAL, m, s) for m in ("lstm", "gru") for s in (1, 2, 3)}
+    assert set(shared.index) == {(EQUAL, m, s) for m in ("lstm", "gru") for s in (1, 2)}
     for (_, mode, seed), source in shared.items():
         assert source == f"small/{mode}/seed{seed}"  # evaluated on its own, on small's weights:
         assert runs.loc[(EQUAL, mode, seed), "test_ppl"] == runs.loc[("small", mode, seed),
@@ -448,11 +448,11 @@ def test_seeds_and_a_sweep_give_statistics_comparisons_and_the_sweep_table(mirro
     table = pd.read_csv(results / "perplexity.csv").set_index(["experiment", "mode"])
     for mode in ("lstm", "gru"):
         tests = [json.loads((results / f"small/{mode}/seed{seed}/test.json").read_text())[
-            "test_ppl"] for seed in (1, 2, 3)]
+            "test_ppl"] for seed in (1, 2)]
         row = table.loc[("small", mode)]
-        assert row["n"] == 3 and row["test_ppl_mean"] == pytest.approx(np.mean(tests))
+        assert row["n"] == 2 and row["test_ppl_mean"] == pytest.approx(np.mean(tests))
         assert row["test_ppl_sd"] == pytest.approx(np.std(tests, ddof=1))
-        assert len(set(tests)) == 3  # the seeds differ
+        assert len(set(tests)) == 2  # the seeds differ
     points = ["sw/lr~0.5/dropout~0.0", "sw/lr~0.5/dropout~0.2", "sw/lr~1.0/dropout~0.0", EQUAL]
     assert sorted({e for e, _ in table.index} - {"small"}) == points
     compared = pd.read_csv(results / "comparisons.csv")
