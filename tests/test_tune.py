@@ -134,6 +134,19 @@ def test_a_tunes_final_runs_share_nothing_with_a_run_of_its_base_settings(workfl
     assert p.shared() == {}
 
 
+def test_a_tunes_final_runs_at_the_trials_seed_share_the_chosen_trials_training(workflow):
+    p = plan(workflow, {"cells": TUNE})
+    shares = p.tuned_shares()
+    assert shares == [Run("cells", mode, 1) for mode in p.config["modes"]]
+    trainer = p.tuned_trainer(Run("cells", "gru", 1), 5)
+    assert trainer == Run("cells/trial~5/epochs~9", "gru", 1)
+    # the trainer's `rnnlm train` flags are the final run's at that choice, data and seed alike
+    assert train_flags(p.tuned("cells", 5), 1) == train_flags(p.trials[trainer.experiment], 1)
+    assert p.batch_size("cells", "train") == p.batch_size(trainer.experiment, "train")
+    other = plan(workflow, {"cells": {**TUNE, "seeds": [2, 3]}})
+    assert other.tuned_shares() == []  # no final run at the trials' seed 1
+
+
 def test_a_tune_named_like_a_preset_is_refused(workflow):
     with pytest.raises(ConfigError, match="tunes.zaremba-small: the name is"):
         plan(workflow, {"zaremba-small": TUNE}, run=["zaremba-small"])

@@ -77,12 +77,20 @@ def test_a_tune_halves_continues_and_compares(ptb_subset, tmp_path):
         new_epochs = rows["rung"].map({1: 1, 2: 1, 3: 2})
         assert (rows["train_tokens"] == per_epoch * new_epochs).all() and per_epoch == 30 * 100
         point = {key: chosen[key].item() for key in TUNE["space"]}
-        for seed in TUNE["seeds"]:  # the final runs: the chosen point, afresh, tested once
+        trial = f"results/fair/trial~{chosen['trial'].item()}/epochs~4/{mode}/seed1"
+        for seed in TUNE["seeds"]:  # the final runs: the chosen point, tested once
             run = workdir / f"results/fair/{mode}/seed{seed}"
-            settings = json.loads((run / "summary.json").read_text())["hyperparameters"]
+            summary = json.loads((run / "summary.json").read_text())
+            settings = summary["hyperparameters"]
             assert {key: settings[key] for key in point} == pytest.approx(point)
             assert settings["epochs"] == 4 and settings["seed"] == seed
             assert json.loads((run / "test.json").read_text())["test_ppl"] > 1
+            # seed 1 is the trials' seed: the chosen trial trained it, and is shared, not redone
+            trained = (workdir / "results/logs/train/fair" / mode / f"seed{seed}.log").exists()
+            assert summary.get("shared_from") == (trial if seed == 1 else None)
+            assert trained == (seed != 1)
+        shared = workdir / f"results/fair/{mode}/seed1/model.params"
+        assert shared.read_bytes() == (workdir / trial / "model.params").read_bytes()
     spent = table.groupby("mode")["train_tokens"].sum()
     assert spent["lstm"] == spent["rnn_relu"] > 0  # the same budget, in tokens, for every mode
     md = (workdir / "results/tunes/fair.md").read_text()
@@ -90,6 +98,9 @@ def test_a_tune_halves_continues_and_compares(ptb_subset, tmp_path):
     assert (workdir / "results/tunes/fair.png").stat().st_size > 0
     perplexity = pd.read_csv(workdir / "results/perplexity.csv")
     assert set(perplexity["experiment"]) == {"fair"} and list(perplexity["n"]) == [2, 2]
+    runs = pd.read_csv(workdir / "results/runs.csv")
+    assert sorted(runs.loc[runs["trained_as"].notna(), "seed"]) == [1, 1]
+    assert "Trained once" in (workdir / "results/perplexity.md").read_text()
     comparisons = pd.read_csv(workdir / "results/comparisons.csv")
     assert len(comparisons) >= 1
     dry = snakemake(workdir, "--dry-run", "--cores", "1")

@@ -147,13 +147,26 @@ class Plan:
     def shared(self):
         """{duplicate Run: the Run that trains it}: runs whose `rnnlm train` would see the same
         settings and data (``training_key``) are trained once, by the first in plan order.
-        A tune's final runs are left out: their point is chosen only once the tune has run."""
+        A tune's final runs are left out: their point is chosen only once the tune has run
+        (those at the trials' seed share the chosen trial's: ``tuned_shares``)."""
         first, shared = {}, {}
         for run in (r for r in self.runs if r.experiment not in self.tunes):
             trainer = first.setdefault(self.training_key(run), run)
             if trainer != run:
                 shared[run] = trainer
         return shared
+
+    def tuned_shares(self):
+        """A tune's final runs at its trials' seed: each trains what its mode's chosen trial
+        trained by the last rung (the same settings and seed; a continued trial ends with the
+        weights of one run in one go), so shares that run, ``tuned_trainer``, once chosen."""
+        return [r for r in self.runs
+                if r.experiment in self.tunes and r.seed == self.tunes[r.experiment].seed]
+
+    def tuned_trainer(self, run, trial):
+        """The last-rung run of ``trial`` (its mode's choice) that tune final ``run`` shares."""
+        tune = self.tunes[run.experiment]
+        return Run(tune.trial(trial, len(tune.rungs) - 1), run.mode, run.seed)
 
     def training_key(self, run):
         """What a run's training depends on, as `rnnlm train` reads it: its mode, its corpus's

@@ -20,14 +20,17 @@ import yaml
 from conftest import REPO
 from test_workflow import BIN, EXPERIMENTS, SNAKEMAKE, write_config
 
+from rnnlm.io import read_json
+
 pytestmark = pytest.mark.slow
 PROFILES = REPO / "workflow" / "profiles"
 TARGET = "results/perplexity.csv"  # vocab, batchify, train, evaluate, table: every kind of job
 SUBMITTED = {"vocab": 1, "batchify": 3, "train": 1, "evaluate": 1, "table": 1}
 TIMEOUT = 600  # seconds for one run
-TUNE = {"base": "small", "trials": 3, "seed": 7, "rungs": [1, 2], "eta": 3, "seeds": [1],
+TUNE = {"base": "small", "trials": 3, "seed": 7, "rungs": [1, 2], "eta": 3, "seeds": [1, 2],
         "space": {"lr": {"log_uniform": [0.3, 3]}}}
-TUNE_TARGETS = ["results/tunes/t.csv", "results/t/lstm/seed1/test.json"]
+TUNE_TARGETS = ["results/tunes/t.csv", "results/t/lstm/seed1/test.json",
+                "results/t/lstm/seed2/test.json"]
 
 
 def variant(name, folder):
@@ -204,7 +207,8 @@ def test_a_tune_runs_every_trial_rung_and_final_run_as_a_slurm_job(runs):
     rules = re.findall(r"^(?:rule|checkpoint) (\w+):\n", log, re.M)  # not "localrule"
     assert {rule: rules.count(rule) for rule in set(rules)} == {
         "vocab": 1, "batchify": 3, "trial": 3 + 1, "halving": 2, "tune_table": 1, "train": 1,
-        "evaluate": 1}
+        "evaluate": 2}  # seed 1's final run is the chosen trial's: shared here, not a SLURM job
+    assert len(re.findall(r"^localrule share:\n", log, re.M)) == 1
     submitted = re.findall(r"^Job \d+ has been submitted with SLURM jobid (\d+) ", log, re.M)
     assert len(set(submitted)) == len(submitted) == len(rules)  # each job a SLURM job
     for slurm_id in submitted:
@@ -213,4 +217,6 @@ def test_a_tune_runs_every_trial_rung_and_final_run_as_a_slurm_job(runs):
     assert list(table.groupby("rung").size()) == [3, 1]
     chosen = table[table["chosen"]]
     assert len(chosen) == 1 and chosen["rung"].item() == 2
-    assert (workdir / "results/t/lstm/seed1/summary.json").exists()
+    trial = f"results/t/trial~{chosen['trial'].item()}/epochs~2/lstm/seed1"
+    assert read_json(workdir / "results/t/lstm/seed1/summary.json")["shared_from"] == trial
+    assert "shared_from" not in read_json(workdir / "results/t/lstm/seed2/summary.json")

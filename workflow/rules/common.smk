@@ -43,6 +43,9 @@ SHARED = {
     run.folder.removeprefix("results/"): trainer
     for run, trainer in PLAN.shared().items()
 }  # the folder of a run that shares its training -> the Run that trains it
+TUNED_SHARES = {
+    run.folder.removeprefix("results/"): run for run in PLAN.tuned_shares()
+}  # a tune's final run at the trials' seed: its trainer is known once the tune has chosen
 
 
 wildcard_constraints:
@@ -91,12 +94,15 @@ def experiment(wildcards):
 def tuned_choice(wildcards):
     """The last rung's record of the tune whose final run the wildcards name; none else."""
     tune = PLAN.tunes.get(wildcards.experiment)
-    if tune is None:
-        return []
-    rung = checkpoints.halving.get(
-        tune=tune.name, mode=wildcards.mode, rung=len(tune.rungs)
-    )
-    return [rung.output[0]]
+    return [last_rung(tune, wildcards.mode)] if tune else []
+
+
+def last_rung(tune, mode):
+    """The record of a tune's last rung for ``mode``, a checkpoint's output: a rule whose
+    functions read it lists it as an input."""
+    return checkpoints.halving.get(
+        tune=tune.name, mode=mode, rung=len(tune.rungs)
+    ).output[0]
 
 
 def run_paths(pattern, runs=None):
@@ -141,21 +147,35 @@ def sweep_runs(pattern):
 def shared_folders():
     """The `share` rule's {shared}: exactly the folders of the runs that share their training
     (a pattern that matches nothing when none does)."""
-    return "|".join(map(re.escape, SHARED)) or "(?!)"
+    return "|".join(map(re.escape, [*SHARED, *TUNED_SHARES])) or "(?!)"
+
+
+def trainer(wildcards):
+    """The Run that trains the shared run's settings: the plan's, or for a tune's final run
+    the chosen trial's last rung."""
+    run = TUNED_SHARES.get(wildcards.shared)
+    if run is None:
+        return SHARED[wildcards.shared]
+    rung = last_rung(PLAN.tunes[run.experiment], run.mode)
+    return PLAN.tuned_trainer(run, read_json(rung)["promoted"][0])
 
 
 def trained_as(wildcards):
-    """The training outputs of the run that trains the shared run's settings."""
-    run = SHARED[wildcards.shared]
-    return {
+    """The training outputs of the run that trains the shared run's settings, and for a tune's
+    final run the choice that names it."""
+    run, tuned = trainer(wildcards), TUNED_SHARES.get(wildcards.shared)
+    found = {
         name: path.format(experiment=run.experiment, mode=run.mode, seed=run.seed)
         for name, path in rules.train.output.items()
     }
+    if tuned:
+        found["choice"] = last_rung(PLAN.tunes[tuned.experiment], tuned.mode)
+    return found
 
 
 def trained_dir(wildcards):
     """The folder that trained: a recorded param, so another source reruns the share."""
-    return SHARED[wildcards.shared].folder
+    return trainer(wildcards).folder
 
 
 def vocab_file(wildcards):
