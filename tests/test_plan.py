@@ -274,12 +274,26 @@ def test_equal_experiments_under_other_names_share_whatever_gives_them_equal_set
 @pytest.mark.parametrize("other", [
     {"seed": 2}, {"corpus": "wikitext-2"}, {"eval_batch_size": 20}, {"batch_size": 20},
     {"lr": 0.5}, {"tied": False}, {"max_batches": 10}, {"corpus": "copy"},
-    {"seed": 2 ** 53 + 1}])  # beside the base's seed 2 ** 53: equal as floats, not as seeds
+    {"seed": 2 ** 53 + 1},  # beside the base's seed 2 ** 53: equal as floats, not as seeds
+    {"softmax": "adaptive", "cutoffs": [2000]}, {"cutoffs": [3000, 6000]}, {"div_value": 2.0},
+    {"variable_bptt": True}, {"optimizer": "nt-asgd"}, {"weight_dropout": 0.1}])
 def test_runs_that_differ_in_what_training_reads_are_not_shared(workflow, other):
     base = {**CONFIG["experiments"]["tutorial"], "seed": 2 ** 53}
+    if "softmax" not in other and any(key in other for key in ("cutoffs", "div_value")):
+        base.update(softmax="adaptive", cutoffs=[2000, 6000])  # changes of an adaptive softmax
     p = plan(workflow, run=["tutorial", "other"],
              corpora={"copy": {**workflow.corpora["ptb"], "url": "/elsewhere"}},
              experiments={"tutorial": base, "other": {**base, **other}})
+    assert p.shared() == {}
+
+
+def test_every_flag_of_rnnlm_train_is_in_the_training_key(workflow):
+    """The key is built from the command's flags themselves, so a key that a later issue adds to
+    train_flags cannot be left out of it (the adaptive softmax's once were)."""
+    p = plan(workflow, run=["tutorial", "adaptive"],
+             experiments={"adaptive": {"softmax": "adaptive", "cutoffs": [2000]}})
+    full, adaptive = (p.training_key(Run(name, "lstm", 1)) for name in ("tutorial", "adaptive"))
+    assert "--softmax adaptive --cutoffs 2000" in adaptive[-1] and full[-1] in adaptive[-1]
     assert p.shared() == {}
 
 

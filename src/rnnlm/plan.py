@@ -170,16 +170,16 @@ class Plan:
 
     def training_key(self, run):
         """What a run's training depends on, as `rnnlm train` reads it: its mode, its corpus's
-        definition, the widths of its train and valid arrays and its flags (numbers by value,
-        as the command parses them: a grid's lr 1 is the schema's 1.0; ints stay exact). Equal
-        keys give equal settings digests in summary.json and the same data digests."""
+        definition, the widths of its train and valid arrays and its `train_flags`, every
+        flag the command gets (numbers by value, as it parses them: a grid's lr 1 is the
+        schema's 1.0; ints stay exact). Equal keys give equal settings digests in summary.json
+        and the same data digests."""
         exp = self.experiments[run.experiment]
-        values = {**exp, "seed": run.seed}
-        flags = {key: int(value) if isinstance(value, float) and value.is_integer() else value
-                 for key, value in values.items() if key in (*TRAIN_FLAGS, *SWITCHES)}
+        by_value = {key: int(value) if isinstance(value, float) and value.is_integer() else value
+                    for key, value in exp.items()}
         corpus = json.dumps(self.corpora[exp["corpus"]], sort_keys=True)
         return (run.mode, corpus, exp["batch_size"], exp["eval_batch_size"],
-                json.dumps(flags, sort_keys=True))
+                train_flags(by_value, run.seed))
 
     def batch_size(self, experiment, split):
         """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size
