@@ -79,9 +79,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--calls", type=int, default=20)
     args = p.parse_args(argv)
-    from rnnlm.cli import _use_threads
+    from rnnlm.cli.args import use_threads
 
-    _use_threads(args.threads)
+    use_threads(args.threads)
     from rnnlm.mx import autograd, gluon, nd
     from rnnlm.mx import mxnet as mx
     from rnnlm.softmax.adaptive import AdaptiveSoftmax

@@ -391,9 +391,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.profile:  # no effect on NaiveEngine's speed; the profile then names every operator
         os.environ["MXNET_EXEC_BULK_EXEC_TRAIN"] = "0"
-    from rnnlm.cli import _use_threads  # the pipeline's thread settings, before mxnet loads
+    from rnnlm.cli.args import use_threads  # the pipeline's thread settings, before mxnet loads
 
-    _use_threads(args.threads)
+    use_threads(args.threads)
     lines, status = measure(args)
     for line in lines:
         print(json.dumps(line), flush=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import RNNLM, rnnlm
 
-from rnnlm import cli
+from rnnlm.cli.args import use_threads
 
 
 def run(*args, cwd=None):
@@ -61,7 +61,7 @@ def test_the_engine_is_chosen_for_the_device_unless_the_user_chose(monkeypatch, 
         monkeypatch.setenv("MXNET_ENGINE_TYPE", preset)
     for name in ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS", "MXNET_CPU_WORKER_NTHREADS"):
         monkeypatch.delenv(name, raising=False)
-    cli._use_threads(2, device)
+    use_threads(2, device)
     assert os.environ.get("MXNET_ENGINE_TYPE") == engine
     assert os.environ["OMP_NUM_THREADS"] == "2"
 

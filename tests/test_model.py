@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rnnlm import cli
+from rnnlm.cli import training
 from rnnlm.io import RnnlmError
 from rnnlm.model import (
     LAYERS,
@@ -41,7 +41,7 @@ def test_unknown_mode_is_an_error_listing_the_four():
 
 
 def test_cli_offers_exactly_the_model_modes():
-    assert cli.MODES == MODES == ("rnn_relu", "rnn_tanh", "lstm", "gru")
+    assert training.MODES == MODES == ("rnn_relu", "rnn_tanh", "lstm", "gru")
 
 
 def test_tied_with_unequal_sizes_takes_awds_layout_the_last_layer_of_emsize():

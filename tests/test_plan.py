@@ -300,7 +300,8 @@ def test_every_flag_of_rnnlm_train_is_in_the_training_key(workflow):
 def test_runs_the_plan_shares_get_equal_settings_digests_and_others_do_not(workflow):
     """What summary.json digests (train.run_settings of the parsed `rnnlm train` flags) agrees
     with the plan's key: equal for a shared pair, different for a pair that is not."""
-    from rnnlm.cli import build_parser, train_configs
+    from rnnlm.cli import build_parser
+    from rnnlm.cli.training import train_configs
     from rnnlm.provenance import settings_digest
     from rnnlm.train import run_settings
 

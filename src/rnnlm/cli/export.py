@@ -1,20 +1,20 @@
 """`rnnlm export|score`: a trained run out of MXNet (ONNX, PyTorch), and sentences scored with
-the ONNX file by onnxruntime alone (rnnlm.cli holds the stages, rnnlm.cli_results the tables).
-"""
+the ONNX file by onnxruntime alone."""
 
-import functools
 import sys
 from pathlib import Path
 
+from rnnlm.cli.args import add_threads, use_threads
 
-def _export(use_threads, args):
+
+def _export(args):
     use_threads(args.threads)
     from rnnlm.export.run import export
 
     export(args.run_dir, args.format, args.out)
 
 
-def _add_export(sub, use_threads):
+def _add_export(sub):
     p = sub.add_parser("export", help="a trained model as ONNX or as a PyTorch state_dict",
                        description="onnx: one step of the model, (ids, state) -> "
                        "(log-probabilities, state), T and B dynamic (README: Export). torch: "
@@ -24,9 +24,8 @@ def _add_export(sub, use_threads):
                    help="trained run: results/EXPERIMENT/MODE/seedN")
     p.add_argument("--format", required=True, help="onnx or torch")
     p.add_argument("--out", type=Path, required=True, help="e.g. RUN/model.onnx or RUN/model.pt")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for MXNet's operators (default 0: MXNet's own choice)")
-    p.set_defaults(func=functools.partial(_export, use_threads))
+    add_threads(p)
+    p.set_defaults(func=_export)
 
 
 def _score(args):
@@ -38,10 +37,10 @@ def _score(args):
         print(format_scored(n, score(scorer, line)), flush=True)
 
 
-def add_export_commands(sub, use_threads):
-    """`rnnlm export`, which loads MXNet after ``use_threads`` (rnnlm.cli's) set its threads and
-    engine, and `rnnlm score`, which needs no MXNet."""
-    _add_export(sub, use_threads)
+def add_commands(sub):
+    """`rnnlm export`, which loads MXNet once its threads and engine are set, and `rnnlm score`,
+    which needs no MXNet."""
+    _add_export(sub)
     _add_score(sub)
 
 
@@ -59,6 +58,5 @@ def _add_score(sub):
                        "vocabulary has none.")
     p.add_argument("--model", type=Path, required=True, help="model.onnx of rnnlm export")
     p.add_argument("--vocab", type=Path, required=True, help="the vocab.tsv it was trained with")
-    p.add_argument("--threads", type=int, default=0,
-                   help="onnxruntime's CPU threads (default 0: its own choice)")
+    add_threads(p, "onnxruntime", "its own choice")
     p.set_defaults(func=_score)

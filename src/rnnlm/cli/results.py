@@ -1,9 +1,10 @@
 """`rnnlm table|compare|sweep|provenance|plots|compare-predictions`: the subcommands that read
-finished run folders and write the tables and plots of the results (rnnlm.cli holds the rest).
-"""
+finished run folders and write the tables and plots of the results."""
 
 import argparse
 from pathlib import Path
+
+from rnnlm.cli.args import positive
 
 
 def _compare_predictions(args):
@@ -31,17 +32,11 @@ def _pair(kind, convert):
         try:
             if name and value:
                 return name, convert(value)
-        except ValueError:
+        except (ValueError, argparse.ArgumentTypeError):
             pass
         raise argparse.ArgumentTypeError(f"{text!r} is not EXPERIMENT={kind}")
 
     return parse
-
-
-def _positive(text):
-    if float(text) > 0:
-        return float(text)
-    raise ValueError(text)
 
 
 def _add_runs(p, corpus=True):
@@ -86,7 +81,7 @@ def _add_table(sub):
     p = sub.add_parser("table", help="the runs, and test perplexity per experiment and mode "
                                      "(mean, sd, 95%% CI over seeds)")
     _add_runs(p)
-    p.add_argument("--published", nargs="*", type=_pair("PPL with PPL > 0", _positive), default=[],
+    p.add_argument("--published", nargs="*", type=_pair("PPL with PPL > 0", positive), default=[],
                    metavar="EXPERIMENT=PPL",
                    help="published test perplexity of an experiment, shown beside its mean")
     _add_caches(p)
@@ -163,5 +158,7 @@ def _add_plots(sub):
     p.set_defaults(func=_plots)
 
 
-RESULT_COMMANDS = (_add_compare_predictions, _add_table, _add_compare, _add_sweep,
-                   _add_provenance, _add_plots)
+def add_commands(sub):
+    for add in (_add_compare_predictions, _add_table, _add_compare, _add_sweep, _add_provenance,
+                _add_plots):
+        add(sub)

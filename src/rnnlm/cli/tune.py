@@ -1,5 +1,5 @@
 """`rnnlm halve|tune-table`: a tune's rung decided from its trials' run folders, and a finished
-tune's table and plot (rnnlm.tune; rnnlm.cli holds the stages)."""
+tune's table and plot (rnnlm.tune)."""
 
 import argparse
 from pathlib import Path
@@ -26,7 +26,7 @@ def _tune_table(args):
     write_tune(args.rungs, args.keys, args.csv, args.md, args.html, args.plot)
 
 
-def add_tune_commands(sub):
+def add_commands(sub):
     p = sub.add_parser("halve", help="a tune's rung for one mode: which trials go on",
                        description="Reads each trial's summary.json (best validation "
                        "perplexity; a diverged trial ranks last) and writes the rung's record: "

@@ -1,0 +1,38 @@
+"""`rnnlm <stage>`: one subcommand per pipeline stage, the entry point every Snakemake rule calls.
+
+Flags reuse the config schema's key names. Errors the user can fix (RnnlmError) print one line
+and exit 1 (128 + the signal when a stopped run saved its checkpoint); anything else is a bug and
+keeps its traceback. One module per family of subcommands: data, training, trained (evaluate, cache,
+predict, generate), results (tables and plots), tune, export (and score); args what they share.
+"""
+
+import argparse
+import logging
+import sys
+
+from rnnlm.cli import data, export, results, trained, training, tune
+from rnnlm.io import RnnlmError
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="rnnlm", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for family in (data, training, trained, results, export, tune):
+        family.add_commands(sub)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        args.func(args)
+    except RnnlmError as err:
+        print(f"rnnlm {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    return 0

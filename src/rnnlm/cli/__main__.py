@@ -1,0 +1,5 @@
+import sys
+
+from rnnlm.cli import main
+
+sys.exit(main())
