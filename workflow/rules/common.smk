@@ -87,7 +87,7 @@ def experiment(wildcards):
     `tuned_choice` as an input)."""
     name = wildcards.experiment
     if name in PLAN.tunes:
-        return PLAN.tuned(name, read_json(tuned_choice(wildcards)[0])["promoted"][0])
+        return PLAN.tuned(name, chosen_trial(PLAN.tunes[name], wildcards.mode))
     return PLAN.settings(name)
 
 
@@ -103,6 +103,11 @@ def last_rung(tune, mode):
     return checkpoints.halving.get(
         tune=tune.name, mode=mode, rung=len(tune.rungs)
     ).output[0]
+
+
+def chosen_trial(tune, mode):
+    """The trial a tune's last rung chose for ``mode``."""
+    return read_json(last_rung(tune, mode))["promoted"][0]
 
 
 def run_paths(pattern, runs=None):
@@ -156,8 +161,7 @@ def trainer(wildcards):
     run = TUNED_SHARES.get(wildcards.shared)
     if run is None:
         return SHARED[wildcards.shared]
-    rung = last_rung(PLAN.tunes[run.experiment], run.mode)
-    return PLAN.tuned_trainer(run, read_json(rung)["promoted"][0])
+    return PLAN.tuned_trainer(run, chosen_trial(PLAN.tunes[run.experiment], run.mode))
 
 
 def trained_as(wildcards):

@@ -45,8 +45,6 @@ def use_threads(threads, device="cpu"):
         os.environ["MXNET_CPU_WORKER_NTHREADS"] = "1"  # one engine worker runs n-thread operators
 
 
-
-
 def add_threads(p, whose="MXNet's operators", default="MXNet's own choice"):
     p.add_argument("--threads", type=int, default=0,
                    help=f"CPU threads for {whose} (default 0: {default})")
