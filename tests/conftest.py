@@ -15,10 +15,42 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One worker per core (pyproject.toml): MXNet in a worker's own process takes one core, as the
+    # pipeline's jobs do at `threads: 1`; two workers of two OpenMP threads each oversubscribe.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PTB = REPO.parent / "shared" / "data" / "ptb"
 SPLITS = ("train", "valid", "test")
 RNNLM = Path(sys.executable).with_name("rnnlm")  # the console script of this environment
+
+
+def shared_fixtures(item):
+    """The fixtures wider than a test that it uses, defined in a test module or a conftest below
+    this one (not pytest's, not the cheap session-wide ones here): tests that share one are
+    grouped on one worker, so that it is built once."""
+    names = set()
+    for name in item.fixturenames:
+        for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            if fixturedef.scope != "function" and fixturedef.baseid.startswith("tests/"):
+                names.add(f"{fixturedef.baseid}::{name}")
+    return sorted(names)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Groups for pytest-xdist's loadgroup (pyproject.toml): a test without an `xdist_group` of
+    its own goes with the tests that share its fixtures (a finished workflow, a trained run), and
+    one that shares none is a group of its own. Groups holding an end-to-end (slow) test come
+    first, so that the two workers start on the long ones and end on the quick ones."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group") and (shared := shared_fixtures(item)):
+            item.add_marker(pytest.mark.xdist_group("+".join(shared)))
+    group = {item: mark.args[0] if (mark := item.get_closest_marker("xdist_group")) else item.nodeid
+             for item in items}
+    slow = {group[item] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: group[item] not in slow)  # stable: collection order within
 
 
 def rnnlm(*argv, **kwargs):

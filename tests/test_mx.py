@@ -1,6 +1,8 @@
 """MXNet 1.9.1 on numpy 2, through rnnlm.mx: a numpy upgrade that breaks MXNet must fail here."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,16 @@ def test_numpy_interop_the_package_uses():
     parts = gluon.utils.split_and_load(nd.array(a), [mx.cpu(0), mx.cpu(1)], batch_axis=1)
     assert parts[1].shape == (3, 2)
     assert mx.np.array(a).asnumpy().sum() == a.sum()
+
+
+def test_mxnet_imports_without_what_rnnlm_never_calls_through_it_which_still_imports_after():
+    """A fresh process, as a job is: rnnlm.mx leaves out mxnet's optional onnx and scipy.stats
+    (half its import time), and the package's own imports of them (export, stats) still work."""
+    code = ("import sys, rnnlm.mx as m; print(sorted(n for n in m.UNUSED_BY_RNNLM if n in "
+            "sys.modules)); import onnx, scipy.stats; print(scipy.stats.ttest_ind.__name__, "
+            "onnx.helper.make_node.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "ttest_ind make_node"]
 
 
 def _imported_modules(path):

@@ -6,7 +6,9 @@ It declares ``numpy<2`` for that reason alone; with these names back it imports 
 numpy 2 (``tests/test_mx.py`` keeps it so). Every other module imports mxnet from here.
 """
 
+import contextlib
 import os
+import sys
 import types
 import warnings
 
@@ -50,13 +52,33 @@ for _name, _value in _RESTORED.items():
     if _name not in np.__dict__:
         setattr(np, _name, _value)
 
+# Optional packages mxnet imports for features rnnlm never calls through it: onnx for its exporter
+# (rnnlm.export writes its own graphs) and scipy.stats for quantization's calibration. They are
+# half of mxnet's import, about 2 of 4 seconds on 2 cores, paid by every job of the pipeline.
+UNUSED_BY_RNNLM = ("onnx", "scipy.stats")
+
+
+@contextlib.contextmanager
+def _hidden(names):
+    """Import of ``names`` fails (mxnet then goes without them) while the block runs, and works
+    again after it."""
+    hidden = [name for name in names if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden, None))
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
 # The engine libmxnet starts as it loads, just below (rnnlm.cli chooses it for CPU jobs).
 ENGINE = os.environ.get("MXNET_ENGINE_TYPE", "ThreadedEnginePerDevice")
 
 BUILD = installed()
 preload_cuda_libraries(BUILD)
-with warnings.catch_warnings():  # mxnet imports distutils, deprecated since Python 3.10
-    warnings.simplefilter("ignore", DeprecationWarning)
+with warnings.catch_warnings(), _hidden(UNUSED_BY_RNNLM):
+    warnings.simplefilter("ignore", DeprecationWarning)  # mxnet imports distutils
     try:
         import mxnet  # noqa: E402  (must follow the restoration above)
     except OSError as err:  # libmxnet.so or a library it links is missing

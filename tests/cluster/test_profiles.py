@@ -22,7 +22,8 @@ from test_workflow import BIN, EXPERIMENTS, SNAKEMAKE, write_config
 
 from rnnlm.io import read_json
 
-pytestmark = pytest.mark.slow
+# One local SLURM (its ports, /etc/slurm): its tests share one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 PROFILES = REPO / "workflow" / "profiles"
 TARGET = "results/perplexity.csv"  # vocab, batchify, train, evaluate, table: every kind of job
 SUBMITTED = {"vocab": 1, "batchify": 3, "train": 1, "evaluate": 1, "table": 1}

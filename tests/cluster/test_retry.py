@@ -18,7 +18,8 @@ from faults.pipeline import metrics_epochs, prepare_data, read_checkpoint, tiny_
 
 from cluster.test_profiles import PROFILES, finish, minutes, slurm_record, start, variant
 
-pytestmark = pytest.mark.slow
+# One local SLURM (its ports, /etc/slurm): its tests share one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 RUN = "results/tiny/lstm/seed1"
 EPOCHS = 60  # 0.2-0.3 s each here: the cancel lands long before the last one
 
