@@ -67,7 +67,7 @@ def experiment_settings(name, config_path, overrides=()):
     YAML (``bptt=35``); with the resolved config (defaults filled, corpora merged)."""
     from rnnlm.config import Workflow
     from rnnlm.io import RnnlmError
-    from rnnlm.plan import make_plan
+    from rnnlm.plan.expand import make_plan
 
     config = yaml.safe_load(Path(config_path).read_text()) or {}
     try:

@@ -24,7 +24,7 @@ from rnnlm.io import RnnlmError
 from rnnlm.model import MODES, ModelConfig, RecurrentLayer, RNNModel, save_model_config
 from rnnlm.mx import mxnet as mx
 from rnnlm.mx import nd
-from rnnlm.plan import EXPORTS
+from rnnlm.plan.runs import EXPORTS
 from rnnlm.predict import feed, load_run, parse_prompt
 from rnnlm.provenance import code_digest
 from rnnlm.vocab import EOS, UNK, Vocab, write_vocab

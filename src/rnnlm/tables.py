@@ -12,7 +12,7 @@ from html import escape
 import pandas as pd
 
 from rnnlm.io import RnnlmError, read_json, write_text
-from rnnlm.plan import MODES
+from rnnlm.plan.runs import MODES
 from rnnlm.report import (
     point_text,
     read_provenance,

@@ -17,14 +17,9 @@ try:
     from rnnlm.config import NAME, Workflow
     from rnnlm.data import SPLITS
     from rnnlm.io import RnnlmError
-    from rnnlm.plan import (
-        EXPORTS,
-        MODES,
-        array_width,
-        cache_flags,
-        make_plan,
-        train_flags,
-    )
+    from rnnlm.plan.expand import make_plan
+    from rnnlm.plan.flags import cache_flags, train_flags
+    from rnnlm.plan.runs import EXPORTS, MODES, array_width
     from rnnlm.io import read_json
     from rnnlm.provenance import PACKAGE, code_digest as package_digest
 except ImportError:
