@@ -8,8 +8,11 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# Validation, cross-key checks, wildcard constraints, paths and input functions.
+# The config checked into the plan of runs (rnnlm.plan), wildcard constraints, code digests;
+# then paths and input functions (what each job reads), params and resources (what it is told).
 include: "workflow/rules/common.smk"
+include: "workflow/rules/paths.smk"
+include: "workflow/rules/params.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -3,7 +3,7 @@
 Written in the word-language-model tutorial's style on purpose: an imperative Block, the Gluon
 loss per row, ``L.backward()``, ``gluon.utils.clip_global_norm`` (a host sync), ``trainer.step``
 and ``asscalar`` every batch. The one departure, by default: each recurrent layer is its own
-one-layer block with dropout between them, as in rnnlm.model (the tutorial's fused multi-layer
+one-layer block with dropout between them, as in rnnlm.recurrent (the tutorial's fused multi-layer
 block skips that dropout on the CPU), so that from the same weights both compute the same
 function. ``fused=True`` builds the tutorial's own block instead, to time the tutorial itself
 (the same function only at dropout 0).

@@ -61,7 +61,7 @@ from workload import (
     zipf_arrays,
 )
 
-from rnnlm.plan import MODES  # no mxnet: the script sets its threads before that loads
+from rnnlm.plan.runs import MODES  # no mxnet: the script sets its threads before that loads
 
 WARMUP = 3  # windows before timing: shapes bound, memory planned, caches warm
 

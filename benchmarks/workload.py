@@ -24,7 +24,7 @@ def gemms(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
     Forward: the decoder, and per layer the input projection of all rows at once and the
     recurrent product once per step. Backward: each y = x W adds dx = dy W' and dW = x' dy.
     """
-    from rnnlm.model import GATES  # here: the script sets MXNet's threads before it loads
+    from rnnlm.recurrent import GATES  # here: the script sets MXNet's threads before it loads
 
     rows, gates = batch * bptt, GATES[mode] * nhid
     forward = [(rows, nhid, vocab, 1)]
@@ -44,7 +44,7 @@ def window_flops(mode, emsize, nhid, nlayers, vocab, batch, bptt, train=True):
     embedding is a gather forward (0) and a scatter-add backward (one add per value). The gates'
     elementwise nonlinearities are not counted (under 1% at these sizes).
     """
-    from rnnlm.model import GATES
+    from rnnlm.recurrent import GATES
 
     rows, gates = batch * bptt, GATES[mode] * nhid
     products = sum(2 * m * k * n * c for m, k, n, c in
@@ -67,7 +67,7 @@ def experiment_settings(name, config_path, overrides=()):
     YAML (``bptt=35``); with the resolved config (defaults filled, corpora merged)."""
     from rnnlm.config import Workflow
     from rnnlm.io import RnnlmError
-    from rnnlm.plan import make_plan
+    from rnnlm.plan.expand import make_plan
 
     config = yaml.safe_load(Path(config_path).read_text()) or {}
     try:

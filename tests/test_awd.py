@@ -10,9 +10,10 @@ from rnnlm.awd.dropout import EmbeddingDropout, drop_connect, locked_dropout
 from rnnlm.awd.penalties import activation_penalty
 from rnnlm.awd.windows import variable_windows
 from rnnlm.io import RnnlmError
-from rnnlm.model import MODES, ModelConfig, RecurrentLayer, RNNModel
+from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.recurrent import RecurrentLayer
 from rnnlm.step import clipped_sgd, loss_graph, window_loss, windows
 from rnnlm.train import TrainConfig
 

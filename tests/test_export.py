@@ -21,12 +21,13 @@ from rnnlm.export import layout, to_onnx, to_torch
 from rnnlm.export.run import FORMATS, run_layout
 from rnnlm.export.score import Scorer, score
 from rnnlm.io import RnnlmError
-from rnnlm.model import MODES, ModelConfig, RecurrentLayer, RNNModel, save_model_config
+from rnnlm.model import MODES, ModelConfig, RNNModel, save_model_config
 from rnnlm.mx import mxnet as mx
 from rnnlm.mx import nd
-from rnnlm.plan import EXPORTS
+from rnnlm.plan.runs import EXPORTS
 from rnnlm.predict import feed, load_run, parse_prompt
 from rnnlm.provenance import code_digest
+from rnnlm.recurrent import RecurrentLayer
 from rnnlm.vocab import EOS, UNK, Vocab, write_vocab
 
 CTX = mx.cpu()
@@ -222,7 +223,7 @@ def test_model_pt_is_torch_saves_zip_of_the_arrays_without_torch(tmp_path, tied)
 
 def awd(tmp_path, ids):
     """A tied LSTM whose last layer has emsize units (the AWD layout): its Layout, built of
-    rnnlm.model's RecurrentLayers, and its log-probabilities after ``ids`` (T, B) by MXNet."""
+    rnnlm.recurrent's RecurrentLayers, and its log-probabilities after ``ids`` (T, B) by MXNet."""
     run, _ = saved_run(tmp_path, "lstm", True)
     tied = run_layout(run)
     mx.random.seed(5)

@@ -5,19 +5,10 @@ import pytest
 
 from rnnlm.cli import training
 from rnnlm.io import RnnlmError
-from rnnlm.model import (
-    LAYERS,
-    MODES,
-    PIECES,
-    ModelConfig,
-    RecurrentLayer,
-    RecurrentStack,
-    RNNModel,
-    load_model,
-    save_model_config,
-)
+from rnnlm.model import LAYERS, MODES, ModelConfig, RNNModel, load_model, save_model_config
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.recurrent import PIECES, RecurrentLayer, RecurrentStack
 
 CPU = mx.cpu()
 

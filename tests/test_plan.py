@@ -10,7 +10,9 @@ from conftest import REPO
 
 from rnnlm.config import ConfigError, Workflow, coerce_strings
 from rnnlm.io import RnnlmError
-from rnnlm.plan import CACHE_LAMBDAS, CACHE_THETAS, MODES, Run, cache_flags, make_plan, train_flags
+from rnnlm.plan.expand import make_plan
+from rnnlm.plan.flags import CACHE_LAMBDAS, CACHE_THETAS, cache_flags, train_flags
+from rnnlm.plan.runs import MODES, Run
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 

@@ -9,7 +9,7 @@ from rnnlm import cli
 from rnnlm.plots import by_mode, groups_to_plot, learning_curves, plot_names, sweep_figure
 from rnnlm.report import read_curves, read_runs
 from rnnlm.stats import sweep_summary
-from rnnlm.tables import perplexity_table
+from rnnlm.tables.perplexity import perplexity_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TESTS = {"lstm": [130.0, 128.5, 131.0], "gru": [100.0, 101.5]}

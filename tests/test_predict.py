@@ -22,7 +22,7 @@ from rnnlm.predict import (
     predict,
     top_words,
 )
-from rnnlm.tables import write_predictions_table
+from rnnlm.tables.predictions import write_predictions_table
 from rnnlm.vocab import EOS, UNK, Vocab, write_vocab
 
 CTX = mx.cpu()

@@ -7,7 +7,7 @@ import pytest
 from run_folders import EPOCH_TOKENS, REPORTS, make_run
 
 from rnnlm.io import RnnlmError
-from rnnlm.plan import Run
+from rnnlm.plan.runs import Run
 from rnnlm.report import read_curves, read_provenance, read_runs, split_experiment
 
 

@@ -14,7 +14,9 @@ from conftest import REPO
 from rnnlm.checkpoint import METRICS, write_metrics
 from rnnlm.config import ConfigError, Workflow
 from rnnlm.io import RnnlmError, read_json
-from rnnlm.plan import Run, make_plan, train_flags
+from rnnlm.plan.expand import make_plan
+from rnnlm.plan.flags import train_flags
+from rnnlm.plan.runs import Run
 from rnnlm.tune.halving import promoted, rung_sizes, select, write_rung
 from rnnlm.tune.space import draw
 from rnnlm.tune_report import learning_curves, trial_rows, write_tune

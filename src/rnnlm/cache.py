@@ -24,7 +24,7 @@ from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, write_json
 from rnnlm.model import load_model, trained_run
 from rnnlm.mx import gluon
-from rnnlm.plan import CACHE_LAMBDAS, CACHE_THETAS
+from rnnlm.plan.flags import CACHE_LAMBDAS, CACHE_THETAS
 
 log = logging.getLogger(__name__)
 

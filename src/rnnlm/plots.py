@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter
 
 from rnnlm.io import atomic_path
-from rnnlm.plan import Run
+from rnnlm.plan.runs import Run
 from rnnlm.report import GROUP, read_curves, read_runs, split_experiment, value_text
 from rnnlm.stats import best_points, describe, summarize
 

@@ -18,7 +18,7 @@ import numpy as np
 from rnnlm.io import RnnlmError, write_json
 from rnnlm.model import load_model
 from rnnlm.mx import autograd, nd
-from rnnlm.plan import Run
+from rnnlm.plan.runs import Run
 from rnnlm.vocab import EOS, UNK, read_vocab
 
 log = logging.getLogger(__name__)

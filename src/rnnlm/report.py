@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from rnnlm.io import RnnlmError
-from rnnlm.plan import Run
+from rnnlm.plan.runs import Run
 
 DEFAULT_CORPUS = "ptb"
 STAGE_OF = {"summary.json": "train", "metrics.csv": "train", "progress.csv": "train",

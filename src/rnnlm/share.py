@@ -1,5 +1,5 @@
-"""Share stage: a run whose training equals an earlier run's (rnnlm.plan.Plan.shared: the same
-mode, data and `rnnlm train` settings) gets that run's training outputs instead of training
+"""Share stage: a run whose training equals an earlier run's (rnnlm.plan.runs.Plan.shared: the
+same mode, data and `rnnlm train` settings) gets that run's training outputs instead of training
 again, so everything after training reads its folder as if it had trained there.
 
 The outputs are copied, not linked: a copy is a file of its own, written now, so Snakemake's

@@ -174,7 +174,7 @@ def check_one_window(path, parts, bptt):
 
 def run_settings(model_config, config, batch_size, eval_batch_size):
     """A run's resolved settings, as summary.json records them and digests them
-    (settings_sha256): what rnnlm.plan's training_key must agree with."""
+    (settings_sha256): what rnnlm.plan.runs.Plan.training_key must agree with."""
     return {**model_config.fields(), **dataclasses.asdict(config),
             "batch_size": batch_size, "eval_batch_size": eval_batch_size}
 

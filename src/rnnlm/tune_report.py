@@ -9,7 +9,7 @@ import pandas as pd
 from rnnlm.io import read_json, write_text
 from rnnlm.plots import new_figure, save
 from rnnlm.report import value_text
-from rnnlm.tables import Col, Html, html_page, html_table, markdown
+from rnnlm.tables.render import Col, Html, html_page, html_table, markdown
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ rule train:
         " {params.device} --threads {threads} > {log:q} 2>&1"
 
 
-# A run whose training equals an earlier run's (rnnlm.plan.Plan.shared) is not trained again:
+# A run whose training equals an earlier run's (rnnlm.plan.runs.Plan.shared) is not trained again:
 # `share` copies the earlier run's training outputs; {shared} matches only those runs' folders.
 ruleorder: share > train
 

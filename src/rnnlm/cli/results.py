@@ -8,7 +8,7 @@ from rnnlm.cli.args import positive
 
 
 def _compare_predictions(args):
-    from rnnlm.tables import write_predictions_table
+    from rnnlm.tables.predictions import write_predictions_table
 
     write_predictions_table(args.inputs, args.md, args.html)
 
@@ -70,7 +70,7 @@ def _add_formats(p, table, md=True):
 
 
 def _table(args):
-    from rnnlm.tables import write_table
+    from rnnlm.tables.perplexity import write_table
 
     write_table(args.runs, (args.runs_csv, args.runs_html), (args.csv, args.md, args.html),
                 corpus=dict(args.corpus), published=dict(args.published), caches=args.caches,
@@ -94,7 +94,7 @@ def _add_table(sub):
 
 
 def _compare(args):
-    from rnnlm.tables import write_comparisons
+    from rnnlm.tables.comparisons import write_comparisons
 
     write_comparisons(args.runs, args.csv, args.md, args.html, corpus=dict(args.corpus),
                       caches=args.caches, tuned=args.tuned)
@@ -112,7 +112,7 @@ def _add_compare(sub):
 
 def _sweep(args):
     from rnnlm.plots import write_sweep_plot
-    from rnnlm.tables import write_sweep
+    from rnnlm.tables.sweeps import write_sweep
 
     table = write_sweep(args.runs, args.name, args.csv, args.md, args.html)
     write_sweep_plot(table, args.name, args.plot)
@@ -130,7 +130,7 @@ def _add_sweep(sub):
 
 
 def _provenance(args):
-    from rnnlm.tables import write_provenance
+    from rnnlm.tables.provenance import write_provenance
 
     write_provenance(args.runs, args.csv, args.html)
 

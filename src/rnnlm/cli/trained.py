@@ -37,7 +37,7 @@ def _cache(args):
 
 
 def _add_cache(sub):
-    from rnnlm.plan import CACHE_LAMBDAS, CACHE_THETAS
+    from rnnlm.plan.flags import CACHE_LAMBDAS, CACHE_THETAS
 
     p = sub.add_parser("cache", help="test perplexity with the continuous cache, its theta and "
                                      "lambda chosen on validation",

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from rnnlm.cli.args import add_device_flags, use_threads
-from rnnlm.plan import MODES  # rnnlm.model's, without importing mxnet
+from rnnlm.plan.runs import MODES  # rnnlm.model's, without importing mxnet
 
 
 def _train(args):

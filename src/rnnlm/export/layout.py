@@ -13,7 +13,7 @@ import numpy as np
 
 from rnnlm.io import RnnlmError
 
-GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}  # as rnnlm.model's (no mxnet here)
+GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}  # as rnnlm.recurrent's (no mxnet here)
 PIECES = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")
 LAYER = re.compile(r"rnn\.layer(\d+)\._unfused\.0\.(\w+)$")
 

@@ -11,7 +11,7 @@ from rnnlm.export import layout, to_onnx, to_torch
 from rnnlm.io import RnnlmError, atomic_path
 from rnnlm.model import load_model, trained_run
 from rnnlm.mx import mxnet as mx
-from rnnlm.plan import EXPORTS
+from rnnlm.plan.runs import EXPORTS
 
 FORMATS = tuple(EXPORTS)
 

@@ -1,0 +1,35 @@
+"""The command flags of a run's settings: what `rnnlm train` and `rnnlm cache` are called with,
+and so what a run's training depends on (runs.Plan.training_key)."""
+
+import shlex
+
+# Experiment keys that are `rnnlm train` flags, in this order (batch sizes are the arrays' widths)
+TRAIN_FLAGS = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init", "lr", "clip",
+               "clip_per", "epochs", "bptt", "seed", "lr_schedule", "decay_after", "decay_factor",
+               "max_batches", "dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dropout",
+               "alpha", "beta", "wd", "optimizer", "nonmono", "finetune_epochs")
+SWITCHES = ("restore_best", "tied", "variable_bptt")  # booleans: --key or --no-key
+# The cache's default grids (the schema's defaults of experiments.*.cache): around awd-lstm-lm's
+# README values (PTB theta 1.0, lambda 0.1; WikiText-2 theta 0.662, lambda 0.1279), both
+# chosen on validation as Grave et al. 2016 choose theirs; lambda 0 (no cache) is always tried.
+CACHE_THETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0)
+CACHE_LAMBDAS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4)
+
+
+def train_flags(exp, seed):
+    """`rnnlm train` flags of experiment settings ``exp`` for one seed."""
+    values = {**exp, "seed": seed}
+    flags = [f"--{key.replace('_', '-')} {shlex.quote(str(values[key]))}" for key in TRAIN_FLAGS
+             if values[key] is not None]
+    switches = [f"--{'' if exp[key] else 'no-'}{key.replace('_', '-')}" for key in SWITCHES]
+    if exp["softmax"] != "full":  # the full softmax's flags as before there was another
+        switches += [f"--softmax {exp['softmax']}", "--cutoffs", *map(str, exp["cutoffs"]),
+                     f"--div-value {exp['div_value']}"]
+    return " ".join([*flags, *switches])
+
+
+def cache_flags(exp):
+    """`rnnlm cache` flags of an experiment's `cache` settings."""
+    grid = exp["cache"]
+    return " ".join([f"--window {grid['window']}", "--thetas", *map(str, grid["thetas"]),
+                     "--lambdas", *map(str, grid["lambdas"])])
