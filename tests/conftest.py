@@ -53,6 +53,17 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: group[item] not in slow)  # stable: collection order within
 
 
+def pytest_collection_finish(session):
+    """pytest-xdist's loadgroup passes a test's group in its node id; where a pytest release stops
+    that (pytest-dev/pytest-xdist#1386), the groups fall apart without a word: say so instead."""
+    if session.config.getoption("loadgroup", False):
+        for item in session.items:
+            if (mark := item.get_closest_marker("xdist_group")) and not item.nodeid.endswith(
+                    f"@{mark.args[0]}"):
+                raise pytest.UsageError(f"pytest-xdist's loadgroup lost the group of {item.nodeid}"
+                                        ": pin a pytest it works with (pyproject.toml)")
+
+
 def rnnlm(*argv, **kwargs):
     """Run the `rnnlm` command as a user does; its exit code, stdout and stderr."""
     return subprocess.run([str(RNNLM), *map(str, argv)], capture_output=True, text=True,

@@ -61,10 +61,14 @@ def test_a_cancelled_training_job_is_resubmitted_with_more_time_and_resumes(slur
     workdir = prepare_data(tiny_workflow(tmp_path / "work", *tiny_mirror, epochs=EPOCHS))
     proc = start(workdir, "--workflow-profile", str(with_real_retries(tmp_path)), "--verbose",
                  "train_all")
-    first = slurm_job_of("train", workdir)
-    wait_for_epoch_1_checkpoint(proc, workdir)
-    subprocess.run(["scancel", first], check=True)
-    code, log = finish(proc, workdir)
+    try:
+        first = slurm_job_of("train", workdir)
+        wait_for_epoch_1_checkpoint(proc, workdir)
+        subprocess.run(["scancel", first], check=True)
+        code, log = finish(proc, workdir)
+    finally:  # a failed wait leaves no Snakemake polling a cluster that is about to stop
+        if proc.poll() is None:
+            proc.kill()
     assert code == 0, log[-6000:]
     submitted = re.findall(r"^Job \d+ has been submitted with SLURM jobid (\d+) ", log, re.M)
     assert submitted[0] == first and len(submitted) == 2, submitted  # train, then its retry
