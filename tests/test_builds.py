@@ -97,7 +97,7 @@ def test_make_installs_the_build_gpu_names(argv, extra):
     assert result.returncode == 0, result.stderr
     syncs = [line for line in result.stdout.splitlines() if " sync " in line]
     assert [line.split(" sync ", 1)[1] for line in syncs] == [
-        f"--locked --extra {extra} --extra {EXPORT}"]
+        f"--locked --compile-bytecode --extra {extra} --extra {EXPORT}"]
     if argv[0] == "run":
         assert result.stdout.splitlines()[-1].startswith(".venv/bin/snakemake --cores all")
 
