@@ -1,9 +1,10 @@
 """What a process start costs: every job of the pipeline and every test that runs `snakemake` or
 `rnnlm` is a new Python process, so its imports are paid again each time. Side by side, in turns,
 in one run: MXNet as `rnnlm.mx` imports it (without the optional onnx and scipy.stats) against
-the same with both imported first (mxnet then binds them, as it did before), and Snakemake's start, each with the environment's bytecode (what `make
-setup` compiles) and without it (a fresh, empty pycache prefix and PYTHONDONTWRITEBYTECODE, as a
-machine that sets it and never compiled would run).
+the same with both imported first (mxnet then binds them, as it did before), and Snakemake's
+start; each with the environment's bytecode (what `make setup` compiles) and without it (an
+empty pycache prefix and PYTHONDONTWRITEBYTECODE, as on a machine that sets it and never
+compiled).
 
     .venv/bin/python benchmarks/startup.py [--runs 7]
 
