@@ -54,7 +54,8 @@ for _name, _value in _RESTORED.items():
 
 # Optional packages mxnet imports for features rnnlm never calls through it: onnx for its exporter
 # (rnnlm.export writes its own graphs) and scipy.stats for quantization's calibration. They are
-# half of mxnet's import, about 2 of 4 seconds on 2 cores, paid by every job of the pipeline.
+# half of mxnet's import (1.6 against 2.8 CPU seconds here, benchmarks/startup.py), paid by
+# every job of the pipeline.
 UNUSED_BY_RNNLM = ("onnx", "scipy.stats")
 
 
