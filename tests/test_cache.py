@@ -161,6 +161,20 @@ def test_a_run_without_a_model_is_one_line_naming_it(trained, tmp_path, capsys):
     assert not (tmp_path / "cache.json").exists()
 
 
+def test_a_window_the_split_cannot_fill_is_refused_before_the_pass(trained, tmp_path, capsys):
+    """The cache of a window as long as validation's 699 positions would never apply: it was
+    exit 0 and "lambda 0", with nothing saying that the cache never ran."""
+    run, paths = trained
+    out = tmp_path / "cache.json"
+    assert run_cache(run, paths, out, "--window", "699") == 1
+    assert capsys.readouterr().err == (
+        f"rnnlm cache: error: cache window 699 is not below the 699 positions of each of the 1 "
+        f"columns of {paths['valid']}: the cache would never apply; lower cache.window below "
+        "699\n")
+    assert not out.exists()
+    assert run_cache(run, paths, out, "--window", "698") == 0
+
+
 @pytest.mark.parametrize(("flags", "message"), [
     (["--window", "0"], "argument --window: 0 is not an integer >= 1"),
     (["--window", "5", "--thetas", "0"], "argument --thetas: 0 is not a number > 0"),

@@ -23,7 +23,7 @@ from conftest import (
 )
 
 from rnnlm.data import Source, split_lines
-from rnnlm.io import RnnlmError
+from rnnlm.io import RnnlmError, iter_lines
 
 CORPORA = REPO / "workflow" / "corpora"
 PTB_FILES = [f"ptb.{s}.txt" for s in SPLITS]
@@ -282,6 +282,30 @@ def test_one_file_is_cut_by_the_stated_rule(tmp_path):
     assert non_blank["train"] == [f"line {i} of my text" for i in range(28)]
     assert non_blank["valid"] == [f"line {i} of my text" for i in range(28, 36)]
     assert non_blank["test"] == [f"line {i} of my text" for i in range(36, 40)]
+
+
+@pytest.mark.parametrize("ends", [b"\r", b"\r\n"], ids=["cr", "crlf"])
+def test_one_file_with_cr_or_crlf_line_ends_is_cut_by_its_lines(tmp_path, ends):
+    """A lone \\r ends a line as the vocab stage reads it: a classic Mac OS file was one line,
+    too few to split. Its bytes, line ends included, go to the splits unchanged."""
+    lines = [f"line {i} of my text".encode() + ends + (ends if i % 10 == 9 else b"")
+             for i in range(40)]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "book.txt").write_bytes(b"".join(lines))
+    out = tmp_path / "out"
+    result = download(out, str(tmp_path / "mine"), "--file", "book.txt", "--split", "0.2", "0.1",
+                      corpus="book", digests=[("file", digest(tmp_path / "mine" / "book.txt"))])
+    assert result.returncode == 0, result.stderr
+    parts = {s: (out / f"{s}.txt").read_bytes() for s in SPLITS}
+    assert b"".join(parts[s] for s in SPLITS) == b"".join(lines)
+    assert [len([x for x in parts[s].splitlines() if x]) for s in SPLITS] == [28, 8, 4]
+
+
+def test_lines_are_whole_whatever_the_read_size_even_between_a_cr_and_its_lf():
+    data = b"a\r\nbb\rccc\n\r\r\n\nd\r"
+    for size in range(1, len(data) + 2):
+        assert list(iter_lines(io.BytesIO(data), size)) == [
+            b"a\r\n", b"bb\r", b"ccc\n", b"\r", b"\r\n", b"\n", b"d\r"]
 
 
 def test_a_file_too_short_to_split_says_so(tmp_path):

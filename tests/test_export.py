@@ -14,7 +14,8 @@ import numpy as np
 import onnxruntime
 import pytest
 import yaml
-from conftest import REPO, rnnlm, torch_python
+from conftest import REPO, RNNLM, rnnlm, torch_python
+from faults.pipeline import MESSAGES
 
 from rnnlm.cli import main
 from rnnlm.export import layout, to_onnx, to_torch
@@ -344,6 +345,44 @@ def test_score_refuses_unknown_words_naming_them_without_unk(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "rnnlm score: error: stocks: not in the vocabulary, which has no <unk>; score sentences "
         "of its words only"]
+
+
+def score_bytes(run, vocab_path, data):
+    """`rnnlm score` given raw bytes on stdin, as a pipe from a file of any encoding does."""
+    return subprocess.run([str(RNNLM), "score", "--model", str(run / "model.onnx"), "--vocab",
+                           str(vocab_path), "--threads", "1"], input=data, capture_output=True,
+                          timeout=120)
+
+
+def test_score_reads_lines_ended_by_a_lone_cr_or_crlf_as_unix_ones(lstm):
+    run, vocab_path = lstm
+    unix = score_bytes(run, vocab_path, b"the market said\n\nshares fell\n")
+    assert unix.returncode == 0, unix.stderr
+    assert unix.stdout.count(b"# sentence ") == 2
+    for ends in (b"\r", b"\r\n"):
+        done = score_bytes(run, vocab_path, ends.join([b"the market said", b"", b"shares fell"]))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == unix.stdout
+
+
+def test_score_refuses_input_that_is_not_utf8_naming_the_line(lstm):
+    run, vocab_path = lstm
+    done = score_bytes(run, vocab_path, b"the market\nshares \xe9 fell\n")
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines()[-1] == (
+        f"rnnlm score: error: {MESSAGES['score input not UTF-8']}")
+    assert done.stdout.count(b"# sentence ") == 1  # the sentence before it was scored
+
+
+@pytest.mark.parametrize("data", [b"", b"\n  \n\t\n"], ids=["nothing", "blank lines"])
+def test_score_says_when_its_input_holds_no_sentence(lstm, data):
+    run, vocab_path = lstm
+    done = score_bytes(run, vocab_path, data)
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines()[-1] == (
+        f"rnnlm score: error: {MESSAGES['score input without a sentence']}, e.g. echo 'the cat "
+        "sat' | rnnlm score ...")
+    assert done.stdout == b""
 
 
 def test_score_refuses_a_vocabulary_of_another_size(lstm, tmp_path):

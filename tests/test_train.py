@@ -320,6 +320,18 @@ def test_bad_arrays_are_clear_errors(small, tmp_path, capsys):
     assert "run the batchify stage first" in capsys.readouterr().err
 
 
+def test_a_folder_given_for_an_input_file_is_one_line_naming_it(small, tmp_path, capsys):
+    """`--valid DIR` was an IsADirectoryError traceback; every path the system refuses is one
+    line naming the path, whichever stage and flag it came from."""
+    argv = train_argv(small, tmp_path / "run")
+    argv[argv.index("--valid") + 1] = str(tmp_path)
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == (
+        f"rnnlm train: error: {tmp_path}: a directory where a file is expected; pass the "
+        "file's path\n")
+    assert not (tmp_path / "run" / "model.params").exists()
+
+
 # --- devices and threads -------------------------------------------------------------------
 
 

@@ -197,6 +197,61 @@ def test_reading_in_blocks_gives_the_whole_stream_and_the_right_line(tmp_path, m
     assert len(whole) == 2000 and whole_lines == 500
 
 
+@pytest.mark.parametrize("ends", ["\r", "\r\n"], ids=["cr", "crlf"])
+def test_lines_ended_by_a_lone_cr_or_crlf_read_as_unix_lines_in_blocks_of_any_size(
+        tmp_path, monkeypatch, ends):
+    """Classic Mac OS text (a lone \\r) was one line per split; every size of block, even one
+    that ends between a \\r and its \\n, now gives the counts, ids and line numbers of the
+    same text with \\n, through `rnnlm vocab` and `rnnlm batchify` too."""
+    text = "".join(f" w{i % 13} w{i % 7} x \n" + " \n" * (i % 3 == 0) for i in range(300))
+    unix = _write(tmp_path / "unix.txt", text)
+    other = tmp_path / "other.txt"
+    other.write_bytes(text.replace("\n", ends).encode())
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes((text + " fine \n caf\xe9 \n").replace("\n", ends).encode("latin-1"))
+    counts = count_words(unix)
+    ids = encode_file(unix, build_vocab(counts[0]))
+    for size in (4, 5, 64, vocab_module.BLOCK):
+        monkeypatch.setattr(vocab_module, "BLOCK", size)
+        assert count_words(other) == counts
+        assert np.array_equal(encode_file(other, build_vocab(counts[0])), ids)
+        with pytest.raises(RnnlmError, match=r"bad.txt: line 402 is not UTF-8"):
+            count_words(bad)
+    assert counts[1] == 300  # lines, not one per file
+    for path in (unix, other):
+        result, stats = _vocab_cli(tmp_path / path.stem, [path, path, path])
+        assert result.returncode == 0, result.stderr
+        assert stats["train"]["tokens"] == 1200
+        batched = rnnlm("batchify", "--corpus", path, "--vocab", tmp_path / path.stem / "vocab.tsv",
+                        "--batch-size", "4", "--out", tmp_path / f"{path.stem}.npy")
+        assert batched.returncode == 0, batched.stderr
+    assert np.array_equal(np.load(tmp_path / "unix.npy"), np.load(tmp_path / "other.npy"))
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (lambda rows: rows + ["3\ta\t9"], "line 5 repeats the word 'a' of line 3"),
+    (lambda rows: rows[:2] + ["2\tc"], "line 4 is not `id<TAB>word<TAB>count` with id 2"),
+    (lambda rows: rows[:2] + ["2\tc\tmany"], "line 4 is not `id<TAB>word<TAB>count` with id 2"),
+    (lambda rows: rows[:2] + ["5\tc\t1"], "line 4 is not `id<TAB>word<TAB>count` with id 2"),
+    (lambda rows: ["word\tid"] + rows, "not a vocabulary TSV (header id, word, count)"),
+], ids=["duplicate word", "missing count", "count not a number", "id out of order",
+        "no header"])
+def test_a_hand_edited_vocabulary_is_refused_by_batchify_naming_the_line(tmp_path, edit, problem):
+    """A vocab.tsv edited by hand: a repeated word was a pandas InvalidIndexError in batchify."""
+    corpus = _write(tmp_path / "t.txt", " a b a \n b a \n")
+    rows = ["0\t<eos>\t2", "1\ta\t3", "2\tb\t2"]
+    lines = edit(rows)
+    vocab_path = _write(tmp_path / "vocab.tsv", "\n".join(
+        lines if lines[0].startswith("word") else ["id\tword\tcount", *lines]) + "\n")
+    result = rnnlm("batchify", "--corpus", corpus, "--vocab", vocab_path, "--batch-size", "2",
+                   "--out", tmp_path / "t.npy")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"rnnlm batchify: error: {vocab_path}: {problem}; rerun the vocab stage (delete the file "
+        "and run snakemake, or rnnlm vocab) rather than editing it")
+    assert not (tmp_path / "t.npy").exists()
+
+
 def test_cli_on_shared_ptb(shared_ptb, tmp_path):
     paths = [shared_ptb / f"ptb.{split}.txt" for split in ("train", "valid", "test")]
     result, stats = _vocab_cli(tmp_path, paths)

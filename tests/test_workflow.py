@@ -1,12 +1,16 @@
 """The Snakemake workflow through the real `snakemake` command, on a generated corpus served as a
 file:// mirror: job plans, a full run, reruns, the report, config errors, lint, profiles."""
 
+import argparse
+import ast
+import inspect
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
+
+from rnnlm.cli import build_parser
+from rnnlm.provenance import code_files
 
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
@@ -493,3 +500,35 @@ def test_default_config_with_three_seeds_on_the_real_ptb(shared_ptb, tmp_path):
     assert all(f"### `{prompt}`" in compared for prompt in ("the company said", "in N the"))
     plots = ["learning_curves.tutorial.png", "test_ppl.png", "throughput.png"]
     assert sorted(p.name for p in (tmp_path / "results/plots").iterdir()) == sorted(plots)
+
+
+RULE = re.compile(r"^(?:rule|checkpoint) (\w+):\n((?:[ \t].*\n|\n)*)", re.M)
+
+
+def handler_modules(func):
+    """The rnnlm modules a CLI handler imports when it runs (they import lazily, after setting
+    MXNet's threads)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    return {node.module.split(".")[1] for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rnnlm.")}
+
+
+def test_every_rules_code_digest_covers_the_code_its_command_runs():
+    """A rule's `code` param is how a change of the code it runs reruns it: tune_table ran
+    rnnlm.tune_report under the digest of rnnlm.tune, so a change to its table never showed."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    handlers = {name: sub.get_default("func") for name, sub in commands.choices.items()}
+    rules = RULE.findall("".join(p.read_text() for p in sorted(REPO.glob("workflow/rules/*.smk"))))
+    checked, uncovered = 0, {}
+    for rule, body in rules:
+        for command in re.findall(r'"rnnlm ([a-z-]+) ', body):
+            covered = {path for stage in re.findall(r'code_digest\("(\w+)"\)', body)
+                       for path in code_files(stage).values()}
+            for module in handler_modules(handlers[command]):
+                missing = set(code_files(module).values()) - covered
+                if missing:
+                    uncovered[f"{rule}: rnnlm {command}"] = sorted(p.name for p in missing)
+            checked += 1
+    assert uncovered == {}
+    assert checked >= 18  # every rule that calls rnnlm

@@ -134,9 +134,15 @@ def check_grid(window, thetas, lambdas):
         raise RnnlmError(f"cache lambdas must be in [0, 1), got {list(lambdas)}")
 
 
-def split_arrays(model, path, ctx):
-    """(log p(target), h, targets) of a split, from one model pass over its array."""
+def split_arrays(model, path, ctx, window):
+    """(log p(target), h, targets) of a split, from one model pass over its array; refused
+    before the pass when no position of it has ``window`` earlier ones in its column."""
     part = load_array(path, model.config.vocab_size, [ctx])[0]
+    positions, columns = part.shape[0] - 1, part.shape[1]
+    if window >= positions:
+        raise RnnlmError(f"cache window {window} is not below the {positions} positions of each "
+                         f"of the {columns} columns of {path}: the cache would never apply; "
+                         f"lower cache.window below {positions}")
     logp, hidden = model_pass(model, part)
     return logp, hidden, part[1:].asnumpy().astype(np.int64)
 
@@ -148,10 +154,10 @@ def cache(run_dir, valid_path, test_path, out, window, thetas=CACHE_THETAS, lamb
     thetas = list(thetas)
     ctx = contexts(device)[0]
     model = load_model(trained_run(run_dir, "the cache"), ctx)
-    valid_logp, valid_h, valid_y = split_arrays(model, valid_path, ctx)
+    valid_logp, valid_h, valid_y = split_arrays(model, valid_path, ctx, window)
     grid, theta, lam = choose(valid_logp, stream_cache_probs(valid_h, valid_y, window, thetas),
                               thetas, lambdas)
-    test_logp, test_h, test_y = split_arrays(model, test_path, ctx)
+    test_logp, test_h, test_y = split_arrays(model, test_path, ctx, window)
     test_cache = stream_cache_probs(test_h, test_y, window, [theta])
     result = {"window": window, "theta": theta, "lambda": lam,
               "valid_tokens": valid_y.size, "test_tokens": test_y.size,

@@ -25,7 +25,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from rnnlm.io import RnnlmError, atomic_path
+from rnnlm.io import RnnlmError, atomic_path, iter_lines
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def split_lines(source, path, where, dests):
     last floor(N * test) are test, the floor(N * valid) before them valid, the rest train; order
     and running text are kept, and blank lines stay where they fall."""
     with open(path, "rb") as f:
-        total = sum(1 for line in f if line.strip())
+        total = sum(1 for line in iter_lines(f) if line.strip())
     sizes = [math.floor(total * fraction) for fraction in source.split]
     if min(sizes) < 1:
         source.fail(f"{where}: {total} non-blank lines are too few to give valid "
@@ -205,7 +205,7 @@ def split_lines(source, path, where, dests):
         outs = [stack.enter_context(open(dests[s], "wb")) for s in SPLITS]
         seen = 0
         with open(path, "rb") as f:
-            for line in f:
+            for line in iter_lines(f):
                 outs[sum(seen >= end for end in ends)].write(line)
                 seen += bool(line.strip())
     log.info("%s: %d lines to train, %d valid, %d test", where, ends[0], *sizes)

@@ -68,3 +68,14 @@ def read_json(path):
         raise RnnlmError(f"{path}: file not found; run the stage that writes it first") from None
     except json.JSONDecodeError as err:
         raise RnnlmError(f"{path}: not valid JSON ({err}); delete it and rerun its stage") from None
+
+
+def iter_lines(f, size=1 << 20):
+    """The lines of binary file ``f``, each with its end as written: \\n, \\r\\n, or a lone \\r
+    (classic Mac OS text, which would otherwise read as one line)."""
+    pending = b""
+    for data in iter(lambda: f.read(size), b""):
+        lines = (pending + data).splitlines(keepends=True)
+        pending = lines.pop() if not lines[-1].endswith(b"\n") else b""  # a \r's \n may follow
+        yield from lines
+    yield from pending.splitlines(keepends=True)

@@ -48,9 +48,9 @@ def _sources(package, name):
     return {f"{name}/{p.name}": p for p in sorted((package / name).glob("*.py"))}
 
 
-def code_digest(stage, package=PACKAGE):
-    """Digest of the code stage module (or subpackage) ``stage`` runs: it and every rnnlm module
-    it imports, directly or not."""
+def code_files(stage, package=PACKAGE):
+    """{label: path} of the code stage module (or subpackage) ``stage`` runs: it and every rnnlm
+    module it imports, directly or not."""
     package = Path(package)
     todo, seen, files = [stage], set(), {}
     while todo:
@@ -61,6 +61,12 @@ def code_digest(stage, package=PACKAGE):
         seen.add(name)
         files.update(sources)
         todo.extend(n for path in sources.values() for n in package_imports(path))
+    return files
+
+
+def code_digest(stage, package=PACKAGE):
+    """Digest of ``code_files(stage)``: a change to any of them changes it."""
+    files = code_files(stage, package)
     digest = hashlib.sha256()
     for label in sorted(files):
         digest.update(f"{label}\0".encode() + files[label].read_bytes() + b"\0")

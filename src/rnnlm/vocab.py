@@ -10,6 +10,7 @@ hashed by pandas: WikiText-103's 103 million tokens never become one Python list
 import collections
 import functools
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +24,18 @@ log = logging.getLogger(__name__)
 EOS = "<eos>"
 UNK = "<unk>"
 BLOCK = 1 << 25  # bytes read at a time (whole lines): a few million tokens, a few hundred MB
+LINE_BREAK = re.compile(r"\r\n?|\n")  # Unix, Windows and classic Mac OS (CR alone) text
+
+
+def line_breaks(data, end=None):
+    """How many lines of ``data`` (bytes) end before ``end``: at \\n, \\r\\n or a lone \\r."""
+    return data.count(b"\n", 0, end) + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
 
 
 def read_blocks(path):
-    """The text of ``path`` in blocks of whole lines (a line ends at ``\\n``), decoded; a
-    missing file and bytes that are not UTF-8 are errors naming the file (and the line)."""
+    """The text of ``path`` in blocks of whole lines, decoded; a missing file and bytes that are
+    not UTF-8 are errors naming the file (and the line). A block never ends between the \\r
+    and the \\n of one line break."""
     path = Path(path)
     try:
         f = open(path, "rb")
@@ -37,10 +45,11 @@ def read_blocks(path):
         pending, offset, line = b"", 0, 1
         for data in iter(lambda: f.read(BLOCK), b""):
             pending += data
-            cut = pending.rfind(b"\n") + 1
+            end = len(pending) - pending.endswith(b"\r")  # its \n may be in the next read
+            cut = max(pending.rfind(b"\n", 0, end), pending.rfind(b"\r", 0, end)) + 1
             if cut:
                 yield _decode(path, pending[:cut], offset, line)
-                offset, line = offset + cut, line + pending.count(b"\n", 0, cut)
+                offset, line = offset + cut, line + line_breaks(pending, cut)
                 pending = pending[cut:]
         if pending:
             yield _decode(path, pending, offset, line)
@@ -50,7 +59,7 @@ def _decode(path, data, offset, line):
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line += data.count(b"\n", 0, err.start)
+        line += line_breaks(data, err.start)
         raise RnnlmError(f"{path}: line {line} is not UTF-8 ({err.reason} at byte "
                          f"{offset + err.start}); fix or re-download the file") from None
 
@@ -66,7 +75,7 @@ def iter_tokens(path, eos=True, blank_lines="skip"):
         raise RnnlmError(f"blank_lines {blank_lines!r} is not one of {', '.join(BLANK_LINES)}")
     keep_blank, empty = blank_lines == "eos", True
     for text in read_blocks(path):
-        pieces = text.split("\n")
+        pieces = LINE_BREAK.split(text) if "\r" in text else text.split("\n")
         if not pieces[-1]:
             pieces.pop()  # what follows the block's last line break is no line
         if eos:
@@ -182,14 +191,33 @@ def write_vocab(vocab, path):
 
 
 def read_vocab(path):
+    """The vocabulary ``write_vocab`` wrote, checked row by row: a hand-edited file that repeats
+    a word, or loses an id or a count, is refused naming the line."""
     path = Path(path)
     try:
-        rows = [line.split("\t") for line in path.read_text().splitlines()[1:]]
+        lines = path.read_text().split("\n")
     except FileNotFoundError:
         raise RnnlmError(f"{path}: file not found; run the vocab stage first") from None
-    if not rows or any(len(r) != 3 or r[0] != str(i) for i, r in enumerate(rows)):
-        raise RnnlmError(f"{path}: not a vocabulary TSV (id, word, count); rerun the vocab stage")
-    return Vocab([r[1] for r in rows], [int(r[2]) for r in rows])
+    if lines[-1] == "":
+        lines.pop()
+
+    def refuse(problem):
+        return RnnlmError(f"{path}: {problem}; rerun the vocab stage (delete the file and run "
+                          "snakemake, or rnnlm vocab) rather than editing it")
+
+    if not lines or lines[0] != "id\tword\tcount":
+        raise refuse("not a vocabulary TSV (header id, word, count)")
+    words, counts, first_line = [], [], {}
+    for number, line in enumerate(lines[1:], start=2):
+        row = line.split("\t")
+        if len(row) != 3 or row[0] != str(number - 2) or not row[2].isdigit() or not row[1]:
+            raise refuse(f"line {number} is not `id<TAB>word<TAB>count` with id {number - 2}")
+        if row[1] in first_line:
+            raise refuse(f"line {number} repeats the word {row[1]!r} of line {first_line[row[1]]}")
+        first_line[row[1]] = number
+        words.append(row[1])
+        counts.append(int(row[2]))
+    return Vocab(words, counts)
 
 
 def encode_file(path, vocab, blank_lines="skip"):

@@ -177,6 +177,14 @@ MESSAGES = {
                                     "cutoff must be below it",
     "cache of an untrained run": "no trained model for the cache (model.json and model.params "
                                  "missing); train the run first",
+    "cache window never applies": "the cache would never apply; lower cache.window below",
+    "hand-edited vocabulary": "rerun the vocab stage (delete the file and run snakemake, or rnnlm "
+                              "vocab) rather than editing it",
+    "folder for a file": "a directory where a file is expected; pass the file's path",
+    "score input not UTF-8": "stdin: line 2 is not UTF-8 (invalid continuation byte at byte 7 of "
+                             "the line); give UTF-8 text, one sentence per line",
+    "score input without a sentence": "stdin held no sentence (nothing, or blank lines only); "
+                                      "give one sentence per line",
     "missing file": "no such file at the mirror; set corpora.ptb.url (or --url) to a directory, "
                     "file:// or http(s):// URL holding ptb.train.txt, ptb.valid.txt, ptb.test.txt",
     "truncated file": "checksum mismatch (expected sha256",

@@ -1,13 +1,14 @@
 """Config faults: each stops `snakemake` before any job runs, in one line naming the key; and the
 same values given to `rnnlm` directly stop it before any work."""
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from markov import make_source, train_argv
 from markov import write_corpus as write_arrays
 
-from faults.pipeline import MESSAGES, snakemake, tiny_workflow
+from faults.pipeline import MESSAGES, copy_workdir, run_failing, snakemake, tiny_workflow
 from rnnlm import cli
 
 BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
@@ -125,3 +126,18 @@ def test_the_cache_of_an_untrained_run_stops_rnnlm_in_one_line(arrays, tmp_path,
     err = capsys.readouterr().err
     assert err.startswith("rnnlm cache: error: ") and err.count("\n") == 1
     assert MESSAGES["cache of an untrained run"] in err and not out.exists()
+
+
+def test_a_cache_window_the_split_cannot_fill_stops_the_cache(data_ready, tmp_path, tiny_mirror):
+    """It was exit 0 and "lambda 0", with nothing saying that the cache never ran. The window is
+    the schema's to take (no split length is known before the download): the cache job refuses
+    it, after training, which it keeps."""
+    workdir = tiny_workflow(copy_workdir(data_ready, tmp_path / "work"), *tiny_mirror,
+                            cache={"window": 100_000})
+    error = run_failing(workdir, "results/logs/cache/tiny/lstm/seed1.log",
+                        "results/tiny/lstm/seed1/cache.json")
+    assert re.fullmatch(r"rnnlm cache: error: cache window 100000 is not below the ([0-9]+) "
+                        r"positions of each of the 1 columns of results/data/ptb/valid\.b1\.npy: "
+                        + re.escape(MESSAGES["cache window never applies"]) + r" \1", error), error
+    assert (workdir / "results/tiny/lstm/seed1/model.params").is_file()
+    assert not (workdir / "results/tiny/lstm/seed1/cache.json").exists()

@@ -12,7 +12,14 @@ import yaml
 from conftest import REPO, SPLITS, unreachable_url, write_corpus
 from test_workflow import BIN, SNAKEMAKE
 
-from faults.pipeline import MESSAGES, error_line, run_failing, stray_temporaries, tiny_workflow
+from faults.pipeline import (
+    MESSAGES,
+    copy_workdir,
+    error_line,
+    run_failing,
+    stray_temporaries,
+    tiny_workflow,
+)
 
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # `rnnlm` for jobs
 
@@ -123,6 +130,24 @@ def test_a_split_of_other_words_stops_the_vocab(tmp_path):
     assert error.startswith("rnnlm vocab: error: resources/ptb/test.txt: ")
     assert MESSAGES["split of other words"] in error
     assert not (workdir / "results" / "data" / "ptb").exists()
+
+
+def test_a_hand_edited_vocabulary_stops_batchify_naming_the_line(data_ready, tmp_path):
+    """A word added twice to vocab.tsv by hand was a pandas InvalidIndexError in batchify; the
+    edited file, being the user's, stays as it is."""
+    workdir = tmp_path / "work"
+    copy_workdir(data_ready, workdir)
+    vocab = workdir / "results/data/ptb/vocab.tsv"
+    rows = vocab.read_text().splitlines()
+    word = rows[3].split("\t")[1]
+    vocab.write_text("\n".join([*rows, f"{len(rows) - 1}\t{word}\t1"]) + "\n")
+    edited = vocab.read_bytes()
+    error = run_failing(workdir, "results/logs/batchify/ptb/train.b4.log",
+                        "results/data/ptb/train.b4.npy")
+    assert error == (f"rnnlm batchify: error: results/data/ptb/vocab.tsv: line {len(rows) + 1} "
+                     f"repeats the word {word!r} of line 4; {MESSAGES['hand-edited vocabulary']}")
+    assert vocab.read_bytes() == edited
+    assert not (workdir / "results/data/ptb/train.b4.npy").exists()
 
 
 def own_corpus(tmp_path, mirror, **definition):

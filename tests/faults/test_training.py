@@ -148,3 +148,14 @@ def test_output_folder_not_writable_stops_before_training(data_ready, tmp_path):
     assert error_line(result.stderr) == (f"rnnlm train: error: output folder {blocker / 'run'} "
                                          f"{MESSAGES['output folder not writable']}")
     assert "MXNet CPU threads" in result.stderr and "epoch" not in result.stderr
+
+
+def test_a_folder_given_for_an_input_file_stops_before_training(data_ready, tmp_path):
+    """`--valid DIR` was an IsADirectoryError traceback after MXNet had loaded."""
+    command = train_command(data_ready, tmp_path / "run")
+    command[command.index("--valid") + 1] = str(tmp_path)
+    result = rnnlm(*command)
+    assert result.returncode == 1
+    assert error_line(result.stderr) == (f"rnnlm train: error: {tmp_path}: "
+                                         f"{MESSAGES['folder for a file']}")
+    assert not (tmp_path / "run" / "model.params").exists()

@@ -29,11 +29,10 @@ def _add_export(sub):
 
 
 def _score(args):
-    from rnnlm.export.score import Scorer, format_scored, score
+    from rnnlm.export.score import Scorer, format_scored, read_sentences, score
 
     scorer = Scorer(args.model, args.vocab, args.threads)
-    sentences = (line for line in sys.stdin if line.strip())  # each printed as it is read
-    for n, line in enumerate(sentences, 1):
+    for n, line in enumerate(read_sentences(sys.stdin.buffer), 1):  # each printed as it is read
         print(format_scored(n, score(scorer, line)), flush=True)
 
 

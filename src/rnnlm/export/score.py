@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime
 
 from rnnlm.export.to_onnx import INPUT, OUTPUT
-from rnnlm.io import RnnlmError
+from rnnlm.io import RnnlmError, iter_lines
 from rnnlm.vocab import EOS, UNK, read_vocab
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,26 @@ def score(scorer, sentence):
     log_probs, _ = scorer.step(np.array(ids[:-1])[:, None], scorer.zero_state())  # (T, 1, V)
     picked = log_probs[np.arange(len(ids) - 1), 0, ids[1:]]
     return Scored([*words, EOS], [float(p) for p in picked])
+
+
+def read_sentences(stream, source="stdin"):
+    """The non-blank lines of a binary stream, decoded, as the vocab stage reads a corpus (\\n,
+    \\r\\n or a lone \\r ends a line; bytes that are not UTF-8 are refused naming the line);
+    a stream without one is refused too, rather than printing nothing."""
+    empty = True
+    for number, raw in enumerate(iter_lines(stream), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RnnlmError(f"{source}: line {number} is not UTF-8 ({err.reason} at byte "
+                             f"{err.start} of the line); give UTF-8 text, one sentence per "
+                             "line") from None
+        if line.strip():
+            empty = False
+            yield line
+    if empty:
+        raise RnnlmError(f"{source} held no sentence (nothing, or blank lines only); give one "
+                         "sentence per line, e.g. echo 'the cat sat' | rnnlm score ...")
 
 
 def format_scored(number, scored):
