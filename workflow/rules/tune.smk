@@ -34,7 +34,7 @@ rule trial:
         device=device_flags,
         out_dir=output_dir,
         previous=continue_flag,
-        code=code_digest("train"),
+        code=code_digest("train") + code_digest("vocab"),  # its size: read_vocab
     shell:
         "rnnlm train --mode {wildcards.mode} --vocab {input.vocab:q} --train {input.train:q}"
         " --valid {input.valid:q} --out-dir {params.out_dir:q} {params.hyper}"
@@ -92,7 +92,7 @@ rule tune_table:
         runtime=10,
     params:
         space=space_keys,
-        code=code_digest("tune"),
+        code=code_digest("tune_report"),
     shell:
         "rnnlm tune-table --rungs {input.rungs:q} --keys {params.space:q} --csv {output.csv:q}"
         " --md {output.md:q} --html {output.html:q} --plot {output.plot:q} > {log:q} 2>&1"
