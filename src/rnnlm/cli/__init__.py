@@ -3,8 +3,9 @@
 Flags reuse the config schema's key names. Errors the user can fix (RnnlmError, and a path that
 the system refuses: a directory given for a file, no such file, no permission, a full disk) print
 one line and exit 1 (128 + the signal when a stopped run saved its checkpoint); anything else is
-a bug and keeps its traceback. One module per family of subcommands: data, training, trained (evaluate, cache,
-predict, generate), results (tables and plots), tune, export (and score); args what they share.
+a bug and keeps its traceback. One module per family of subcommands: data, training, trained
+(evaluate, cache, predict, generate), results (tables and plots), tune, export (and score); args
+what they share.
 """
 
 import argparse
