@@ -1,5 +1,7 @@
 """Batchify stage: time-major columns of contiguous text, remainder dropped as the tutorial does."""
 
+import hashlib
+
 import numpy as np
 import pytest
 from conftest import rnnlm
@@ -33,7 +35,10 @@ def test_cli_writes_npy_on_shared_ptb(shared_ptb, tmp_path):
                  str(tmp_path / "v.tsv"), "--batch-size", "32", "--out", str(out)]) == 0
     batches = np.load(out)
     assert batches.shape == (29049, 32) and batches.dtype == np.int32
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "train.b32.npy", "v.tsv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "train.b32.npy",
+                                                          "train.b32.npy.sha256", "v.tsv"]
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()  # sha256sum's line: sha256sum -c reads it
+    assert (tmp_path / "train.b32.npy.sha256").read_text() == f"{digest}  train.b32.npy\n"
 
 
 def test_cli_reads_words_outside_the_vocabulary_as_unk(tmp_path):

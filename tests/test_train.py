@@ -17,9 +17,9 @@ import rnnlm.loop
 import rnnlm.train
 from rnnlm import cli, device
 from rnnlm.builds import Build
-from rnnlm.checkpoint import Checkpoint, digest
+from rnnlm.checkpoint import Checkpoint
 from rnnlm.device import omp_threads
-from rnnlm.io import read_json
+from rnnlm.io import digest, read_json
 from rnnlm.loop import Run
 from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import ENGINE, autograd, gluon, nd
