@@ -1,14 +1,18 @@
 """Batchify stage: time-major columns of contiguous text, remainder dropped as the tutorial does."""
 
+import hashlib
+
 import numpy as np
 import pytest
 from conftest import rnnlm
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rnnlm.batchify import batchify
+from rnnlm.batchify import batchify, batchify_file
 from rnnlm.cli import main
-from rnnlm.io import RnnlmError
+from rnnlm.device import load_array
+from rnnlm.io import Damaged, RnnlmError
+from rnnlm.mx import mxnet as mx
 
 
 @given(st.lists(st.integers(0, 10_000), min_size=2, max_size=400), st.integers(1, 20))
@@ -33,7 +37,10 @@ def test_cli_writes_npy_on_shared_ptb(shared_ptb, tmp_path):
                  str(tmp_path / "v.tsv"), "--batch-size", "32", "--out", str(out)]) == 0
     batches = np.load(out)
     assert batches.shape == (29049, 32) and batches.dtype == np.int32
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "train.b32.npy", "v.tsv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "train.b32.npy",
+                                                          "train.b32.npy.sha256", "v.tsv"]
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()  # sha256sum's line: sha256sum -c reads it
+    assert (tmp_path / "train.b32.npy.sha256").read_text() == f"{digest}  train.b32.npy\n"
 
 
 def test_cli_reads_words_outside_the_vocabulary_as_unk(tmp_path):
@@ -55,3 +62,26 @@ def test_cli_without_unk_names_the_unknown_words(tmp_path):
         f"rnnlm batchify: error: {tmp_path / 't.txt'}: words not in the vocabulary and no <unk> "
         "to read them as, e.g. zebra yak; use the vocabulary built from this corpus")
     assert not (tmp_path / "t.npy").exists()
+
+
+def test_readers_check_the_digest_batchify_records(tmp_path):
+    (tmp_path / "v.tsv").write_text("id\tword\tcount\n0\t<eos>\t3\n1\ta\t2\n2\tb\t1\n")
+    (tmp_path / "t.txt").write_text("a b a\na a b\n" * 20)
+    out = tmp_path / "t.b2.npy"
+    batchify_file(tmp_path / "t.txt", tmp_path / "v.tsv", 2, out)
+    record = tmp_path / "t.b2.npy.sha256"
+    assert record.read_text() == f"{hashlib.sha256(out.read_bytes()).hexdigest()}  t.b2.npy\n"
+    assert load_array(out, 3, [mx.cpu()])[0].shape == (80, 2)
+    data = bytearray(out.read_bytes())
+    data[-4] = (data[-4] + 1) % 3  # another id of the vocabulary: np.load sees no harm
+    out.write_bytes(bytes(data))
+    with pytest.raises(Damaged) as err:
+        load_array(out, 3, [mx.cpu()])
+    assert str(err.value) == (
+        f"{out} is damaged (sha256 {hashlib.sha256(bytes(data)).hexdigest()}, t.b2.npy.sha256 "
+        f"records {record.read_text().split()[0]}): delete it and run snakemake again to "
+        "batchify it anew (what reads it then reruns too)")
+    record.unlink()  # an array batchified before digests were recorded reads unchecked
+    assert load_array(out, 3, [mx.cpu()])[0].shape == (80, 2)
+    batchify_file(tmp_path / "t.txt", tmp_path / "v.tsv", 2, out)  # batchified anew: whole again
+    assert load_array(out, 3, [mx.cpu()])[0].shape == (80, 2)

@@ -1,13 +1,16 @@
 """Evaluation through the real entry point: perplexity of a run's best parameters on a split."""
 
+import hashlib
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from markov import make_source, train_argv, write_corpus
 
 from rnnlm import cli
-from rnnlm.io import read_json
+from rnnlm.io import read_json, write_json
 from rnnlm.mx import mxnet as mx
 
 
@@ -68,3 +71,65 @@ def test_gpu_where_mxnet_sees_none_is_a_clear_error(trained, tmp_path, capsys):
     run, paths = trained
     assert evaluate(run, paths["test"], tmp_path / "out.json", "--device", "gpu") == 1
     assert "MXNet sees no GPU" in capsys.readouterr().err
+
+
+def corrupt(path):
+    """A disk or copy error that keeps the size: 8 bytes in the middle inverted."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    path.write_bytes(bytes(data))
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    """A copy of the trained run folder, free to damage."""
+    run, paths = trained
+    return Path(shutil.copytree(run, tmp_path / "run")), paths
+
+
+@pytest.mark.parametrize("damage", [corrupt, truncate])
+def test_a_damaged_model_gives_one_line_and_no_number(run_copy, tmp_path, capsys, damage):
+    run, paths = run_copy
+    recorded = read_json(run / "summary.json")["model_sha256"]
+    assert recorded == hashlib.sha256((run / "model.params").read_bytes()).hexdigest()
+    damage(run / "model.params")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert evaluate(run, paths["test"], tmp_path / "test.json") == 1
+    err = capsys.readouterr().err
+    found = hashlib.sha256((run / "model.params").read_bytes()).hexdigest()
+    assert err == (f"rnnlm evaluate: error: {run}/model.params is damaged (sha256 {found}, "
+                   f"summary.json records {recorded}): delete it and run snakemake again to "
+                   "retrain the run\n")
+    assert not (tmp_path / "test.json").exists()
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing deleted
+
+
+def test_a_damaged_shared_copy_is_copied_anew(run_copy, tmp_path, capsys):
+    run, paths = run_copy
+    summary = read_json(run / "summary.json")
+    write_json(run / "summary.json", {**summary, "shared_from": "results/other/lstm/seed1"})
+    corrupt(run / "model.params")
+    assert evaluate(run, paths["test"], tmp_path / "test.json") == 1
+    assert capsys.readouterr().err.endswith(
+        "delete it and run snakemake again to copy it anew from results/other/lstm/seed1\n")
+
+
+def test_a_model_trained_before_digests_loads_unchecked_but_a_cut_one_is_named(run_copy,
+                                                                                tmp_path, capsys):
+    run, paths = run_copy
+    summary = read_json(run / "summary.json")
+    del summary["model_sha256"]
+    write_json(run / "summary.json", summary)
+    assert evaluate(run, paths["test"], tmp_path / "test.json") == 0
+    truncate(run / "model.params")
+    assert evaluate(run, paths["test"], tmp_path / "again.json") == 1
+    err = capsys.readouterr().err
+    assert err == (f"rnnlm evaluate: error: {run}/model.params is damaged (MXNet cannot read it: "
+                   "Invalid NDArray file format): delete it and run snakemake again to retrain "
+                   "the run\n")
+    assert not (tmp_path / "again.json").exists()

@@ -1,6 +1,7 @@
 """Training through the real entry point: learning, tutorial step, schedules, resume, faults."""
 
 import csv
+import json
 import math
 import os
 import signal
@@ -17,9 +18,9 @@ import rnnlm.loop
 import rnnlm.train
 from rnnlm import cli, device
 from rnnlm.builds import Build
-from rnnlm.checkpoint import Checkpoint, digest
+from rnnlm.checkpoint import Checkpoint
 from rnnlm.device import omp_threads
-from rnnlm.io import read_json
+from rnnlm.io import digest, read_json
 from rnnlm.loop import Run
 from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import ENGINE, autograd, gluon, nd
@@ -113,6 +114,7 @@ def test_a_run_writes_its_outputs_and_drops_its_checkpoint(small, tmp_path):
     assert summary["best_valid_ppl"] == pytest.approx(min(r["valid_ppl"] for r in rows))
     assert summary["threads"] == omp_threads() and summary["device"] == "cpu"
     assert summary["param_count"] > 0 and summary["tokens_per_s"] > 0
+    assert summary["model_sha256"] == digest(run / "model.params")  # what its readers check
     # the whole run (validation and checkpoints too) takes longer than its training windows
     assert summary["wall_seconds"] > summary["train_seconds"] > 0
     made = summary["provenance"]
@@ -250,6 +252,65 @@ def test_a_checkpoint_of_other_settings_is_refused(small, tmp_path, monkeypatch,
     assert err.count("\n") == 1 and "other settings (lr: 0.3 -> 0.5)" in err
     assert "delete" in err and "checkpoint" in err
     assert cli.main(train_argv(small, tmp_path, epochs=2, log_interval=10, lr=0.3)) == 0
+
+
+def _damage_params(folder, how):
+    """Damage the parameters a checkpoint's record names: "corrupt" keeps the size (a disk
+    error), "truncate" halves it (a write the system lost)."""
+    path = folder / read_json(folder / "checkpoint.json")["files"]["params"]
+    data = bytearray(path.read_bytes())
+    if how == "corrupt":
+        middle = len(data) // 2
+        data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    else:
+        del data[len(data) // 2:]
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(("how", "legacy"), [("corrupt", False), ("truncate", False),
+                                             ("truncate", True)])
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_starts_over(small, tmp_path, monkeypatch,
+                                                                   caplog, how, legacy):
+    flags = dict(epochs=2, log_interval=10)
+    assert cli.main(train_argv(small, tmp_path / "whole", **flags)) == 0
+    run = tmp_path / "cut"
+    with monkeypatch.context() as patch:
+        _crash_at_report(patch, 4)  # epoch 2: the checkpoint of epoch 1 is there
+        with pytest.raises(Crash):
+            cli.main(train_argv(small, run, **flags))
+    record = read_json(run / "checkpoint" / "checkpoint.json")
+    assert set(record["sha256"]) == set(record["files"].values())
+    if legacy:  # a checkpoint written before digests were kept
+        del record["sha256"]
+        (run / "checkpoint" / "checkpoint.json").write_text(json.dumps(record))
+    damaged = _damage_params(run / "checkpoint", how)
+    kept = {p.name: p.read_bytes() for p in damaged.parent.iterdir()}
+    caplog.set_level("INFO")
+    assert cli.main(train_argv(small, run, **flags)) == 0
+    aside = [p for p in run.iterdir() if p.name.startswith("checkpoint.damaged-")]
+    assert len(aside) == 1 and {p.name: p.read_bytes() for p in aside[0].iterdir()} == kept
+    reason = ("MXNet cannot read it: Invalid NDArray file format" if legacy else
+              f"sha256 {digest(aside[0] / damaged.name)}, checkpoint.json records "
+              f"{record['sha256'][damaged.name]}")
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == [f"{damaged} is damaged ({reason}): set aside as {aside[0]}, not resumed "
+                       "from; the run starts over without it"]
+    assert "resuming" not in caplog.text
+    assert_same_losses(metrics(run), metrics(tmp_path / "whole"))
+    assert not (run / "checkpoint").exists()
+
+
+def test_a_checkpoint_record_that_is_not_json_is_set_aside(small, tmp_path, monkeypatch, caplog):
+    with monkeypatch.context() as patch:
+        _crash_at_report(patch, 4)
+        with pytest.raises(Crash):
+            cli.main(train_argv(small, tmp_path, epochs=2, log_interval=10))
+    (tmp_path / "checkpoint" / "checkpoint.json").write_text('{"format": 1, "fing')
+    assert cli.main(train_argv(small, tmp_path, epochs=2, log_interval=10)) == 0
+    assert "checkpoint.json is damaged (not valid JSON): set aside as " in caplog.text
+    assert [row["epoch"] for row in metrics(tmp_path)] == [1, 2]
+    assert not (tmp_path / "checkpoint").exists()
 
 
 def test_a_huge_lr_stops_with_a_clear_error(small, tmp_path, capsys):

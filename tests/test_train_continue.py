@@ -1,5 +1,7 @@
 """A tune's trial, continued rung after rung: the same weights as one run of all its epochs."""
 
+import hashlib
+
 import numpy as np
 import pytest
 from markov import make_source, train_argv, write_corpus
@@ -112,6 +114,25 @@ def test_continuing_other_settings_is_refused_in_one_line(small, tmp_path, capsy
         assert cli.main(argv) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
+
+
+def test_a_damaged_kept_state_is_named_and_left_as_it_is(small, tmp_path, capsys):
+    first = tmp_path / "e1"
+    assert cli.main(train_argv(small, first, epochs=1, keep_state=first / "state", **FLAGS)) == 0
+    record = read_json(first / "state" / "checkpoint.json")
+    params = first / "state" / record["files"]["params"]
+    params.write_bytes(params.read_bytes()[:100])  # cut short
+    kept = {p.name: p.read_bytes() for p in params.parent.iterdir()}
+    argv = train_argv(small, tmp_path / "next", **{**FLAGS, "epochs": 2},
+                      continue_from=first / "state")
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    found = hashlib.sha256(params.read_bytes()).hexdigest()
+    assert err == (f"rnnlm train: error: {params} is damaged (sha256 {found}, checkpoint.json "
+                   f"records {record['sha256'][params.name]}): delete {first / 'state'} and run "
+                   "snakemake again to retrain the rung that keeps it\n")
+    assert {p.name: p.read_bytes() for p in params.parent.iterdir()} == kept
+    assert not (tmp_path / "next" / "model.params").exists()
 
 
 def test_a_diverging_trial_is_recorded_not_raised(small, tmp_path):

@@ -3,14 +3,15 @@
 The remainder that does not fill a whole row is dropped, as the tutorial's ``batchify`` does, and
 column j holds the j-th contiguous slice of the stream, so a hidden state carried down a column
 reads running text. Words outside the vocabulary read as ``<unk>``; the stream is encoded in
-chunks, never held as a Python list.
+chunks, never held as a Python list. The array's SHA-256 goes beside it (rnnlm.io.digest_record),
+which every stage that reads it checks (rnnlm.device.load_array).
 """
 
 import logging
 
 import numpy as np
 
-from rnnlm.io import RnnlmError, atomic_path
+from rnnlm.io import RnnlmError, atomic_path, digest, digest_record, write_text
 from rnnlm.vocab import encode_file, read_vocab
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,10 @@ def batchify_file(corpus, vocab_path, batch_size, out, blank_lines="skip"):
     """``blank_lines`` as the vocab stage read the corpus (rnnlm.vocab.iter_tokens)."""
     ids = encode_file(corpus, read_vocab(vocab_path), blank_lines)
     batches = batchify(ids, batch_size, source=str(corpus))
+    record = digest_record(out)
+    record.unlink(missing_ok=True)  # never the digest of the array this one replaces
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.save(f, batches)
+    write_text(record, f"{digest(out)}  {record.stem}\n")
     log.info("%s: %d steps x %d columns", out, *batches.shape)
     return batches

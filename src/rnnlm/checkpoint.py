@@ -6,15 +6,18 @@ names the files of the latest complete checkpoint, among them ``metrics.csv``: t
 epochs' metrics, for a reader watching the run. Files it does not name are debris of an
 interrupted write and are deleted at the next save. It also holds the run's hyperparameters and
 data digests; a run with other settings refuses to resume from it instead of mixing the two.
+And it holds the SHA-256 of each file it names: a checkpoint whose files differ (a disk error, a
+write the system lost) is set aside, renamed and never deleted, and the run starts over.
 """
 
 import dataclasses
-import hashlib
 import logging
 import shutil
+import time
 from pathlib import Path
 
-from rnnlm.io import RnnlmError, atomic_path, read_json, write_json
+from rnnlm.io import Damaged, RnnlmError, atomic_path, damage, digest, read_json, write_json
+from rnnlm.model import read_arrays
 from rnnlm.mx import gluon, nd
 from rnnlm.mx import mxnet as mx
 
@@ -46,10 +49,6 @@ class RunState:
     done: bool = False  # fine-tuning stopped early, as finetune.py does
 
 
-def digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _but_epochs(fingerprint):
     return {k: v for k, v in fingerprint.items() if k != "epochs"}
 
@@ -68,12 +67,36 @@ class Checkpoint:
         """The saved record (state and file names), or None when there is no checkpoint."""
         if not self.record.is_file():
             return None
-        saved = read_json(self.record)
+        try:
+            saved = read_json(self.record)
+        except RnnlmError:
+            raise Damaged(f"{self.record} is damaged (not valid JSON)") from None
         if saved.get("format") != FORMAT or saved.get("fingerprint") != self.fingerprint:
             raise RnnlmError(f"{self.folder} holds a checkpoint of a run with other settings "
                              f"({self._differences(saved.get('fingerprint') or {})}); rerun with "
                              f"those settings to resume it, or delete {self.folder} to start over")
         return saved
+
+    def usable(self):
+        """The record to resume from (as ``load``), its files checked first; a damaged
+        checkpoint is set aside and None returned: the run starts without it."""
+        try:
+            saved = self.load()
+        except Damaged as err:  # checkpoint.json itself
+            return self._set_aside(str(err))
+        problem = damaged_file(saved, self.folder) if saved else None
+        return self._set_aside(problem) if problem else saved
+
+    def _set_aside(self, problem):
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        dest, n = self.folder.with_name(f"{self.folder.name}.damaged-{stamp}"), 1
+        while dest.exists():
+            n += 1
+            dest = self.folder.with_name(f"{self.folder.name}.damaged-{stamp}-{n}")
+        self.folder.rename(dest)
+        log.warning("%s: set aside as %s, not resumed from; the run starts over without it",
+                    problem, dest)
+        return None
 
     def _differences(self, old, skip=()):
         keys = sorted((set(old) | set(self.fingerprint)) - set(skip))
@@ -103,6 +126,8 @@ class Checkpoint:
             nd.save(str(tmp), hidden)
         write_metrics(self.path(files["metrics"]), state.metrics)
         record = {"format": FORMAT, "fingerprint": self.fingerprint, "files": files,
+                  "sha256": {name: digest(self.path(name)) for name in files.values()
+                             if self.path(name).is_file()},  # no best-e0 before an epoch ends
                   "state": dataclasses.asdict(state)}
         write_json(self.record, record)
         self._delete_unnamed(files.values())
@@ -148,6 +173,10 @@ class Checkpoint:
             raise RnnlmError(f"{source} holds a run with other settings "
                              f"({self._differences(old, skip=('epochs',))}); it cannot be "
                              "continued with these")
+        problem = damaged_file(saved, source)
+        if problem:
+            raise Damaged(f"{problem}: delete {source} and run snakemake again to retrain the "
+                          "rung that keeps it")
         state = saved["state"]
         if state["batch"] or old["epochs"] >= self.fingerprint["epochs"] or (
                 state["epoch"] != old["epochs"] + 1):
@@ -158,6 +187,27 @@ class Checkpoint:
             shutil.copyfile(source / name, self.path(name))
         write_json(self.record, {**saved, "fingerprint": self.fingerprint})
         return self.load()
+
+
+def damaged_file(saved, folder):
+    """Why a file that the record ``saved`` names in ``folder`` is not the one written, or
+    None."""
+    folder = Path(folder)
+    if "sha256" in saved:
+        problems = (damage(folder / name, recorded, "checkpoint.json")
+                    for name, recorded in saved["sha256"].items())
+    else:  # a record from before digests were kept: the arrays a resume reads must read whole
+        problems = (_unreadable(folder / saved["files"][key])
+                    for key in ("params", "hidden", "average") if key in saved["files"])
+    return next((problem for problem in problems if problem), None)
+
+
+def _unreadable(path):
+    try:
+        read_arrays(path)
+    except Damaged as err:
+        return str(err)
+    return None
 
 
 def gather_states(states):

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 
 from rnnlm.builds import SETUP_GPU
-from rnnlm.io import RnnlmError
+from rnnlm.io import Damaged, RnnlmError, damage, digest_record
 from rnnlm.mx import BUILD, gluon, nd
 from rnnlm.mx import mxnet as mx
 
@@ -80,6 +80,7 @@ def load_array(path, vocab_size, ctxs):
         raise RnnlmError(f"{path}: file not found; run the batchify stage first") from None
     except ValueError as err:
         raise RnnlmError(f"{path}: not a .npy array ({err}); rerun the batchify stage") from None
+    check_array_digest(path)
     if arr.ndim != 2 or arr.dtype.kind not in "iu" or arr.shape[0] < 2:
         raise RnnlmError(f"{path}: expected integer ids of shape (steps >= 2, batch), got "
                          f"{arr.dtype} {arr.shape}; rerun the batchify stage")
@@ -91,6 +92,17 @@ def load_array(path, vocab_size, ctxs):
                          "words; batchify with the same vocabulary")
     data = nd.array(arr, dtype="float32")  # ids < 2**24 are exact
     return gluon.utils.split_and_load(data, ctxs, batch_axis=1, even_split=False)
+
+
+def check_array_digest(path):
+    """The array must have the SHA-256 batchify recorded beside it (none beside an array
+    batchified before rnnlm recorded it: it reads unchecked)."""
+    record = digest_record(path)
+    if record.is_file():
+        problem = damage(path, record.read_text().split()[0], record.name)
+        if problem:
+            raise Damaged(f"{problem}: delete it and run snakemake again to batchify it anew "
+                          "(what reads it then reruns too)")
 
 
 def check_threads(requested):

@@ -18,16 +18,19 @@ which holds each layer's arrays under gluon.rnn's names, whatever the layout in 
 
 import dataclasses
 import json
+import logging
 import math
 from pathlib import Path
 
 from rnnlm.awd.dropout import EmbeddingDropout, locked_dropout
-from rnnlm.io import RnnlmError, read_json, write_text
+from rnnlm.io import Damaged, RnnlmError, damage, read_json, write_text
 from rnnlm.mx import gluon, init, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.recurrent import Pieces, RecurrentStack
 from rnnlm.softmax import clusters
 from rnnlm.softmax.adaptive import AdaptiveSoftmax
+
+log = logging.getLogger(__name__)
 
 # mode -> (Gluon layer class name, keyword arguments); rnn.RNN defaults to ReLU, so say it.
 LAYERS = {
@@ -204,7 +207,7 @@ class RNNModel(gluon.HybridBlock):
 
     def load_parameters(self, filename, ctx=None):
         """A file of save_parameters (or of gluon.rnn layers: the same names) onto ``ctx``."""
-        loaded = nd.load(str(filename))
+        loaded = read_arrays(filename)
         for name, param in self._collect_params_with_prefix().items():
             layer = self._layer_of(name)
             shapes = {name: param.shape} if layer is None else self._file_names(name, layer)
@@ -216,6 +219,16 @@ class RNNModel(gluon.HybridBlock):
                                      "train stage")
             param._load_init(loaded[name] if layer is None else nd.concat(
                 *[loaded[key].reshape((-1,)) for key in shapes], dim=0), ctx)
+
+
+def read_arrays(path):
+    """``nd.load`` of ``path``; a file MXNet cannot read (cut short, not its format) is
+    Damaged, named, instead of MXNet's traceback."""
+    try:
+        return nd.load(str(path))
+    except mx.base.MXNetError as err:
+        reason = str(err).strip().splitlines()[-1].rsplit(": ", 1)[-1]
+        raise Damaged(f"{path} is damaged (MXNet cannot read it: {reason})") from None
 
 
 def save_model_config(config, path):
@@ -243,12 +256,35 @@ def trained_run(run_dir, use):
 
 
 def load_model(run_dir, ctx):
-    """The trained model of a run folder (``model.json`` + ``model.params``), ready to predict."""
+    """The trained model of a run folder (``model.json`` + ``model.params``), ready to predict.
+
+    model.params must have the SHA-256 its summary.json records (a run trained before rnnlm
+    recorded it loads unchecked): a damaged file stops with the fix instead of giving numbers.
+    """
     run_dir = Path(run_dir)
     model = RNNModel(read_model_config(run_dir / "model.json"))
     params = run_dir / "model.params"
     if not params.is_file():
         raise RnnlmError(f"{params}: file not found; run the train stage first")
-    model.load_parameters(str(params), ctx=ctx)
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+    try:
+        if "model_sha256" in summary:
+            problem = damage(params, summary["model_sha256"], "summary.json")
+            if problem:
+                raise Damaged(problem)
+        else:
+            log.info("%s: no digest recorded (trained before rnnlm recorded one): loaded "
+                     "unchecked", params)
+        model.load_parameters(str(params), ctx=ctx)
+    except Damaged as err:
+        raise Damaged(f"{err}: {refresh(params, summary)}") from None
     model.hybridize(static_alloc=True, static_shape=True)
     return model
+
+
+def refresh(params, summary):
+    """How Snakemake writes a damaged ``params`` anew: a missing output reruns its job."""
+    if summary.get("shared_from"):
+        return (f"delete it and run snakemake again to copy it anew from "
+                f"{summary['shared_from']}")
+    return "delete it and run snakemake again to retrain the run"

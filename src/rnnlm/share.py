@@ -5,13 +5,14 @@ again, so everything after training reads its folder as if it had trained there.
 The outputs are copied, not linked: a copy is a file of its own, written now, so Snakemake's
 timestamps order it after the trained run's (a retrained source reruns the share) and a rerun of
 either deletes only its own files. summary.json, written last as train writes it, gains
-``shared_from``: the folder that trained.
+``shared_from``: the folder that trained. A source whose model.params is not the one its
+summary.json records is refused: a damaged copy would stop everything after the share.
 """
 
 import shutil
 from pathlib import Path
 
-from rnnlm.io import RnnlmError, atomic_path, read_json, write_json
+from rnnlm.io import Damaged, RnnlmError, atomic_path, damage, read_json, write_json
 
 TRAINED = ("model.params", "model.json", "metrics.csv", "progress.csv")  # then summary.json
 
@@ -27,6 +28,10 @@ def share(trained_dir, out_dir):
     if missing:
         raise RnnlmError(f"{trained}: {', '.join(missing)} missing beside summary.json; rerun "
                          "the train stage for that run")
+    if "model_sha256" in summary:  # none in a run trained before rnnlm recorded it
+        problem = damage(trained / "model.params", summary["model_sha256"], "summary.json")
+        if problem:
+            raise Damaged(f"{problem}: delete it and run snakemake again to retrain the run")
     for name in TRAINED:
         with atomic_path(out / name) as tmp:
             shutil.copyfile(trained / name, tmp)

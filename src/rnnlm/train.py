@@ -25,9 +25,9 @@ import logging
 from pathlib import Path
 
 from rnnlm.awd.windows import variable_windows
-from rnnlm.checkpoint import PROGRESS, Checkpoint, RunState, digest, write_metrics
+from rnnlm.checkpoint import PROGRESS, Checkpoint, RunState, write_metrics
 from rnnlm.device import contexts, load_array, omp_threads
-from rnnlm.io import RnnlmError, atomic_path, check_writable, write_json
+from rnnlm.io import RnnlmError, atomic_path, check_writable, digest, write_json
 from rnnlm.loop import Diverged, Run
 from rnnlm.model import RNNModel, save_model_config
 from rnnlm.mx import ENGINE
@@ -135,7 +135,7 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     fingerprint = {**model_config.fields(), **config.hyperparameters(),
                    "train_sha256": digest(train_path), "valid_sha256": digest(valid_path)}
     ckpt = Checkpoint(Path(out_dir) / "checkpoint", fingerprint)
-    saved = ckpt.load()  # refuses a checkpoint of other settings before any work
+    saved = ckpt.usable()  # refuses a checkpoint of other settings before any work
     if saved is None and continue_from:
         saved = ckpt.adopt(continue_from)
     mx.random.seed(config.seed)
@@ -210,6 +210,7 @@ def write_outputs(run, state, device, diverged=None):
         "averaged_from_epoch": state.averaging_from,
         "best_valid_ppl": None if state.best_loss is None else perplexity(state.best_loss),
         "epochs": len(state.metrics), "diverged": diverged,
+        "model_sha256": digest(out_dir / "model.params"),
         "train_seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
         "wall_seconds": state.wall_seconds, "threads": threads, "device": device,
         "gpus": len(run.ctxs) if device == "gpu" else 0,

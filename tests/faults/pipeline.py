@@ -66,6 +66,19 @@ def read_checkpoint(run_dir):
     return json.loads(record.read_text()) if record.is_file() else None
 
 
+def interrupted_in_epoch_2(workdir, run, sig, target):
+    """Start `snakemake train_all`, send ``sig`` once epoch 1 is checkpointed; the ended job."""
+    job = start_snakemake(workdir, "train_all")
+    wait_for(lambda: (read_checkpoint(workdir / run) or {"state": {"epoch": 1}})["state"][
+        "epoch"] == 2, job, what="a checkpoint of epoch 1")
+    if target == "job":  # the training process only, as the kernel's OOM killer does
+        os.kill(group_process(job, "train"), sig)
+    else:  # the whole group, as a scheduler does
+        os.killpg(job.pid, sig)
+    job.wait(timeout=300)
+    return job
+
+
 def metrics_epochs(path):
     with open(path) as f:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
@@ -209,6 +222,17 @@ MESSAGES = {
     "SIGTERM resume": "checkpoint saved in results/tiny/lstm/seed1/checkpoint: run the same "
                       "command to resume",
     "diverging run": "lower --lr (now 1e+06) or --clip (now 0.2); the last good checkpoint",
+    "damaged model": "model.params is damaged (sha256 ",
+    "damaged model record": "summary.json records",
+    "damaged model fix": "delete it and run snakemake again to retrain the run",
+    "unreadable old model": "model.params is damaged (MXNet cannot read it: Invalid NDArray file "
+                            "format): delete it and run snakemake again to retrain the run",
+    "damaged array": "test.b2.npy.sha256 records",
+    "damaged array fix": "delete it and run snakemake again to batchify it anew (what reads it "
+                         "then reruns too)",
+    "damaged checkpoint": "checkpoint.json records",
+    "damaged checkpoint fix": "set aside as results/tiny/lstm/seed1/checkpoint.damaged-",
+    "damaged checkpoint restart": "not resumed from; the run starts over without it",
     "no GPU": "--device gpu, but MXNet sees no GPU: this is its CPU build; install a CUDA build "
               "with make setup GPU=cu117 (or uv sync --extra cu117), see the README's GPU "
               "section, or run with --device cpu",

@@ -2,7 +2,6 @@
 diverging run keeps its last good checkpoint, and device and folder problems stop before any
 training. Through `snakemake` on the tiny workflow, and `rnnlm train` where a flag is needed."""
 
-import os
 import signal
 import subprocess
 import time
@@ -14,12 +13,11 @@ from faults.pipeline import (
     MESSAGES,
     copy_workdir,
     error_line,
-    group_process,
+    interrupted_in_epoch_2,
     metrics_epochs,
     read_checkpoint,
     run_failing,
     snakemake,
-    start_snakemake,
     tiny_workflow,
     wait_for,
 )
@@ -34,19 +32,6 @@ def workdir(data_ready, tmp_path, tiny_mirror):
     return tiny_workflow(copy_workdir(data_ready, tmp_path / "work"), *tiny_mirror, epochs=3)
 
 
-def interrupted_in_epoch_2(workdir, sig, target):
-    """Start `snakemake train_all`, send ``sig`` once epoch 1 is checkpointed; the ended job."""
-    job = start_snakemake(workdir, "train_all")
-    wait_for(lambda: (read_checkpoint(workdir / RUN) or {"state": {"epoch": 1}})["state"][
-        "epoch"] == 2, job, what="a checkpoint of epoch 1")
-    if target == "job":  # the training process only, as the kernel's OOM killer does
-        os.kill(group_process(job, "train"), sig)
-    else:  # the whole group, as a scheduler does
-        os.killpg(job.pid, sig)
-    job.wait(timeout=300)
-    return job
-
-
 def assert_resumes_and_finishes(workdir, epoch, batch):
     """The same command again: resumes at (epoch, batch) and ends with every epoch once."""
     snakemake(workdir, "--cores", "1", "train_all")
@@ -59,7 +44,7 @@ def assert_resumes_and_finishes(workdir, epoch, batch):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_resumes(workdir):
-    job = interrupted_in_epoch_2(workdir, signal.SIGKILL, "job")
+    job = interrupted_in_epoch_2(workdir, RUN, signal.SIGKILL, "job")
     assert job.returncode == 1 and MESSAGES["training job killed"] in job.output.read_text()
     saved = read_checkpoint(workdir / RUN)["state"]
     assert saved["epoch"] >= 2 and [m["epoch"] for m in saved["metrics"]] == list(
@@ -77,7 +62,7 @@ STOPS = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
 @pytest.mark.parametrize("sig", STOPS, ids=lambda sig: sig.name)
 def test_stop_signal_to_the_group_writes_a_checkpoint_then_resumes(workdir, sig):
     """The signal to the job's group: the job saves where it is, Snakemake waits for it."""
-    job = interrupted_in_epoch_2(workdir, sig, "group")
+    job = interrupted_in_epoch_2(workdir, RUN, sig, "group")
     assert job.returncode == 1 and MESSAGES["training job killed"] in job.output.read_text()
     saved = read_checkpoint(workdir / RUN)["state"]
     error = error_line((workdir / LOG).read_text())

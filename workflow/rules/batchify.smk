@@ -1,3 +1,6 @@
+# The array's digest beside it ({array}.sha256, which readers check) is deliberately not an
+# output: declared, it would be missing in a folder batchified before it existed, and Snakemake
+# would batchify again and so retrain every run of the corpus.
 rule batchify:
     input:
         corpus="resources/{corpus}/{split}.txt",
