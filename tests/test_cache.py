@@ -10,9 +10,9 @@ from markov import make_source, train_argv, write_corpus
 from rnnlm import cli
 from rnnlm.cache import cache_probs, choose, mixed_loss, model_pass, stream_cache_probs
 from rnnlm.io import read_json
-from rnnlm.model import load_model
 from rnnlm.mx import mxnet as mx
 from rnnlm.mx import nd
+from rnnlm.trained import load_model
 
 
 def by_hand(hidden, targets, window, theta):

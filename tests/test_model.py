@@ -5,10 +5,11 @@ import pytest
 
 from rnnlm.cli import training
 from rnnlm.io import RnnlmError
-from rnnlm.model import LAYERS, MODES, ModelConfig, RNNModel, load_model, save_model_config
+from rnnlm.model import LAYERS, MODES, ModelConfig, RNNModel, save_model_config
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.recurrent import PIECES, RecurrentLayer, RecurrentStack
+from rnnlm.trained import load_model
 
 CPU = mx.cpu()
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from rnnlm.io import RnnlmError
-from rnnlm.model import MODES, ModelConfig, RNNModel, load_model, read_model_config
+from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import autograd, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.predict import Prompt, next_word_probs
 from rnnlm.softmax.clusters import capacities, projections
 from rnnlm.step import loss_graph, tail_capacity, windows
+from rnnlm.trained import load_model, read_model_config
 
 CPU = mx.cpu()
 VOCAB, CUTOFFS = 40, (8, 20, 31)

@@ -16,8 +16,9 @@ import rnnlm.loop
 from rnnlm import cli
 from rnnlm.io import read_json
 from rnnlm.loop import Run
-from rnnlm.model import RNNModel, read_model_config
+from rnnlm.model import RNNModel
 from rnnlm.mx import mxnet as mx
+from rnnlm.trained import read_model_config
 
 # What a resume must restore exactly: the average, the windows, the penalties' and decay's
 # steps. Dropout masks after a mid-epoch resume are other draws than the uninterrupted run's

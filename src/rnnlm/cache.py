@@ -22,9 +22,9 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, write_json
-from rnnlm.model import load_model, trained_run
 from rnnlm.mx import gluon
 from rnnlm.plan.flags import CACHE_LAMBDAS, CACHE_THETAS
+from rnnlm.trained import load_model, trained_run
 
 log = logging.getLogger(__name__)
 

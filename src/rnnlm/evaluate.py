@@ -5,8 +5,8 @@ import math
 
 from rnnlm.device import contexts, load_array
 from rnnlm.io import write_json
-from rnnlm.model import load_model
 from rnnlm.step import eval_graph, split_loss
+from rnnlm.trained import load_model
 
 log = logging.getLogger(__name__)
 

@@ -18,19 +18,15 @@ which holds each layer's arrays under gluon.rnn's names, whatever the layout in 
 
 import dataclasses
 import json
-import logging
 import math
-from pathlib import Path
 
 from rnnlm.awd.dropout import EmbeddingDropout, locked_dropout
-from rnnlm.io import Damaged, RnnlmError, damage, read_json, write_text
+from rnnlm.io import Damaged, RnnlmError, write_text
 from rnnlm.mx import gluon, init, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.recurrent import Pieces, RecurrentStack
 from rnnlm.softmax import clusters
 from rnnlm.softmax.adaptive import AdaptiveSoftmax
-
-log = logging.getLogger(__name__)
 
 # mode -> (Gluon layer class name, keyword arguments); rnn.RNN defaults to ReLU, so say it.
 LAYERS = {
@@ -233,58 +229,3 @@ def read_arrays(path):
 
 def save_model_config(config, path):
     write_text(path, json.dumps(config.fields(), indent=2) + "\n")
-
-
-def read_model_config(path):
-    fields = read_json(path)
-    try:
-        return ModelConfig(**fields)
-    except TypeError as err:
-        raise RnnlmError(f"{path}: not a model config ({err}); rerun the train stage") from None
-
-
-def trained_run(run_dir, use):
-    """``run_dir`` if its training finished (model.json and model.params are there), else the
-    one-line error that says so, naming what the model was wanted for (``use``)."""
-    run_dir = Path(run_dir)
-    missing = [name for name in ("model.json", "model.params") if not (run_dir / name).is_file()]
-    if missing:
-        raise RnnlmError(f"{run_dir}: no trained model for {use} ({' and '.join(missing)} "
-                         "missing); train the run first (rnnlm train, or the train rule), or "
-                         "wait until its training ends")
-    return run_dir
-
-
-def load_model(run_dir, ctx):
-    """The trained model of a run folder (``model.json`` + ``model.params``), ready to predict.
-
-    model.params must have the SHA-256 its summary.json records (a run trained before rnnlm
-    recorded it loads unchecked): a damaged file stops with the fix instead of giving numbers.
-    """
-    run_dir = Path(run_dir)
-    model = RNNModel(read_model_config(run_dir / "model.json"))
-    params = run_dir / "model.params"
-    if not params.is_file():
-        raise RnnlmError(f"{params}: file not found; run the train stage first")
-    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
-    try:
-        if "model_sha256" in summary:
-            problem = damage(params, summary["model_sha256"], "summary.json")
-            if problem:
-                raise Damaged(problem)
-        else:
-            log.info("%s: no digest recorded (trained before rnnlm recorded one): loaded "
-                     "unchecked", params)
-        model.load_parameters(str(params), ctx=ctx)
-    except Damaged as err:
-        raise Damaged(f"{err}: {refresh(params, summary)}") from None
-    model.hybridize(static_alloc=True, static_shape=True)
-    return model
-
-
-def refresh(params, summary):
-    """How Snakemake writes a damaged ``params`` anew: a missing output reruns its job."""
-    if summary.get("shared_from"):
-        return (f"delete it and run snakemake again to copy it anew from "
-                f"{summary['shared_from']}")
-    return "delete it and run snakemake again to retrain the run"

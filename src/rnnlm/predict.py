@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from rnnlm.io import RnnlmError, write_json
-from rnnlm.model import load_model
 from rnnlm.mx import autograd, nd
 from rnnlm.plan.runs import Run
+from rnnlm.trained import load_model
 from rnnlm.vocab import EOS, UNK, read_vocab
 
 log = logging.getLogger(__name__)

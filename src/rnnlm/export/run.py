@@ -1,6 +1,6 @@
 """``rnnlm export``: a trained run folder to model.onnx or model.pt (with model.json beside it).
 
-The run is read as predict reads it (rnnlm.model.load_model, on the CPU); its arrays go out by
+The run is read as predict reads it (rnnlm.trained.load_model, on the CPU); its arrays go out by
 the names model.params gives them (``RNNModel.arrays()``), through rnnlm.export.layout.
 """
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rnnlm.export import layout, to_onnx, to_torch
 from rnnlm.io import RnnlmError, atomic_path
-from rnnlm.model import load_model, trained_run
 from rnnlm.mx import mxnet as mx
 from rnnlm.plan.runs import EXPORTS
+from rnnlm.trained import load_model, trained_run
 
 FORMATS = tuple(EXPORTS)
 
