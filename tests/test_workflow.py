@@ -172,6 +172,38 @@ def test_finished_run_has_nothing_to_do_even_for_another_mirror_or_thread_count(
     assert planned(done, "--config", "corpora={ptb: {url: file:///elsewhere}}", "threads=2") == {}
 
 
+def files_as_they_are(workdir):
+    """{file: (bytes, mtime)} of everything the workflow wrote (Snakemake's own records aside)."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for top in ("results", "resources")
+            for p in sorted((workdir / top).rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_an_integral_float_for_an_integer_key_is_the_finished_run(done, tmp_path):
+    """2.0 for an integer key is 2: the finished runs stand, nothing is run or rewritten."""
+    work = shutil.copytree(done, tmp_path / "work", symlinks=True)
+    before = files_as_they_are(work)
+    assert planned(work, "--config", "experiments={small: {seeds: [1.0], batch_size: 4.0}}") == {}
+    result = snakemake(work, "--cores", "1", "--config", "experiments={small: {epochs: 2.0}}")
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert files_as_they_are(work) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["fractional epochs", "NaN lr"])
+def test_a_refused_value_leaves_the_finished_run_as_it_was(done, tmp_path, case):
+    from faults.pipeline import MESSAGES  # the fault table's case, on a finished run
+
+    work = shutil.copytree(done, tmp_path / "work", symlinks=True)
+    before = files_as_they_are(work)
+    value = {"fractional epochs": "epochs: 2.5", "NaN lr": "lr: .nan"}[case]
+    result = snakemake(work, "--cores", "1", "--config", f"experiments={{small: {{{value}}}}}",
+                       check=False)
+    assert result.returncode == 1
+    assert MESSAGES[case].replace("tiny", "small") in result.stderr
+    assert files_as_they_are(work) == before
+
+
 @pytest.mark.slow
 def test_forcerun_evaluate_reruns_only_evaluation_and_what_follows(done):
     assert planned(done, "--forcerun", "evaluate") == {"evaluate": 8, **AFTER_EVALUATE}

@@ -9,6 +9,7 @@ the user set, and only those: defaults never hide a preset's value.
 """
 
 import copy
+import math
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,7 @@ from rnnlm.io import RnnlmError
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 RESERVED = ("benchmarks", "data", "logs", "plots", "sweeps", "tunes")
 PUBLISHED_KEYS = ("valid", "test", "source")
+NAME_MAX = 255  # bytes in one path component (Linux, macOS, Windows filesystems alike)
 
 
 class ConfigError(RnnlmError):
@@ -26,10 +28,13 @@ class ConfigError(RnnlmError):
         super().__init__(f"config key {key or '(top level)'}: {problem} ({where})")
 
 
-def coerce_strings(value, schema, root=None):
-    """Read a string as YAML where the schema allows more than strings: `--config` reads nested
-    scalars as strings (`experiments={tutorial: {epochs: 3}}` gives '3', a sweep's grid
-    `{lr: [0.5, 1]}` gives ['0.5', '1']); files are already typed."""
+def typed(value, schema, root=None):
+    """``value`` as the schema types it: a string read as YAML where the schema allows more than
+    strings (`--config` reads nested scalars as strings: `experiments={tutorial: {epochs: 3}}`
+    gives '3', a sweep's grid `{lr: [0.5, 1]}` gives ['0.5', '1']; files are already typed), and
+    a whole number written as a float (2.0) as the int it is where the schema asks for an
+    integer, so that its params and paths are those of 2. A fraction (2.5) stays, for the
+    schema to refuse."""
     root = root or schema
 
     def resolved(schema):
@@ -42,20 +47,23 @@ def coerce_strings(value, schema, root=None):
         branches = [resolved(branch) for branch in schema["anyOf"]]
         schema = (next((b for b in branches if b.get("type") == "object"), schema)
                   if isinstance(value, dict) else {"type": [b.get("type") for b in branches]})
+    types = schema.get("type", "string")
     if isinstance(value, dict):
         extra = schema.get("additionalProperties")
         for key, item in value.items():
             sub = schema.get("properties", {}).get(key, extra)
             if isinstance(sub, dict):
-                value[key] = coerce_strings(item, sub, root)
+                value[key] = typed(item, sub, root)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [coerce_strings(item, schema["items"], root) for item in value]
-    elif isinstance(value, str) and schema.get("type", "string") != "string":
+        return [typed(item, schema["items"], root) for item in value]
+    elif isinstance(value, str) and types != "string":
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             return value
-        return value if isinstance(parsed, str | dict | list) else parsed
+        return value if isinstance(parsed, str | dict | list) else typed(parsed, schema, root)
+    elif isinstance(value, float) and value.is_integer() and "integer" in types:
+        return int(value)
     return value
 
 
@@ -63,18 +71,44 @@ def default_filling(schema):
     """A validator of ``schema`` that fills in the defaults it passes: the recipe of jsonschema's
     FAQ that snakemake.utils.validate applies, built once. That function re-reads and re-parses
     the schema file on every call (50 ms), which made the presets alone cost most of a second at
-    each parse of the Snakefile."""
+    each parse of the Snakefile. Every number must also be finite, wherever the schema takes
+    one: NaN and infinities pass JSON Schema's `number`, and no job can run on them."""
     from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import ValidationError
 
     check_properties = Draft202012Validator.VALIDATORS["properties"]
+    check_type = Draft202012Validator.VALIDATORS["type"]
 
     def properties(validator, props, instance, schema):
-        for name, sub in props.items():
+        for name, sub in props.items() if isinstance(instance, dict) else ():
             if "default" in sub:
                 instance.setdefault(name, sub["default"])
         yield from check_properties(validator, props, instance, schema)
 
-    return validators.extend(Draft202012Validator, {"properties": properties})(schema)
+    def finite_type(validator, types, instance, schema):
+        numeric = {"number", "integer"} & set([types] if isinstance(types, str) else types)
+        if numeric and type(instance) is float and not math.isfinite(instance):
+            yield ValidationError(f"{instance} is not a finite number")
+        elif numeric and type(instance) is int and not fits_a_float(instance):
+            yield ValidationError("the integer is beyond the largest number a job reads "
+                                  "(1.8e308)")
+        else:
+            yield from check_type(validator, types, instance, schema)
+
+    def max_length(validator, most, instance, schema):
+        if isinstance(instance, str) and len(instance) > most:
+            yield ValidationError(f"{instance[:20]!r}... is {len(instance)} characters, longer "
+                                  f"than {most}")
+
+    return validators.extend(Draft202012Validator, {
+        "properties": properties, "type": finite_type, "maxLength": max_length})(schema)
+
+
+def fits_a_float(number):
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
 
 
 def validated(doc, validator, error=ConfigError):
@@ -141,7 +175,7 @@ class Workflow:
             number = type(value) in (int, float) and value > 0
             if key != "source" and value is not None and not number:
                 raise error(f"published.{key}", f"{value!r} is not a ppl > 0")
-        doc = {"experiments": {path.stem: exp}}
+        doc = typed({"experiments": {path.stem: exp}}, self.schema)
         prefix = f"experiments.{path.stem}"
         validated(doc, self.validator,
                   lambda key, msg: error(key.removeprefix(prefix).lstrip("."), msg))
@@ -151,7 +185,7 @@ class Workflow:
 def resolve(config, workflow):
     """The config as the workflow runs it: typed, validated, defaults filled, the presets named
     in ``run`` and every built-in corpus merged under the user's keys. Returns a new dict."""
-    config = coerce_strings(copy.deepcopy(config), workflow.schema)
+    config = typed(copy.deepcopy(config), workflow.schema)
     own = copy.deepcopy(config)  # what the user set, before defaults fill the rest
     validated(config, workflow.validator)
     experiments = own.get("experiments") or {}
@@ -171,6 +205,7 @@ def corpus(name, builtin, over, workflow):
     doc = {"corpora": {name: deep_merge(builtin, over or {})}}
     validated(doc, workflow.validator)
     spec = doc["corpora"][name]
+    spec["digests"] = spec["digests"] or {}  # null: no digest to check, whatever the built-in's
     if not spec.get("url"):
         raise ConfigError(f"corpora.{name}.url", "missing: where the corpus comes from "
                           "(http(s)://, file:// or a directory)")

@@ -186,6 +186,22 @@ MESSAGES = {
                               "increasing; list the ranks in increasing order, each once",
     "div_value below 1": "config key experiments.tiny.div_value: 0.5 is less than the minimum of "
                          "1",
+    "fractional epochs": "config key experiments.tiny.epochs: 2.5 is not of type 'integer'",
+    "NaN lr": "config key experiments.tiny.lr: nan is not a finite number",
+    "infinite init_range": "config key experiments.tiny.init_range: inf is not a finite number",
+    "NaN weight decay": "config key experiments.tiny.wd: nan is not a finite number",
+    "infinite alpha": "config key experiments.tiny.alpha: inf is not a finite number",
+    "seed beyond MXNet's": "config key experiments.tiny.seed: 2147483648 is greater than the "
+                           "maximum of 2147483647",
+    "corpus name ending in a newline": "config key corpora: 'nl\\n' does not match",
+    "experiment name too long": "config key experiments: 'aaaaaaaaaaaaaaaaaaaa'... is 300 "
+                                "characters, longer than 221",
+    "negative tune seed": "config key tunes.t.seed: -5 is less than the minimum of 0",
+    "negative tune seeds": "config key tunes.t.seeds.0: -1 is less than the minimum of 0",
+    "too many trials": "config key tunes.t.trials: 5000 is greater than the maximum of 1000",
+    "sweep folder too long": "config key sweeps.s.grid.max_batches: the folder 'max_batches~"
+                             "100000000000000000'... would be 273 bytes, more than a file "
+                             "name's 255; use a shorter value",
     "cutoff beyond the vocabulary": "cutoffs [6]: 6 is at or beyond the vocabulary size 6; every "
                                     "cutoff must be below it",
     "cache of an untrained run": "no trained model for the cache (model.json and model.params "

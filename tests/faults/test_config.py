@@ -5,10 +5,18 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
 from markov import make_source, train_argv
 from markov import write_corpus as write_arrays
 
-from faults.pipeline import MESSAGES, copy_workdir, run_failing, snakemake, tiny_workflow
+from faults.pipeline import (
+    MESSAGES,
+    copy_workdir,
+    prepare_data,
+    run_failing,
+    snakemake,
+    tiny_workflow,
+)
 from rnnlm import cli
 
 BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
@@ -55,6 +63,22 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
     "cache lambda 1": ["experiments={tiny: {cache: {lambdas: [0.1, 1]}}}"],
     "cutoffs not increasing": ["experiments={tiny: {softmax: adaptive, cutoffs: [6000, 2000]}}"],
     "div_value below 1": ["experiments={tiny: {softmax: adaptive, cutoffs: [2], div_value: 0.5}}"],
+    "fractional epochs": ["experiments={tiny: {epochs: 2.5}}"],
+    "NaN lr": ["experiments={tiny: {lr: .nan}}"],
+    "infinite init_range": ["experiments={tiny: {init_range: .inf}}"],
+    "NaN weight decay": ["experiments={tiny: {wd: .nan}}"],
+    "infinite alpha": ["experiments={tiny: {alpha: .inf}}"],
+    "seed beyond MXNet's": ["experiments={tiny: {seed: 2147483648}}"],
+    "corpus name ending in a newline": ['corpora={"nl\\n": {url: /elsewhere, file: all.txt}}'],
+    "experiment name too long": [f"experiments={{{'a' * 300}: {{}}}}", f"run=[{'a' * 300}]"],
+    "negative tune seed": ["tunes={t: {base: tiny, seed: -5, space: {lr: {uniform: [0.5, 2]}}}}",
+                           "run=[t]"],
+    "negative tune seeds": ["tunes={t: {base: tiny, seeds: [-1, 2], space: {lr: {uniform: "
+                            "[0.5, 2]}}}}", "run=[t]"],
+    "too many trials": ["tunes={t: {base: tiny, trials: 5000, space: {lr: {uniform: [0.5, 2]}}}}",
+                        "run=[t]"],
+    "sweep folder too long": [f"sweeps={{s: {{base: tiny, grid: {{max_batches: [{10 ** 260}]}}}}}}",
+                              "run=[s]"],
 }
 
 
@@ -83,6 +107,21 @@ def test_bad_config_stops_before_any_job_naming_the_key(outcomes, case):
     assert lines[0].endswith("(see workflow/schemas/config.schema.yaml)")
     assert "rule " not in result.stdout + result.stderr  # no job was even planned
     assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
+
+def test_digests_null_takes_the_corpus_files_as_they_are(tmp_path, tiny_mirror):
+    """The built-in ptb's digests are PTB's; null drops them, so a mirror of other text (the
+    generated one) downloads and runs its data stages instead of failing its checksums."""
+    mirror, _ = tiny_mirror
+    workdir = tiny_workflow(tmp_path, *tiny_mirror)
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["corpora"] = {"ptb": {"url": mirror.as_uri(), "digests": None}}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    prepare_data(workdir)
+    for split in ("train", "valid", "test"):
+        assert (workdir / f"resources/ptb/{split}.txt").read_bytes() == (
+            mirror / f"ptb.{split}.txt").read_bytes()
+    assert (workdir / "results/data/ptb/train.b4.npy").is_file()
 
 
 @pytest.fixture(scope="module")

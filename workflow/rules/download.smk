@@ -21,5 +21,5 @@ rule download:
         out_dir=output_dir,
         code=code_digest("data"),
     shell:
-        "rnnlm download --corpus {wildcards.corpus} --url {params.url:q} {params.source}"
+        "rnnlm download --corpus {wildcards.corpus:q} --url {params.url:q} {params.source}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -5,7 +5,7 @@ cannot say; a ConfigError names the key of the first problem."""
 import dataclasses
 import itertools
 
-from rnnlm.config import RESERVED, ConfigError, resolve, validated
+from rnnlm.config import NAME_MAX, RESERVED, ConfigError, resolve, typed, validated
 from rnnlm.plan.runs import Plan, Run, Tune
 
 NOT_SWEPT = ("seed", "seeds", "corpus")  # a sweep's points share its base's seeds and corpus
@@ -67,10 +67,13 @@ def expand_sweep(name, config, workflow):
         if swept in NOT_SWEPT:
             raise ConfigError(f"{key}.grid.{swept}", "cannot be swept: a sweep's points share "
                               "its base's seeds and corpus; set them on the base experiment")
-    points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    points = [as_experiment(dict(zip(grid, values, strict=True)), workflow)
+              for values in itertools.product(*grid.values())]
     names = Paramspace(pd.DataFrame(points)).instance_patterns
     experiments = {}
     for point, path in zip(points, names, strict=True):
+        for folder in path.split("/"):
+            check_folder(folder, f"{key}.grid.{folder.partition('~')[0]}")
         doc = {"experiments": {name: {**base, **point}}}
         validated(doc, workflow.validator, lambda at, msg, point=point: ConfigError(
             f"{key}.grid.{at.rpartition('.')[2]}", f"{msg} (at the point {point})"))
@@ -100,15 +103,18 @@ def expand_tune(name, config, workflow):
             raise ConfigError(f"{key}.space.{swept}", "cannot be tuned: the rungs set epochs, "
                               "and the trials share the base's seed and corpus")
     check_space(tune["space"], key)
+    for epochs in rungs:
+        check_folder(f"epochs~{epochs}", f"{key}.rungs")
     if base["finetune_epochs"] or "finetune_epochs" in tune["space"]:
-        raise ConfigError(f"{key}.base", "fine-tuning ends a run: a trial cannot continue past "
+        at = f"{key}.space.finetune_epochs" if "finetune_epochs" in tune["space"] else f"{key}.base"
+        raise ConfigError(at, "fine-tuning ends a run: a trial cannot continue past "
                           "it to the next rung; tune a base without finetune_epochs")
     seed = (base["seeds"] or [base["seed"]])[0]
     plan = Tune(name, (), tuple(rungs), tuple(rung_sizes(tune["trials"], rungs, tune["eta"])),
                 tune["eta"], seed)
     points, trials = [], {}
     for i in range(1, tune["trials"] + 1):
-        point = draw(tune["space"], tune["seed"], i)
+        point = as_experiment(draw(tune["space"], tune["seed"], i), workflow)
         points.append(point)
         for rung, epochs in enumerate(rungs):
             doc = {"experiments": {name: {**base, **point, "epochs": epochs, "seeds": [seed]}}}
@@ -119,11 +125,26 @@ def expand_tune(name, config, workflow):
     return dataclasses.replace(plan, points=tuple(points)), final, trials
 
 
+def as_experiment(point, workflow):
+    """A sweep's or a tune's point typed as an experiment's keys are: a whole number given as a
+    float (2.0) for an integer key is the int (2), so its folder is `key~2` and its runs are 2's."""
+    return typed({"experiments": {"point": point}}, workflow.schema)["experiments"]["point"]
+
+
+def check_folder(folder, key):
+    """A ConfigError naming ``key`` if ``folder`` (`key~value`) is too long for a file name."""
+    size = len(folder.encode())
+    if size > NAME_MAX:
+        raise ConfigError(key, f"the folder {folder[:30]!r}... would be {size} bytes, more than "
+                          f"a file name's {NAME_MAX}; use a shorter value")
+
+
 def check(config, experiments):
     """The rules across keys that the schema cannot say, for the experiments that run."""
-    for name in [*config["experiments"], *config["sweeps"], *config["tunes"]]:
-        if name in RESERVED:
-            raise ConfigError(f"experiments.{name}", f"the name is reserved for results/{name}/")
+    for section in ("experiments", "sweeps", "tunes"):
+        for name in config[section]:
+            if name in RESERVED:
+                raise ConfigError(f"{section}.{name}", f"the name is reserved for results/{name}/")
     for name, exp in experiments.items():
         head = name.split("/")[0]
         key = (f"tunes.{head}" if head in config["tunes"] else f"experiments.{name}"
