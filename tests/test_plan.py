@@ -156,6 +156,15 @@ def test_a_preset_is_overridden_key_by_key_and_keeps_its_published_number(workfl
     assert p.published == {"zaremba-small": 114.5}
 
 
+def test_a_presets_key_set_by_the_user_gets_the_schemas_defaults_within(workflow):
+    """`awd-lstm-ptb: {cache: {window: 100}}` took the user's cache without its thetas and
+    lambdas: a KeyError traceback from the cache rule's params."""
+    p = plan(workflow, run=["awd-lstm-ptb"],
+             experiments={"awd-lstm-ptb": {"cache": {"window": 100}}})
+    cache = p.experiments["awd-lstm-ptb"]["cache"]
+    assert cache["window"] == 100 and cache["thetas"] and 0.1 in cache["lambdas"]
+
+
 def test_corpora_merge_the_users_keys_over_the_built_in_ones(workflow):
     p = plan(workflow, corpora={"ptb": {"url": "/mirror"}})
     ptb = p.corpora["ptb"]

@@ -191,9 +191,10 @@ def resolve(config, workflow):
     experiments = own.get("experiments") or {}
     bases = [sweep["base"] for sweep in [*config["sweeps"].values(), *config["tunes"].values()]]
     for name in dict.fromkeys([*config["run"], *bases]):
-        if name in workflow.presets:
-            config["experiments"][name] = {**workflow.presets[name][0],
-                                           **experiments.get(name, {})}
+        if name in workflow.presets:  # validated again: the user's nested keys get defaults
+            merged = {**workflow.presets[name][0], **experiments.get(name, {})}
+            doc = validated({"experiments": {name: merged}}, workflow.validator)
+            config["experiments"][name] = doc["experiments"][name]
     corpora = {**{name: {} for name in workflow.corpora}, **(own.get("corpora") or {})}
     config["corpora"] = {name: corpus(name, workflow.corpora.get(name, {}), over, workflow)
                          for name, over in corpora.items()}
