@@ -54,6 +54,7 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
     "cache lambda 1": ["experiments={tiny: {cache: {lambdas: [0.1, 1]}}}"],
     "cutoffs not increasing": ["experiments={tiny: {softmax: adaptive, cutoffs: [6000, 2000]}}"],
     "div_value below 1": ["experiments={tiny: {softmax: adaptive, cutoffs: [2], div_value: 0.5}}"],
+    "nhid over MXNet's array limit": ["experiments={tiny: {nhid: 100000, nlayers: 2}}"],
 }
 
 
