@@ -8,6 +8,7 @@ import json
 import signal
 
 import pytest
+from test_evaluate import corrupt, truncate
 
 from faults.pipeline import (
     MESSAGES,
@@ -26,18 +27,6 @@ TRAIN_LOG = "results/logs/train/tiny/lstm/seed1.log"
 # what a rerun of evaluate rewrites: its output (Snakemake deletes it first), log and benchmark
 EVALUATE_FILES = (f"{RUN}/test.json", EVALUATE_LOG,
                   "results/benchmarks/evaluate/tiny/lstm/seed1.tsv")
-
-
-def corrupt(path):
-    """A disk or copy error that keeps the size: 8 bytes in the middle inverted."""
-    data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
-    path.write_bytes(bytes(data))
-
-
-def truncate(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
 def files(workdir, *but):
