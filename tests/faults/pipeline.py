@@ -202,6 +202,12 @@ MESSAGES = {
     "sweep folder too long": "config key sweeps.s.grid.max_batches: the folder 'max_batches~"
                              "100000000000000000'... would be 273 bytes, more than a file "
                              "name's 255; use a shorter value",
+    "nhid over MXNet's array limit": "config key experiments.tiny.nhid: 100000 makes lstm's "
+                                     "recurrent layer 1 hold 4x100000x(8+100000+2) = 4.0e10 "
+                                     "elements, one array over MXNet's 2^31 limit (this build "
+                                     "has no int64 tensor sizes); lower nhid",
+    "model over the job's memory": "more than the job's mem_mb (150 MB); lower nhid, emsize, "
+                                   "batch_size or bptt, or give the job more memory",
     "cutoff beyond the vocabulary": "cutoffs [6]: 6 is at or beyond the vocabulary size 6; every "
                                     "cutoff must be below it",
     "cache of an untrained run": "no trained model for the cache (model.json and model.params "

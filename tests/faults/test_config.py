@@ -79,6 +79,7 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
                         "run=[t]"],
     "sweep folder too long": [f"sweeps={{s: {{base: tiny, grid: {{max_batches: [{10 ** 260}]}}}}}}",
                               "run=[s]"],
+    "nhid over MXNet's array limit": ["experiments={tiny: {nhid: 100000, nlayers: 2}}"],
 }
 
 

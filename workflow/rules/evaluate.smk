@@ -13,7 +13,7 @@ rule evaluate:
     threads: config["threads"]
     resources:
         **gpu_resources(),
-        mem_mb=2000,
+        mem_mb=evaluate_memory,
         runtime=30,
     params:
         run_dir=run_dir,
@@ -22,7 +22,8 @@ rule evaluate:
         code=code_digest("evaluate"),
     shell:
         "rnnlm evaluate --run-dir {params.run_dir:q} --data {input.test:q} --bptt {params.bptt}"
-        " --split test --out {output.test:q} {params.device} --threads {threads} > {log:q} 2>&1"
+        " --split test --out {output.test:q} {params.device} --memory-mb {resources.mem_mb}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 localrules:

@@ -11,6 +11,7 @@ import re
 import shlex
 
 from rnnlm.data import SPLITS
+from rnnlm.memory import evaluate_mb, train_mb
 from rnnlm.plan.flags import cache_flags, train_flags
 from rnnlm.plan.runs import EXPORTS
 
@@ -146,3 +147,17 @@ def train_runtime(wildcards, attempt):
     exp = PLAN.settings(wildcards.experiment)
     per_epoch = 5 if exp["max_batches"] else max(10, exp["nhid"] * exp["nlayers"] // 20)
     return (15 + exp["epochs"] * per_epoch) * attempt
+
+
+def train_memory(wildcards, input):
+    """mem_mb of a training job (a tune's trial too): rnnlm.memory's estimate of its peak, from
+    the run's settings, vocabulary and arrays. <TBD> in a dry run before the vocab stage has
+    run: Snakemake asks again when it schedules the job, with its input there."""
+    return train_mb(
+        wildcards.mode, experiment(wildcards), input.vocab, input.train, input.valid
+    )
+
+
+def evaluate_memory(wildcards, input):
+    """mem_mb of an evaluation job: rnnlm.memory's estimate, from the trained model.json."""
+    return evaluate_mb(input.config, bptt(wildcards), input.test)

@@ -19,7 +19,7 @@ rule train:
     threads: config["threads"]
     resources:
         **gpu_resources(),
-        mem_mb=4000,
+        mem_mb=train_memory,
         runtime=train_runtime,
     params:
         hyper=hyperparameters,
@@ -29,7 +29,8 @@ rule train:
     shell:
         "rnnlm train --mode {wildcards.mode} --vocab {input.vocab:q} --train {input.train:q}"
         " --valid {input.valid:q} --out-dir {params.out_dir:q} {params.hyper}"
-        " {params.device} --threads {threads} > {log:q} 2>&1"
+        " {params.device} --memory-mb {resources.mem_mb} --threads {threads}"
+        " > {log:q} 2>&1"
 
 
 # A run whose training equals an earlier run's (rnnlm.plan.runs.Plan.shared) is not trained again:

@@ -27,7 +27,7 @@ rule trial:
     threads: config["threads"]
     resources:
         **gpu_resources(),
-        mem_mb=4000,
+        mem_mb=train_memory,
         runtime=train_runtime,
     params:
         hyper=hyperparameters,
@@ -39,7 +39,8 @@ rule trial:
         "rnnlm train --mode {wildcards.mode} --vocab {input.vocab:q} --train {input.train:q}"
         " --valid {input.valid:q} --out-dir {params.out_dir:q} {params.hyper}"
         " --keep-state {output.state:q} {params.previous} --record-divergence"
-        " {params.device} --threads {threads} > {log:q} 2>&1"
+        " {params.device} --memory-mb {resources.mem_mb} --threads {threads}"
+        " > {log:q} 2>&1"
 
 
 ruleorder: trial > train

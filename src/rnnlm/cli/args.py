@@ -55,3 +55,10 @@ def add_device_flags(p):
     p.add_argument("--gpus", type=int, default=1,
                    help="with --device gpu: GPUs to split each batch across (data parallel)")
     add_threads(p)
+
+
+def add_memory_flag(p):
+    p.add_argument("--memory-mb", type=count, default=None,
+                   help="memory the job may use, in MB (the workflow passes its mem_mb); a "
+                        "model whose estimate (rnnlm.memory) is larger is refused before it "
+                        "allocates anything (default: the machine's memory)")

@@ -3,15 +3,25 @@
 import argparse
 from pathlib import Path
 
-from rnnlm.cli.args import add_device_flags, add_threads, count, fraction, positive, use_threads
+from rnnlm.cli.args import (
+    add_device_flags,
+    add_memory_flag,
+    add_threads,
+    count,
+    fraction,
+    positive,
+    use_threads,
+)
 
 
 def _evaluate(args):
     use_threads(args.threads, args.device)
     from rnnlm.device import check_threads
     from rnnlm.evaluate import evaluate
+    from rnnlm.memory import check_evaluate
 
     check_threads(args.threads)
+    check_evaluate(args.run_dir / "model.json", args.bptt, args.data, args.memory_mb, args.device)
     evaluate(args.run_dir, args.data, args.out, split=args.split, bptt=args.bptt,
              device=args.device, gpus=args.gpus)
 
@@ -25,6 +35,7 @@ def _add_evaluate(sub):
     p.add_argument("--split", default="test", help="name recorded in the JSON (key <split>_ppl)")
     p.add_argument("--out", type=Path, required=True, help="output JSON")
     add_device_flags(p)
+    add_memory_flag(p)
     p.set_defaults(func=_evaluate)
 def _cache(args):
     use_threads(args.threads, args.device)

@@ -4,18 +4,22 @@ rung), or an equal run's training given to another run's folder."""
 import argparse
 from pathlib import Path
 
-from rnnlm.cli.args import add_device_flags, use_threads
+from rnnlm.cli.args import add_device_flags, add_memory_flag, use_threads
 from rnnlm.plan.runs import MODES  # rnnlm.model's, without importing mxnet
 
 
 def _train(args):
     use_threads(args.threads, args.device)
     from rnnlm.device import check_threads
+    from rnnlm.memory import check_train
     from rnnlm.train import train
     from rnnlm.vocab import read_vocab
 
     check_threads(args.threads)
-    model_config, config = train_configs(args, len(read_vocab(args.vocab)))
+    vocab = read_vocab(args.vocab)
+    model_config, config = train_configs(args, len(vocab))
+    check_train(model_config, config, vocab.counts, args.train, args.valid, args.memory_mb,
+                args.device)
     train(model_config, config, args.train, args.valid, args.out_dir, args.device, args.gpus,
           keep_state=args.keep_state, continue_from=args.continue_from,
           record_divergence=args.record_divergence)
@@ -138,6 +142,7 @@ def _add_train(sub):
                    help="then up to this many epochs averaging anew from the best weights "
                         "(awd-lstm-lm's finetune.py)")
     add_device_flags(p)
+    add_memory_flag(p)
     p.add_argument("--log-interval", type=int, default=200, help="windows between reports")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0,
                    help="also checkpoint mid-epoch this often (always after each epoch)")

@@ -1,0 +1,353 @@
+"""Memory known before it is spent: the peak memory of a train or evaluate job, estimated from the
+model's shapes, and the refusals of what cannot be allocated, before anything is.
+
+MXNet 1.9.1's builds index tensors with 32-bit integers: an array of 2^31 - 1 elements or more
+stops the job with "build with USE_INT64_TENSOR_SIZE=1", a fix no user can apply; ``too_large``
+finds such arrays first. The estimate sums, in float32 (4 bytes):
+
+    baseline       the process before any model: Python, MXNet, rnnlm (``BASELINE_MB``)
+    weights        every parameter; gradients, one more copy; checkpoint, the copy a save makes
+    tied slices    a tied adaptive softmax's copies of the embedding rows each of its parts reads
+    fused RNN      the fused operator's own copies of each recurrent layer's weights: its forward
+                   and backward passes in training and its forward pass in validation
+    average        NT-ASGD: the running mean and the copy kept while the mean is swapped in
+    activations    a window's: per layer and token, the gates and states the backward pass reads
+    logits         a window's rows over the vocabulary (or the adaptive softmax's clusters), the
+                   log-softmax and their gradient
+    validation     a window of the validation (evaluate: test) array, in predict mode
+    data           the id arrays, float32 on the device
+
+Each part's factor was measured on MXNet 1.9.1's CPU build (oneDNN) with the NaiveEngine, per
+part (a process's RSS after each step) and whole (peak RSS of `rnnlm train`, tests/
+test_memory.py), rounded up: the estimate is at least the peak and at most twice it there. No
+module here imports MXNet: the workflow reads it when it plans and when it schedules.
+"""
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rnnlm.io import RnnlmError
+
+GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}  # rnnlm.recurrent's, without mxnet
+MAX_ELEMENTS = 2**31 - 2  # MXNet checks size < (1 << 31) - 1 (without USE_INT64_TENSOR_SIZE)
+FLOAT = 4  # bytes of a float32
+MB = 2**20
+BASELINE_MB = 200  # `rnnlm train` of a 16-unit model peaks at 188 MB (MXNet 1.9.1, Python 3.11)
+EVAL_WINDOW = 35  # rnnlm.step's: validation windows have at least this many rows
+MIN_WINDOW, WINDOW_SD = 5, 5  # rnnlm.awd.windows': variable windows are N(bptt, 5), at least 5
+FUSED_TRAIN_COPIES = 9  # measured 7.6 per part, 9.1 in whole runs: 2.2 forward, 3.2 backward,
+# 2.2 the validation graph's
+FUSED_EVAL_COPIES = 3  # measured 2.2: the forward pass in predict mode
+LOGIT_COPIES = 2.5  # measured 2.4: logits and log-softmax (1.2), their gradient (1.2)
+EVAL_LOGIT_COPIES = 1.5  # measured 1.25
+TIED_SLICE_COPIES = 6  # measured 4.4: a tied adaptive softmax's slices of the embedding matrix
+MODEL_KEYS = ("emsize", "nhid", "nlayers", "tied", "softmax", "cutoffs", "div_value")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    """What a model's arrays are made of: rnnlm.model.ModelConfig's sizes, without MXNet."""
+
+    mode: str
+    vocab_size: int
+    emsize: int
+    nhid: int
+    nlayers: int
+    tied: bool = True
+    softmax: str = "full"
+    cutoffs: tuple = ()
+    div_value: float = 4.0
+
+    @classmethod
+    def of(cls, mode, vocab_size, settings):
+        """The shapes of an experiment's settings (or a ModelConfig's fields) for ``mode``."""
+        return cls(mode, vocab_size, **{k: settings[k] for k in MODEL_KEYS if k in settings})
+
+    def layers(self):
+        """(inputs, units) per recurrent layer: the last has emsize units when tied (AWD's)."""
+        units = [self.nhid] * (self.nlayers - 1) + [self.emsize if self.tied else self.nhid]
+        return list(zip([self.emsize, *units[:-1]], units, strict=True))
+
+    def recurrent(self):
+        """Elements of each layer's one flat vector: gates x units x (inputs + units + 2)."""
+        gates = GATES[self.mode]
+        return [gates * units * (inputs + units + 2) for inputs, units in self.layers()]
+
+    def tails(self):
+        """Words in each adaptive tail cluster (rnnlm.softmax.clusters.bounds)."""
+        edges = [*self.cutoffs, self.vocab_size]
+        return [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    def projections(self):
+        """Units of each untied tail's projection (rnnlm.softmax.clusters.projections)."""
+        units = self.layers()[-1][1]
+        return [int(units // self.div_value ** (i + 1)) for i in range(len(self.cutoffs))]
+
+    def parameters(self):
+        """Every trainable number, a tied matrix once (RNNModel.param_count)."""
+        units, clusters = self.layers()[-1][1], len(self.cutoffs)
+        shared = self.vocab_size * self.emsize + sum(self.recurrent())
+        if self.softmax == "full":
+            return shared + self.vocab_size * (1 if self.tied else units + 1)
+        if self.tied:  # a bias per word and per cluster token, a vector per cluster token
+            return shared + self.vocab_size + clusters * (units + 1)
+        return shared + (self.cutoffs[0] + clusters) * units + sum(
+            size * (units + words) for size, words in zip(self.projections(), self.tails(),
+                                                          strict=True))
+
+    def tied_adaptive(self):
+        """Elements of the embedding matrix when a tied adaptive softmax slices it into its head
+        and tails (each graph copies the slices, and their gradients); else 0."""
+        return self.vocab_size * self.emsize if self.tied and self.softmax != "full" else 0
+
+    def logit_columns(self, shares=None):
+        """Numbers a window's row computes in the output layer: one per word, or the adaptive
+        softmax's head and, for the ``shares`` of rows whose target each tail holds (all, if
+        None), its words and projection."""
+        if self.softmax == "full":
+            return self.vocab_size
+        shares = shares or [1.0] * len(self.cutoffs)
+        sizes = [0] * len(self.cutoffs) if self.tied else self.projections()
+        return self.cutoffs[0] + len(self.cutoffs) + sum(
+            share * (words + size)
+            for share, words, size in zip(shares, self.tails(), sizes, strict=True))
+
+
+def tail_shares(shapes, counts):
+    """Rows each adaptive tail computes, as a share of a window's: twice its share of the
+    training tokens (ids are ranks by count), at most all. A window's count varies around the
+    share, and the graph computes the most any window has (rnnlm.softmax.clusters.capacities);
+    None for the full softmax."""
+    if shapes.softmax == "full":
+        return None
+    total, edges = max(sum(counts), 1), [*shapes.cutoffs, len(counts)]
+    return [min(1.0, 2 * sum(counts[a:b]) / total) for a, b in zip(edges[:-1], edges[1:],
+                                                                  strict=True)]
+
+
+def train_window(bptt, variable_bptt=False):
+    """Rows of the longest training window: bptt, or about the longest of awd-lstm-lm's drawn
+    lengths (N(bptt, 5): six standard deviations above)."""
+    return max(MIN_WINDOW, bptt + 6 * WINDOW_SD) if variable_bptt else bptt
+
+
+def eval_window(bptt, steps=None):
+    """Rows of a validation or evaluation window (rnnlm.step.split_loss), at most the array's."""
+    rows = max(bptt, EVAL_WINDOW)
+    return rows if steps is None else max(1, min(rows, steps - 1))
+
+
+def train_parts(shapes, bptt, train_shape, valid_shape, optimizer="sgd", variable_bptt=False,
+                shares=None):
+    """{part: bytes} of a training job's peak (the module's docstring names the parts):
+    ``train_shape`` and ``valid_shape`` are the arrays' (steps, columns)."""
+    params, fused = shapes.parameters(), sum(shapes.recurrent())
+    rows = train_shape[1] * min(train_window(bptt, variable_bptt), train_shape[0] - 1)
+    return {
+        "baseline": BASELINE_MB * MB,
+        "weights": 3 * params * FLOAT,  # the weights, their gradients, a checkpoint's copy
+        "fused RNN": FUSED_TRAIN_COPIES * fused * FLOAT,
+        "average": 2 * params * FLOAT if optimizer == "nt-asgd" else 0,
+        "tied slices": TIED_SLICE_COPIES * shapes.tied_adaptive() * FLOAT,
+        "activations": rows * activation_columns(shapes, training=True) * FLOAT,
+        "logits": LOGIT_COPIES * rows * shapes.logit_columns(shares) * FLOAT,
+        "validation": window_bytes(shapes, bptt, valid_shape, shares),
+        "data": (math.prod(train_shape) + math.prod(valid_shape)) * FLOAT,
+    }
+
+
+def evaluate_parts(shapes, bptt, data_shape, shares=None):
+    """{part: bytes} of an evaluation job's peak: the model in predict mode over one array."""
+    return {
+        "baseline": BASELINE_MB * MB,
+        "weights": shapes.parameters() * FLOAT,
+        "fused RNN": FUSED_EVAL_COPIES * sum(shapes.recurrent()) * FLOAT,
+        "validation": window_bytes(shapes, bptt, data_shape, shares),
+        "data": math.prod(data_shape) * FLOAT,
+    }
+
+
+def activation_columns(shapes, training):
+    """Numbers per window row kept by the layers: in training, each layer's gates and states
+    for the backward pass (measured 2.6 x gates + 5.7 per unit) and the embedding's output,
+    dropout and gradient; in predict mode, one layer's at a time."""
+    gates = GATES[shapes.mode]
+    per_unit = 3 * gates + 6 if training else gates + 1
+    return sum(units for _, units in shapes.layers()) * per_unit + shapes.emsize * (
+        4 if training else 2)
+
+
+def window_bytes(shapes, bptt, shape, shares=None):
+    """A predict-mode window of an array of ``shape``: its activations and logits."""
+    rows = shape[1] * eval_window(bptt, shape[0])
+    return (rows * activation_columns(shapes, training=False)
+            + EVAL_LOGIT_COPIES * rows * shapes.logit_columns(shares)) * FLOAT
+
+
+def megabytes(parts):
+    """The estimate in MB (2^20 bytes), rounded up: a job's mem_mb."""
+    return math.ceil(sum(parts.values()) / MB)
+
+
+@dataclasses.dataclass(frozen=True)
+class Array:
+    """One MXNet array a job allocates: what it is, its size as factors, the key that sets it."""
+
+    what: str
+    factors: str
+    elements: int
+    key: str
+
+    def refusal(self):
+        mantissa, exponent = f"{self.elements:.1e}".split("e")
+        count = f"{mantissa}e{int(exponent)}"
+        return (f"makes {self.what} hold {self.factors} = {count} elements, one array over "
+                f"MXNet's 2^31 limit (this build has no int64 tensor sizes); lower {self.key}")
+
+
+def model_arrays(shapes):
+    """The recurrent layers' flat vectors: what the vocabulary does not change."""
+    gates = GATES[shapes.mode]
+    return [Array(f"{shapes.mode}'s recurrent layer {i + 1}",
+                  f"{gates}x{units}x({inputs}+{units}+2)", size,
+                  "emsize" if units == shapes.emsize and shapes.emsize > shapes.nhid else "nhid")
+            for i, ((inputs, units), size) in enumerate(zip(shapes.layers(), shapes.recurrent(),
+                                                            strict=True))]
+
+
+def window_arrays(shapes, columns, rows):
+    """The fused RNN's gates over a window of ``rows`` x ``columns`` (batch) tokens."""
+    gates = GATES[shapes.mode]
+    return [Array("a window's gates", f"{columns}x{rows}x{gates}x{units}",
+                  columns * rows * gates * units, "batch_size or bptt")
+            for _, units in shapes.layers()]
+
+
+def vocabulary_arrays(shapes, columns, rows, shares=None):
+    """The embedding and a window's logits: what the vocabulary sets."""
+    v = shapes.vocab_size
+    return [Array("the embedding", f"{v}x{shapes.emsize}", v * shapes.emsize,
+                  "emsize or the vocabulary (vocab.max_size)"),
+            Array("a window's logits", f"{columns}x{rows}x{shapes.logit_columns(shares):.0f}",
+                  columns * rows * math.ceil(shapes.logit_columns(shares)),
+                  "batch_size or bptt, or use softmax adaptive")]
+
+
+def too_large(arrays):
+    """The first of ``arrays`` MXNet cannot allocate, or None."""
+    return next((a for a in arrays if a.elements > MAX_ELEMENTS), None)
+
+
+def machine_mb():
+    """The memory this process may use: the machine's, or its control group's limit (a SLURM
+    job's --mem, a container's) when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        limit = "max"
+    return (min(total, int(limit)) if limit.isdigit() else total) // MB
+
+
+def check_job(parts, arrays, what, limit_mb=None, device="cpu"):
+    """Refuse, before any allocation, a job with an array MXNet cannot allocate or, on the CPU,
+    whose estimate is more than ``limit_mb`` (its mem_mb) or than the machine has."""
+    array = too_large(arrays)
+    if array:
+        raise RnnlmError(f"{what} {array.refusal()}")
+    if device != "cpu":
+        return
+    need, machine = megabytes(parts), machine_mb()
+    have, whose = (limit_mb, "the job's mem_mb") if limit_mb and limit_mb < machine else (
+        machine, "this machine's memory")
+    if need > have:
+        largest = ", ".join(f"{part} {math.ceil(parts[part] / MB)} MB"
+                            for part in sorted(parts, key=parts.get, reverse=True)[:2])
+        raise RnnlmError(f"{what} needs about {need} MB (rnnlm.memory's estimate; largest parts: "
+                         f"{largest}), more than {whose} ({have} MB); lower nhid, emsize, "
+                         "batch_size or bptt, or give the job more memory")
+
+
+def train_job(mode, settings, counts, train_shape, valid_shape):
+    """(parts, arrays) of a training job: ``settings`` holds the experiment's keys (or
+    ModelConfig's and TrainConfig's fields), ``counts`` the vocabulary's, the shapes the train
+    and valid arrays' (steps, columns)."""
+    shapes = Shapes.of(mode, len(counts), settings)
+    shares = tail_shares(shapes, counts)
+    rows = min(train_window(settings["bptt"], settings["variable_bptt"]), train_shape[0] - 1)
+    parts = train_parts(shapes, settings["bptt"], train_shape, valid_shape,
+                        settings["optimizer"], settings["variable_bptt"], shares)
+    arrays = [*model_arrays(shapes), *window_arrays(shapes, train_shape[1], rows),
+              *vocabulary_arrays(shapes, train_shape[1], rows, shares),
+              *vocabulary_arrays(shapes, valid_shape[1], eval_window(settings["bptt"],
+                                                                       valid_shape[0]))]
+    return parts, arrays
+
+
+def evaluate_job(model_fields, bptt, data_shape):
+    """(parts, arrays) of an evaluation job: ``model_fields`` as model.json holds them."""
+    shapes = Shapes.of(model_fields["mode"], model_fields["vocab_size"], model_fields)
+    rows = eval_window(bptt, data_shape[0])
+    return (evaluate_parts(shapes, bptt, data_shape),
+            [*model_arrays(shapes), *vocabulary_arrays(shapes, data_shape[1], rows)])
+
+
+def vocab_counts(path):
+    """The counts column of a vocab.tsv (rnnlm.vocab); FileNotFoundError names ``path`` (the
+    workflow asks before the vocab stage has run)."""
+    with open(path) as lines:
+        next(lines)
+        return [int(line.rsplit("\t", 1)[1]) for line in lines]
+
+
+def array_shape(path):
+    """(steps, columns) of a batchified array, read from its header."""
+    return np.load(path, mmap_mode="r").shape
+
+
+def train_mb(mode, settings, vocab, train, valid):
+    """A training job's mem_mb, from its files: the workflow's resource."""
+    return megabytes(train_job(mode, settings, vocab_counts(vocab), array_shape(train),
+                               array_shape(valid))[0])
+
+
+def evaluate_mb(model_json, bptt, data):
+    """An evaluation job's mem_mb, from its files: the workflow's resource."""
+    with open(model_json) as f:
+        fields = json.load(f)
+    return megabytes(evaluate_job(fields, bptt, array_shape(data))[0])
+
+
+def describe(fields, shape):
+    """A model and its windows in a few words, for a refusal."""
+    return (f"{fields['mode']} (nhid {fields['nhid']}, emsize {fields['emsize']}, nlayers "
+            f"{fields['nlayers']}, {fields['vocab_size']} words, batch {shape[1]})")
+
+
+def check_train(model_config, config, counts, train, valid, limit_mb=None, device="cpu"):
+    """`rnnlm train`'s refusal before it allocates anything (``check_job``); arrays it cannot
+    read are left to rnnlm.device.load_array, which names the problem."""
+    try:
+        shapes = array_shape(train), array_shape(valid)
+    except (OSError, ValueError):
+        return
+    if any(len(shape) != 2 or shape[0] < 2 for shape in shapes):
+        return
+    settings = {**dataclasses.asdict(model_config), **dataclasses.asdict(config)}
+    parts, arrays = train_job(model_config.mode, settings, counts, *shapes)
+    check_job(parts, arrays, describe(settings, shapes[0]), limit_mb, device)
+
+
+def check_evaluate(model_json, bptt, data, limit_mb=None, device="cpu"):
+    """`rnnlm evaluate`'s refusal before it allocates anything, as ``check_train``."""
+    try:
+        fields, shape = json.loads(Path(model_json).read_text()), array_shape(data)
+        parts, arrays = evaluate_job(fields, bptt, shape)
+    except (OSError, ValueError, KeyError, IndexError):
+        return  # rnnlm.model and rnnlm.device name what is wrong with these files
+    check_job(parts, arrays, describe(fields, shape), limit_mb, device)
