@@ -204,8 +204,8 @@ class Array:
     key: str
 
     def refusal(self):
-        mantissa, exponent = f"{self.elements:.1e}".split("e")
-        count = f"{mantissa}e{int(exponent)}"
+        digits = str(self.elements)  # an int beyond any float's range too
+        count = f"{digits[0]}.{digits[1]}e{len(digits) - 1}"
         return (f"makes {self.what} hold {self.factors} = {count} elements, one array over "
                 f"MXNet's 2^31 limit (this build has no int64 tensor sizes); lower {self.key}")
 

@@ -7,7 +7,7 @@ import itertools
 
 from rnnlm.config import NAME_MAX, RESERVED, ConfigError, resolve, typed, validated
 from rnnlm.plan.runs import Plan, Run, Tune
-from rnnlm.plan.sizes import check_arrays
+from rnnlm.plan.sizes import oversized
 
 NOT_SWEPT = ("seed", "seeds", "corpus")  # a sweep's points share its base's seeds and corpus
 
@@ -165,7 +165,14 @@ def check(config, experiments):
             raise ConfigError("export", f"{name} has softmax {exp['softmax']}, which ONNX and "
                               "PyTorch's RNNModel export cannot write yet (a full decoder "
                               "only); drop export or that experiment from run")
-        check_arrays(key, exp, config["modes"])
+        too_large = oversized(exp, config["modes"])
+        if too_large:
+            setting, problem = too_large
+            varied = {"sweeps": ("grid", config["sweeps"].get(head, {}).get("grid", {})),
+                      "tunes": ("space", config["tunes"].get(head, {}).get("space", {}))}
+            within, keys = varied.get(key.split(".")[0], ("", {}))
+            raise ConfigError(f"{key}.{within}.{setting}" if setting in keys else
+                              f"{key}.{setting}", problem)
         if exp["corpus"] not in config["corpora"]:
             raise ConfigError(f"{key}.corpus", f"{exp['corpus']!r} is not a corpus (known: "
                               f"{', '.join(sorted(config['corpora']))}); add it under corpora")

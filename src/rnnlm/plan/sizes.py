@@ -3,17 +3,17 @@ vocabulary (rnnlm.memory): a recurrent layer's weights, a window's gates. Refuse
 job, because Snakemake deletes a job's old outputs before it runs; what the vocabulary decides is
 refused by `rnnlm train` itself, before it allocates anything."""
 
-from rnnlm.config import ConfigError
 from rnnlm.memory import Shapes, model_arrays, too_large, train_window, window_arrays
 
 
-def check_arrays(key, exp, modes):
-    """A ConfigError naming ``key``'s setting (``key``: the experiment's, e.g. experiments.big)
-    that makes one of a run's arrays too large for MXNet, in any of ``modes``."""
+def oversized(exp, modes):
+    """(the setting, the problem) that makes one of a run's arrays too large for MXNet, in any
+    of ``modes``, or None."""
     for mode in modes:
         shapes = Shapes.of(mode, 1, exp)  # the vocabulary does not size these
         rows = train_window(exp["bptt"], exp["variable_bptt"])
         array = too_large([*model_arrays(shapes), *window_arrays(shapes, exp["batch_size"], rows)])
         if array:
-            setting = array.key.split(" or ")[0]
-            raise ConfigError(f"{key}.{setting}", f"{exp[setting]} {array.refusal()}")
+            setting = max(array.key.split(" or "), key=lambda name: exp[name])  # the outsized
+            return setting, f"{exp[setting]} {array.refusal()}"
+    return None
