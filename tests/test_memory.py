@@ -1,5 +1,5 @@
-"""rnnlm.memory: the estimate's parts against the model's real arrays, the refusals, and the whole
-estimate against the peak memory of `rnnlm train` at several sizes."""
+"""rnnlm.memory and rnnlm.limits: the estimate's parts against the model's real arrays, the
+refusals, and the whole estimate against the peak memory of `rnnlm train` at several sizes."""
 
 import json
 import subprocess
@@ -12,24 +12,21 @@ from markov import train_argv
 
 from rnnlm import cli, recurrent
 from rnnlm.batchify import batchify
+from rnnlm.config import ConfigError
 from rnnlm.io import RnnlmError
+from rnnlm.limits import MAX_ELEMENTS, Array, check_job, machine_mb, model_arrays, too_large
 from rnnlm.memory import (
     BASELINE_MB,
     GATES,
-    MAX_ELEMENTS,
     MB,
-    Array,
     Shapes,
-    check_job,
-    machine_mb,
-    model_arrays,
-    too_large,
-    train_job,
+    train_estimate,
     train_parts,
     vocab_counts,
 )
 from rnnlm.model import ModelConfig, RNNModel
 from rnnlm.mx import mxnet as mx
+from rnnlm.plan.sizes import oversized
 
 # The measured factor: estimate / peak RSS was 1.02 to 1.4 over 16 runs (lstm, gru, rnn_tanh,
 # rnn_relu; 190 MB to 2.3 GB; tied, untied, adaptive, nt-asgd, variable bptt): never below 1.
@@ -83,8 +80,8 @@ def test_parts_grow_with_what_sizes_them():
 def test_adaptive_rows_follow_the_tails_share_of_the_tokens():
     counts = [100] * 10 + [1] * 90  # the head's 10 words hold 1000 of 1090 tokens
     fields = {**SETTINGS, "softmax": "adaptive", "cutoffs": (10,), "div_value": 4.0}
-    adaptive, _ = train_job("lstm", fields, counts, (500, 32), (500, 10))
-    full, _ = train_job("lstm", {**SETTINGS, "softmax": "full"}, counts, (500, 32), (500, 10))
+    adaptive = train_estimate("lstm", fields, counts, (500, 32), (500, 10))
+    full = train_estimate("lstm", {**SETTINGS, "softmax": "full"}, counts, (500, 32), (500, 10))
     columns = 10 + 1 + 2 * 90 / 1090 * 90  # head, cluster token, twice the tail's share
     assert adaptive["logits"] == pytest.approx(full["logits"] * columns / 100)
 
@@ -152,8 +149,8 @@ def test_estimate_bounds_the_peak_of_rnnlm_train(tmp_path, vocab_size, batches, 
                           capture_output=True, text=True).stdout.split()[-1]
     measured = int(peak) / 1024  # ru_maxrss: kB on Linux
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())["hyperparameters"]
-    estimate, _ = train_job(mode, summary, vocab_counts(paths["vocab"]),
-                            np.load(paths["train"]).shape, np.load(paths["valid"]).shape)
+    estimate = train_estimate(mode, summary, vocab_counts(paths["vocab"]),
+                              np.load(paths["train"]).shape, np.load(paths["valid"]).shape)
     assert measured <= sum(estimate.values()) / MB <= MOST * measured, (measured, estimate)
 
 
@@ -182,3 +179,17 @@ def test_rnnlm_train_refuses_a_model_over_its_memory(wide, tmp_path, capsys):
     assert err.startswith("rnnlm train: error: lstm (nhid 16, emsize 16, nlayers 1, 3000 words, "
                           "batch 100000) needs about ") and err.count("\n") == 1
     assert "more than the job's mem_mb (300 MB)" in err and not out.exists()
+
+
+def test_the_plan_names_the_setting_that_makes_an_array_too_large():
+    exp = {"emsize": 200, "nhid": 100_000, "nlayers": 2, "tied": True, "bptt": 35,
+           "variable_bptt": False, "batch_size": 20}
+    setting, problem = oversized(exp, ["lstm", "rnn_tanh"])  # the first mode refused
+    assert setting == "nhid" and problem.startswith(
+        "100000 makes lstm's recurrent layer 1 hold 4x100000x(200+100000+2) = 4.0e10 elements")
+    wide = {**exp, "nhid": 200, "batch_size": 2_000_000}  # 2e6 x 35 x 4 x 200 gates
+    setting, problem = oversized(wide, ["lstm"])
+    assert setting == "batch_size" and problem.startswith(
+        "2000000 makes a window's gates hold 2000000x35x4x200")
+    assert oversized({**wide, "batch_size": 20, "bptt": 10**19}, ["lstm"])[0] == "bptt"
+    assert oversized({**exp, "nhid": 200}, ["lstm", "gru"]) is None

@@ -1,9 +1,6 @@
 """Memory known before it is spent: the peak memory of a train or evaluate job, estimated from the
-model's shapes, and the refusals of what cannot be allocated, before anything is.
-
-MXNet 1.9.1's builds index tensors with 32-bit integers: an array of 2^31 - 1 elements or more
-stops the job with "build with USE_INT64_TENSOR_SIZE=1", a fix no user can apply; ``too_large``
-finds such arrays first. The estimate sums, in float32 (4 bytes):
+model's shapes, the vocabulary and the arrays; the workflow declares it as the job's mem_mb, and
+rnnlm.limits refuses a job that would not fit. The estimate sums, in float32 (4 bytes):
 
     baseline       the process before any model: Python, MXNet, rnnlm (``BASELINE_MB``)
     weights        every parameter; gradients, one more copy; checkpoint, the copy a save makes
@@ -19,22 +16,17 @@ finds such arrays first. The estimate sums, in float32 (4 bytes):
 
 Each part's factor was measured on MXNet 1.9.1's CPU build (oneDNN) with the NaiveEngine, per
 part (a process's RSS after each step) and whole (peak RSS of `rnnlm train`, tests/
-test_memory.py), rounded up: the estimate is at least the peak and at most twice it there. No
-module here imports MXNet: the workflow reads it when it plans and when it schedules.
+test_memory.py), rounded up: the estimate was 1.0 to 1.4 times the peak there. It does not import
+MXNet: the workflow reads it when it plans and when it schedules.
 """
 
 import dataclasses
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 
-from rnnlm.io import RnnlmError
-
 GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}  # rnnlm.recurrent's, without mxnet
-MAX_ELEMENTS = 2**31 - 2  # MXNet checks size < (1 << 31) - 1 (without USE_INT64_TENSOR_SIZE)
 FLOAT = 4  # bytes of a float32
 MB = 2**20
 BASELINE_MB = 200  # `rnnlm train` of a 16-unit model peaks at 188 MB (MXNet 1.9.1, Python 3.11)
@@ -194,107 +186,19 @@ def megabytes(parts):
     return math.ceil(sum(parts.values()) / MB)
 
 
-@dataclasses.dataclass(frozen=True)
-class Array:
-    """One MXNet array a job allocates: what it is, its size as factors, the key that sets it."""
-
-    what: str
-    factors: str
-    elements: int
-    key: str
-
-    def refusal(self):
-        digits = str(self.elements)  # an int beyond any float's range too
-        count = f"{digits[0]}.{digits[1]}e{len(digits) - 1}"
-        return (f"makes {self.what} hold {self.factors} = {count} elements, one array over "
-                f"MXNet's 2^31 limit (this build has no int64 tensor sizes); lower {self.key}")
-
-
-def model_arrays(shapes):
-    """The recurrent layers' flat vectors: what the vocabulary does not change."""
-    gates = GATES[shapes.mode]
-    return [Array(f"{shapes.mode}'s recurrent layer {i + 1}",
-                  f"{gates}x{units}x({inputs}+{units}+2)", size,
-                  "emsize" if units == shapes.emsize and shapes.emsize > shapes.nhid else "nhid")
-            for i, ((inputs, units), size) in enumerate(zip(shapes.layers(), shapes.recurrent(),
-                                                            strict=True))]
-
-
-def window_arrays(shapes, columns, rows):
-    """The fused RNN's gates over a window of ``rows`` x ``columns`` (batch) tokens."""
-    gates = GATES[shapes.mode]
-    return [Array("a window's gates", f"{columns}x{rows}x{gates}x{units}",
-                  columns * rows * gates * units, "batch_size or bptt")
-            for _, units in shapes.layers()]
-
-
-def vocabulary_arrays(shapes, columns, rows, shares=None):
-    """The embedding and a window's logits: what the vocabulary sets."""
-    v = shapes.vocab_size
-    return [Array("the embedding", f"{v}x{shapes.emsize}", v * shapes.emsize,
-                  "emsize or the vocabulary (vocab.max_size)"),
-            Array("a window's logits", f"{columns}x{rows}x{shapes.logit_columns(shares):.0f}",
-                  columns * rows * math.ceil(shapes.logit_columns(shares)),
-                  "batch_size or bptt, or use softmax adaptive")]
-
-
-def too_large(arrays):
-    """The first of ``arrays`` MXNet cannot allocate, or None."""
-    return next((a for a in arrays if a.elements > MAX_ELEMENTS), None)
-
-
-def machine_mb():
-    """The memory this process may use: the machine's, or its control group's limit (a SLURM
-    job's --mem, a container's) when lower."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-    except OSError:
-        limit = "max"
-    return (min(total, int(limit)) if limit.isdigit() else total) // MB
-
-
-def check_job(parts, arrays, what, limit_mb=None, device="cpu"):
-    """Refuse, before any allocation, a job with an array MXNet cannot allocate or, on the CPU,
-    whose estimate is more than ``limit_mb`` (its mem_mb) or than the machine has."""
-    array = too_large(arrays)
-    if array:
-        raise RnnlmError(f"{what} {array.refusal()}")
-    if device != "cpu":
-        return
-    need, machine = megabytes(parts), machine_mb()
-    have, whose = (limit_mb, "the job's mem_mb") if limit_mb and limit_mb < machine else (
-        machine, "this machine's memory")
-    if need > have:
-        largest = ", ".join(f"{part} {math.ceil(parts[part] / MB)} MB"
-                            for part in sorted(parts, key=parts.get, reverse=True)[:2])
-        raise RnnlmError(f"{what} needs about {need} MB (rnnlm.memory's estimate; largest parts: "
-                         f"{largest}), more than {whose} ({have} MB); lower nhid, emsize, "
-                         "batch_size or bptt, or give the job more memory")
-
-
-def train_job(mode, settings, counts, train_shape, valid_shape):
-    """(parts, arrays) of a training job: ``settings`` holds the experiment's keys (or
+def train_estimate(mode, settings, counts, train_shape, valid_shape):
+    """{part: bytes} of a training job: ``settings`` holds the experiment's keys (or
     ModelConfig's and TrainConfig's fields), ``counts`` the vocabulary's, the shapes the train
     and valid arrays' (steps, columns)."""
     shapes = Shapes.of(mode, len(counts), settings)
-    shares = tail_shares(shapes, counts)
-    rows = min(train_window(settings["bptt"], settings["variable_bptt"]), train_shape[0] - 1)
-    parts = train_parts(shapes, settings["bptt"], train_shape, valid_shape,
-                        settings["optimizer"], settings["variable_bptt"], shares)
-    arrays = [*model_arrays(shapes), *window_arrays(shapes, train_shape[1], rows),
-              *vocabulary_arrays(shapes, train_shape[1], rows, shares),
-              *vocabulary_arrays(shapes, valid_shape[1], eval_window(settings["bptt"],
-                                                                       valid_shape[0]))]
-    return parts, arrays
+    return train_parts(shapes, settings["bptt"], train_shape, valid_shape, settings["optimizer"],
+                       settings["variable_bptt"], tail_shares(shapes, counts))
 
 
-def evaluate_job(model_fields, bptt, data_shape):
-    """(parts, arrays) of an evaluation job: ``model_fields`` as model.json holds them."""
+def evaluate_estimate(model_fields, bptt, data_shape):
+    """{part: bytes} of an evaluation job: ``model_fields`` as model.json holds them."""
     shapes = Shapes.of(model_fields["mode"], model_fields["vocab_size"], model_fields)
-    rows = eval_window(bptt, data_shape[0])
-    return (evaluate_parts(shapes, bptt, data_shape),
-            [*model_arrays(shapes), *vocabulary_arrays(shapes, data_shape[1], rows)])
+    return evaluate_parts(shapes, bptt, data_shape)
 
 
 def vocab_counts(path):
@@ -312,42 +216,12 @@ def array_shape(path):
 
 def train_mb(mode, settings, vocab, train, valid):
     """A training job's mem_mb, from its files: the workflow's resource."""
-    return megabytes(train_job(mode, settings, vocab_counts(vocab), array_shape(train),
-                               array_shape(valid))[0])
+    return megabytes(train_estimate(mode, settings, vocab_counts(vocab), array_shape(train),
+                                     array_shape(valid)))
 
 
 def evaluate_mb(model_json, bptt, data):
     """An evaluation job's mem_mb, from its files: the workflow's resource."""
     with open(model_json) as f:
         fields = json.load(f)
-    return megabytes(evaluate_job(fields, bptt, array_shape(data))[0])
-
-
-def describe(fields, shape):
-    """A model and its windows in a few words, for a refusal."""
-    return (f"{fields['mode']} (nhid {fields['nhid']}, emsize {fields['emsize']}, nlayers "
-            f"{fields['nlayers']}, {fields['vocab_size']} words, batch {shape[1]})")
-
-
-def check_train(model_config, config, counts, train, valid, limit_mb=None, device="cpu"):
-    """`rnnlm train`'s refusal before it allocates anything (``check_job``); arrays it cannot
-    read are left to rnnlm.device.load_array, which names the problem."""
-    try:
-        shapes = array_shape(train), array_shape(valid)
-    except (OSError, ValueError):
-        return
-    if any(len(shape) != 2 or shape[0] < 2 for shape in shapes):
-        return
-    settings = {**dataclasses.asdict(model_config), **dataclasses.asdict(config)}
-    parts, arrays = train_job(model_config.mode, settings, counts, *shapes)
-    check_job(parts, arrays, describe(settings, shapes[0]), limit_mb, device)
-
-
-def check_evaluate(model_json, bptt, data, limit_mb=None, device="cpu"):
-    """`rnnlm evaluate`'s refusal before it allocates anything, as ``check_train``."""
-    try:
-        fields, shape = json.loads(Path(model_json).read_text()), array_shape(data)
-        parts, arrays = evaluate_job(fields, bptt, shape)
-    except (OSError, ValueError, KeyError, IndexError):
-        return  # rnnlm.model and rnnlm.device name what is wrong with these files
-    check_job(parts, arrays, describe(fields, shape), limit_mb, device)
+    return megabytes(evaluate_estimate(fields, bptt, array_shape(data)))

@@ -6,6 +6,7 @@ record it, so changing it reruns nothing. Hence the URL (where the data come fro
 what they are), folders derived from file names, and the device (how, not what).
 """
 
+import errno
 import os
 import re
 import shlex
@@ -151,13 +152,46 @@ def train_runtime(wildcards, attempt):
 
 def train_memory(wildcards, input):
     """mem_mb of a training job (a tune's trial too): rnnlm.memory's estimate of its peak, from
-    the run's settings, vocabulary and arrays. <TBD> in a dry run before the vocab stage has
-    run: Snakemake asks again when it schedules the job, with its input there."""
+    the run's settings, vocabulary and arrays."""
+    inputs_present(input, input.train, input.valid)
     return train_mb(
-        wildcards.mode, experiment(wildcards), input.vocab, input.train, input.valid
+        wildcards.mode,
+        settings_of(wildcards, input),
+        input.vocab,
+        input.train,
+        input.valid,
     )
 
 
 def evaluate_memory(wildcards, input):
     """mem_mb of an evaluation job: rnnlm.memory's estimate, from the trained model.json."""
-    return evaluate_mb(input.config, bptt(wildcards), input.test)
+    inputs_present(input, input.test)
+    return evaluate_mb(input.config, settings_of(wildcards, input)["bptt"], input.test)
+
+
+def settings_of(wildcards, input):
+    """The run's settings as `experiment` gives them, a tune's final run's from the choice among
+    its inputs (a resource must not ask the checkpoint: an incomplete one there stops the
+    workflow); while Snakemake has not listed the choice yet, the base's, as train_runtime.
+    """
+    choice = getattr(input, "choice", [])  # a trial's rule has none
+    choice = [choice] if isinstance(choice, str) else list(choice)
+    if wildcards.experiment in PLAN.tunes and choice:
+        trial = read_json(choice[0])["promoted"][0]
+        return PLAN.tuned(wildcards.experiment, trial)
+    return PLAN.settings(wildcards.experiment)
+
+
+def inputs_present(input, *arrays):
+    """FileNotFoundError naming the first input not made yet: Snakemake then shows the resource
+    as <TBD> and evaluates it again when it schedules the job. Until Snakemake has read a tune's
+    choice (a checkpoint), the ``arrays`` of the tune's final runs are listed as the
+    checkpoint's file instead: not made yet either."""
+    for path in input:
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    for path in arrays:
+        if not path.endswith(".npy"):
+            raise FileNotFoundError(
+                errno.ENOENT, "the array waits for a tune's choice", path
+            )

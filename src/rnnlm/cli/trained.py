@@ -18,7 +18,7 @@ def _evaluate(args):
     use_threads(args.threads, args.device)
     from rnnlm.device import check_threads
     from rnnlm.evaluate import evaluate
-    from rnnlm.memory import check_evaluate
+    from rnnlm.limits import check_evaluate
 
     check_threads(args.threads)
     check_evaluate(args.run_dir / "model.json", args.bptt, args.data, args.memory_mb, args.device)

@@ -11,7 +11,7 @@ from rnnlm.plan.runs import MODES  # rnnlm.model's, without importing mxnet
 def _train(args):
     use_threads(args.threads, args.device)
     from rnnlm.device import check_threads
-    from rnnlm.memory import check_train
+    from rnnlm.limits import check_train
     from rnnlm.train import train
     from rnnlm.vocab import read_vocab
 

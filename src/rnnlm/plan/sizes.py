@@ -1,9 +1,10 @@
 """The refusal, when the config is read, of the arrays MXNet cannot allocate whatever the
-vocabulary (rnnlm.memory): a recurrent layer's weights, a window's gates. Refused here, before any
+vocabulary (rnnlm.limits): a recurrent layer's weights, a window's gates. Refused here, before any
 job, because Snakemake deletes a job's old outputs before it runs; what the vocabulary decides is
 refused by `rnnlm train` itself, before it allocates anything."""
 
-from rnnlm.memory import Shapes, model_arrays, too_large, train_window, window_arrays
+from rnnlm.limits import model_arrays, too_large, window_arrays
+from rnnlm.memory import Shapes, train_window
 
 
 def oversized(exp, modes):
