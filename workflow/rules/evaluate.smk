@@ -19,7 +19,7 @@ rule evaluate:
         run_dir=run_dir,
         bptt=bptt,
         device=device_flags,
-        code=code_digest("evaluate") + code_digest("memory"),
+        code=code_digest("evaluate") + code_digest("limits"),
     shell:
         "rnnlm evaluate --run-dir {params.run_dir:q} --data {input.test:q} --bptt {params.bptt}"
         " --split test --out {output.test:q} {params.device} --memory-mb {resources.mem_mb}"

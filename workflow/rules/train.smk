@@ -25,7 +25,7 @@ rule train:
         hyper=hyperparameters,
         device=device_flags,
         out_dir=output_dir,
-        code=code_digest("train") + code_digest("vocab") + code_digest("memory"),
+        code=code_digest("train") + code_digest("vocab") + code_digest("limits"),
     shell:
         "rnnlm train --mode {wildcards.mode} --vocab {input.vocab:q} --train {input.train:q}"
         " --valid {input.valid:q} --out-dir {params.out_dir:q} {params.hyper}"

@@ -34,7 +34,7 @@ rule trial:
         device=device_flags,
         out_dir=output_dir,
         previous=continue_flag,
-        code=code_digest("train") + code_digest("vocab") + code_digest("memory"),
+        code=code_digest("train") + code_digest("vocab") + code_digest("limits"),
     shell:
         "rnnlm train --mode {wildcards.mode} --vocab {input.vocab:q} --train {input.train:q}"
         " --valid {input.valid:q} --out-dir {params.out_dir:q} {params.hyper}"
