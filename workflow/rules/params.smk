@@ -171,8 +171,10 @@ def evaluate_memory(wildcards, input):
 
 def settings_of(wildcards, input):
     """The run's settings as `experiment` gives them, a tune's final run's from the choice among
-    its inputs (a resource must not ask the checkpoint: an incomplete one there stops the
-    workflow); while Snakemake has not listed the choice yet, the base's, as train_runtime.
+    its inputs. A resource must not ask the checkpoint (Snakemake considers checkpoints only in
+    input functions, snakemake PR 2353's docs): an incomplete one there makes the resource a bare
+    0 and Snakemake stops with "'int' object has no attribute 'constrain'" (snakemake issue
+    3842). While Snakemake has not listed the choice yet, the base's, as train_runtime.
     """
     choice = getattr(input, "choice", [])  # a trial's rule has none
     choice = [choice] if isinstance(choice, str) else list(choice)
