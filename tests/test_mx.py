@@ -83,7 +83,7 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 STAGE_ORDER = ["io", "config", "tune", "plan", "provenance", "builds", "mx", "data", "vocab",
                "batchify", "awd", "softmax", "recurrent", "model", "device", "checkpoint", "step",
-               "progress", "loop", "train", "share", "trained", "evaluate", "cache", "predict",
+               "progress", "loop", "train", "share", "trained", "evaluate", "adapt", "predict",
                "export", "report", "stats", "tables", "plots", "tune_report", "cli"]
 
 

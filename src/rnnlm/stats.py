@@ -65,7 +65,7 @@ def verdict(names, samples, p_value):
 
 def summarize(runs):
     """One row per group: its corpus, n and test perplexity statistics, and the mean of the
-    runs' other numbers; with the continuous cache (rnnlm.cache) its test perplexity's too,
+    runs' other numbers; with the continuous cache (rnnlm.adapt.cache) its test perplexity's too,
     NaN for a group without it."""
     rows = []
     for (experiment, mode), group in runs.groupby(GROUP, sort=False):

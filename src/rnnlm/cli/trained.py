@@ -28,7 +28,7 @@ def _add_evaluate(sub):
     p.set_defaults(func=_evaluate)
 def _cache(args):
     use_threads(args.threads, args.device)
-    from rnnlm.cache import cache
+    from rnnlm.adapt.cache import cache
     from rnnlm.device import check_threads
 
     check_threads(args.threads)

@@ -22,7 +22,7 @@ PERPLEXITY_COLS = (
     Col("published test ppl", "published_test_ppl", "{:.1f}"), Col("gap %", "gap_pct", "{:+.1f}"),
     Col("epochs", "epochs_mean", "{:g}"), Col("tokens/s", "tokens_per_s_mean", "{:,.0f}"),
     Col("train s", "train_seconds_mean", "{:,.1f}"), Col("wall s", "wall_seconds_mean", "{:,.1f}"))
-# Shown where some run has the continuous cache (rnnlm.cache), after the columns above.
+# Shown where some run has the continuous cache (rnnlm.adapt.cache), after the columns above.
 CACHE_RUN_COLS = (Col("cache test ppl", "test_ppl_cache", "{:.2f}"),
                   Col("no-cache b1 ppl", "cache_base_test_ppl", "{:.2f}"),
                   Col("θ", "cache_theta", "{:g}"), Col("λ", "cache_lambda", "{:g}"),
