@@ -199,3 +199,17 @@ def test_bad_flags_are_usage_errors(trained, tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as stop:
         dynamic_eval(run, paths, tmp_path / "dynamic_eval.json", *flags)
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_diverged_grid_point_is_written_null_and_never_chosen(trained, tmp_path, caplog):
+    """A step far too large makes the losses overflow: that point's perplexity is null in the
+    JSON (JSON has no infinity) and the choice falls on another; it was an OverflowError that
+    stopped the whole job."""
+    run, paths = trained
+    out = tmp_path / "dynamic_eval.json"
+    caplog.set_level("INFO")
+    assert dynamic_eval(run, paths, out, "--lrs", "1e4", "--decays", "0", "--rule", "sgd") == 0
+    result = read_json(out)
+    assert result["grid"][1]["valid_ppl"] is None and result["lr"] == 0
+    assert result["test_ppl_dynamic"] == result["test_ppl"]
+    assert "diverged, never chosen (lower the lr grid)" in caplog.text

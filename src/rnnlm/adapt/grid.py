@@ -19,15 +19,10 @@ from rnnlm.adapt import cache as cache_pointer
 from rnnlm.adapt.dynamic import RULES, Adapter, decay_rates, gradient_statistics
 from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, atomic_path, write_json
+from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS
 from rnnlm.trained import load_model, trained_run
 
 log = logging.getLogger(__name__)
-
-# Krause et al. 2018's grid for AWD-LSTM on PTB (dynamiceval.py lines 275-276, segment 5),
-# thinned to 3 x 3 around their defaults (lr 5e-5, decay 0.002) for the rms rule
-DYNAMIC_LRS = (3e-5, 5e-5, 1e-4)
-DYNAMIC_DECAYS = (0.001, 0.002, 0.005)
-MS_WINDOWS = 1000  # windows of gradient statistics: batch 100 x segment 5, about half of PTB's
 
 
 def check_settings(segment, lrs, decays, rule, ms_windows):
@@ -53,7 +48,15 @@ def grid_points(lrs, decays):
 
 
 def ppl(logp):
-    return math.exp(-float(np.mean(logp)))
+    """Perplexity of the log-probabilities; inf for a pass that diverged (a step too large for
+    the model: its losses overflow or turn NaN), which is then never chosen."""
+    loss = -float(np.mean(logp))
+    return math.exp(loss) if loss < math.log(np.finfo(float).max) else math.inf
+
+
+def finite_or_none(value):
+    """JSON has no infinity: a diverged grid point's perplexity is written null."""
+    return value if math.isfinite(value) else None
 
 
 def with_cache(valid, test, window, thetas, lambdas):
@@ -106,12 +109,14 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
         start = time.monotonic()
         logp, hidden = adapter.segment_pass(streams["valid"], segment,
                                             adapter.update(rule, lr, decay), label)
-        grid.append({"lr": lr, "decay": decay, "valid_ppl": ppl(logp),
-                     "seconds": time.monotonic() - start})
-        log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)", label, grid[-1]["valid_ppl"],
-                 grid[-1]["seconds"], logp.size / grid[-1]["seconds"])
-        if best is None or grid[-1]["valid_ppl"] < grid[best[0]]["valid_ppl"]:
-            best = (i - 1, logp, hidden)
+        valid_ppl, seconds = ppl(logp), time.monotonic() - start
+        grid.append({"lr": lr, "decay": decay, "valid_ppl": finite_or_none(valid_ppl),
+                     "seconds": seconds})
+        log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", label, valid_ppl, seconds,
+                 logp.size / seconds, "" if math.isfinite(valid_ppl) else
+                 ": diverged, never chosen (lower the lr grid)")
+        if best is None or valid_ppl < best[3]:
+            best = (i - 1, logp, hidden, valid_ppl)
     chosen = points[best[0]]
     test_static = adapter.segment_pass(streams["test"], segment, None, "test, static")
     test_dynamic = test_static if chosen[0] == 0 else adapter.segment_pass(
@@ -121,7 +126,7 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
               "decay": chosen[1], "valid_tokens": targets["valid"].size,
               "test_tokens": targets["test"].size, "valid_ppl": grid[0]["valid_ppl"],
               "valid_ppl_dynamic": grid[best[0]]["valid_ppl"], "test_ppl": ppl(test_static[0]),
-              "test_ppl_dynamic": ppl(test_dynamic[0]), "grid": grid,
+              "test_ppl_dynamic": finite_or_none(ppl(test_dynamic[0])), "grid": grid,
               "ms_seconds": ms_seconds}
     if cache is not None:
         result.update(with_cache((best[1], best[2], targets["valid"]),

@@ -83,8 +83,13 @@ def _dynamic_eval(args):
 
 
 def _add_dynamic_eval(sub):
-    from rnnlm.adapt.grid import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS
-    from rnnlm.plan.flags import CACHE_LAMBDAS, CACHE_THETAS
+    from rnnlm.plan.flags import (
+        CACHE_LAMBDAS,
+        CACHE_THETAS,
+        DYNAMIC_DECAYS,
+        DYNAMIC_LRS,
+        MS_WINDOWS,
+    )
 
     p = sub.add_parser("dynamic-eval", help="test perplexity with dynamic evaluation, its lr and "
                                             "decay chosen on validation",
