@@ -154,8 +154,11 @@ def test_without_torch_the_script_says_how_to_get_it_and_skips_the_line(tmp_path
                         f"exec(open(sys.argv[1]).read())\n")
     no_torch.chmod(0o755)
     lines, out = throughput_script(tmp_path, "--torch-python", str(no_torch))
-    assert [line["what"] for line in lines] == ["train", "eval", "reference", "gemm"]
+    assert [line["what"] for line in lines] == ["train", "eval", "reference", "gemm", "dynamic"]
     assert "x_pytorch" not in lines[0]
+    dynamic = lines[-1]  # dynamic evaluation's pass, beside the eval line of the same model
+    assert 0 < dynamic["tokens_per_s"] < dynamic["static_tokens_per_s"]  # it steps, static not
+    assert dynamic["x_eval"] == pytest.approx(dynamic["tokens_per_s"] / lines[1]["tokens_per_s"])
     assert "no PyTorch line: " in out.stderr and "pip install" in out.stderr
     assert "--torch-python" in out.stderr and out.returncode == 0
 
