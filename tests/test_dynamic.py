@@ -213,3 +213,15 @@ def test_a_diverged_grid_point_is_written_null_and_never_chosen(trained, tmp_pat
     assert result["grid"][1]["valid_ppl"] is None and result["lr"] == 0
     assert result["test_ppl_dynamic"] == result["test_ppl"]
     assert "diverged, never chosen (lower the lr grid)" in caplog.text
+
+
+def test_a_training_array_shorter_than_a_window_is_one_line(trained, tmp_path, capsys):
+    run, paths = trained
+    short = tmp_path / "train.b20.npy"
+    np.save(short, np.load(paths["train"])[:5])
+    assert cli.main(["dynamic-eval", "--run-dir", str(run), "--train", str(short), "--valid",
+                     str(paths["valid"]), "--test", str(paths["test"]), "--out",
+                     str(tmp_path / "dynamic_eval.json")]) == 1
+    assert capsys.readouterr().err == (
+        "rnnlm dynamic-eval: error: the training array (5 rows) has no window of 6 rows for "
+        "the gradient statistics; lower dynamic_eval.segment or train on a longer split\n")

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from rnnlm.adapt.cache import LastLayer
+from rnnlm.io import RnnlmError
 from rnnlm.mx import autograd, nd
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,9 @@ def gradient_statistics(model, train, segment, windows):
             total += g * g
         done += 1
     if not done:
-        raise ValueError(f"the training array has no window of {segment} rows")
+        raise RnnlmError(f"the training array ({train.shape[0]} rows) has no window of "
+                         f"{segment + 1} rows for the gradient statistics; lower "
+                         "dynamic_eval.segment or train on a longer split")
     return [nd.sqrt(total / done) for total in squares], done
 
 
