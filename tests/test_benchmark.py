@@ -124,7 +124,9 @@ def test_the_script_prints_one_json_line_per_measurement(tmp_path, flags):
     for line in lines:
         assert KEYS <= set(line)
         assert (line["mode"], line["experiment"]) == ("gru", "tiny")
-        assert line["tokens_per_s"] > 0 and line["gflops"] > 0 and line["peak_rss_mb"] > 0
+        assert line["tokens_per_s"] > 0 and line["peak_rss_mb"] > 0
+        # window_flops counts training and evaluation windows, not a dynamic pass's updates
+        assert line["gflops"] is None if line["what"] == "dynamic" else line["gflops"] > 0
     train = lines[0]
     assert train["data"] == "generated" and train["data_seconds"] is None
     assert train["x_reference"] == pytest.approx(lines[2]["seconds"] / train["seconds"])
