@@ -11,6 +11,11 @@ per measurement, ``what`` being:
 - ``train``: rnnlm.loop's Run.step for N windows, in 5 chunks each synced at its end (as at
   a log point), alternating with the reference's and PyTorch's chunks;
 - ``eval``: rnnlm.step.split_loss, the evaluate stage's loop, over N windows of the valid split;
+- ``dynamic``: rnnlm.adapt.dynamic's segment pass (dynamic evaluation, rms rule at the
+  default lr and decay, segments of 5 tokens, a step after each) over the eval line's tokens of
+  the valid split's first column at batch 1, on a model of the same settings; adds
+  ``static_tokens_per_s`` (the same batch-1 pass without the steps) and ``x_eval`` (its
+  tokens/s over the eval line's, which reads at the eval batch size);
 - ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data
   (``--tutorial-block``: on the tutorial's own fused multi-layer block);
 - ``versus`` (with ``--versus KEY=VALUE ...``): the same trainer, model and initial weights with
@@ -213,6 +218,7 @@ def measure(args):
                           [valid[:rows]], bptt)}
         if torch:
             evals["pytorch_eval"] = (torch.evaluate, rows, window)
+        evals.update(dynamic_passes(model_config, ctx, train, valid, rows - 1))
         shapes = gemms(args.mode, model_config.emsize, model_config.nhid, model_config.nlayers,
                        vocab_size, batch, bptt) if full else []
         best = time_rounds(args, sides, evals, shapes)
@@ -232,6 +238,26 @@ def measure(args):
         if what in sides:
             by_what[what].update(torch=sides[what].version, peak_rss_mb=sides[what].peak_rss_mb)
     return lines, status
+
+
+def dynamic_passes(model_config, ctx, train, valid, tokens):
+    """The ``dynamic`` line's passes, dynamic and static, over ``tokens`` of the valid split's
+    first column at batch 1, on a model of its own (a pass restores the weights it began with,
+    which would undo the trainer's steps)."""
+    from rnnlm.adapt.dynamic import Adapter, decay_rates, gradient_statistics
+    from rnnlm.model import RNNModel
+    from rnnlm.mx import nd
+    from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS
+
+    model = RNNModel(model_config)
+    model.initialize_weights(ctx)
+    model.hybridize(static_alloc=True, static_shape=True)
+    ms, _ = gradient_statistics(model, train, 5, 10)
+    adapter = Adapter(model, ctx, ms, decay_rates(ms))
+    stream = nd.slice_axis(valid, axis=1, begin=0, end=1)[:tokens + 1]
+    update = adapter.update("rms", DYNAMIC_LRS[1], DYNAMIC_DECAYS[1])
+    return {"dynamic": (adapter.segment_pass, stream, 5, update),
+            "static_b1": (adapter.segment_pass, stream, 5, None)}
 
 
 def model_settings(mode, vocab_size, settings):
@@ -333,6 +359,12 @@ def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
     if "pytorch_versus" in best:
         lines["versus"].update(x_pytorch=best["pytorch_versus"] / best["versus"])
         lines["pytorch_versus"].update(set=args.versus)
+    b1_tokens = rows - 1  # dynamic_passes' stream
+    lines["dynamic"] = {"what": "dynamic", "mode": args.mode, "experiment": args.experiment,
+                        "tokens_per_s": b1_tokens / best["dynamic"], "gflops": None,
+                        "seconds": best["dynamic"], "peak_rss_mb": peak_rss_mb(),
+                        "static_tokens_per_s": b1_tokens / best["static_b1"],
+                        "x_eval": (b1_tokens / best["dynamic"]) / (eval_tokens / best["eval"])}
     if "pytorch" in best:
         lines["train"].update(x_pytorch=best["pytorch"] / best["train"])
         lines["eval"].update(x_pytorch=best["pytorch_eval"] / best["eval"])

@@ -8,7 +8,7 @@ import pytest
 from markov import make_source, train_argv, write_corpus
 
 from rnnlm import cli
-from rnnlm.cache import cache_probs, choose, mixed_loss, model_pass, stream_cache_probs
+from rnnlm.adapt.cache import cache_probs, choose, mixed_loss, model_pass, stream_cache_probs
 from rnnlm.io import read_json
 from rnnlm.mx import mxnet as mx
 from rnnlm.mx import nd

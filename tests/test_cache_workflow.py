@@ -1,6 +1,6 @@
-"""The cache rule through the real `snakemake` command, on a subset of the real PTB: it runs after
-evaluate for the experiments that ask for it, never retrains a run, and its numbers reach the
-tables."""
+"""The cache and dynamic_eval rules through the real `snakemake` command, on a subset of the real
+PTB: they run after evaluate for the experiments that ask for them, never retrain a run, and
+their numbers reach the tables, the plots and the report."""
 
 import json
 
@@ -11,18 +11,21 @@ from test_workflow import planned, snakemake, write_config
 TINY = {"emsize": 16, "nhid": 16, "nlayers": 1, "epochs": 1, "batch_size": 8,
         "eval_batch_size": 4, "bptt": 10, "max_batches": 30}
 AFTER_CACHE = {"table": 1, "compare": 1, "all": 1}
+DYNAMIC = {"lr": [1.0e-4, 1.0e-3], "decay": [0.01], "ms_windows": 20}
 
 
 @pytest.mark.slow
 def test_the_cache_runs_after_evaluate_where_asked_and_reaches_the_tables(ptb_subset, tmp_path):
     workdir = write_config(tmp_path / "work", *ptb_subset, modes=["lstm", "gru"],
-                           run=["cached"], predict={"prompts": ["the"], "top_k": 2},
+                           run=["cached", "dynamic"], predict={"prompts": ["the"], "top_k": 2},
                            experiments={"plain": TINY,
-                                        "cached": {**TINY, "cache": {"window": 50}}})
-    jobs = planned(workdir, "--config", "run=[plain, cached]")
-    assert jobs["cache"] == 2  # the cached experiment's runs only
-    assert (jobs["train"], jobs["share"]) == (2, 2)  # the cache is no training setting: plain's
-    assert jobs["batchify"] == 5  # train.b8, valid.b4, test.b4, and valid.b1, test.b1
+                                        "cached": {**TINY, "cache": {"window": 50},
+                                                   "dynamic_eval": DYNAMIC},
+                                        "dynamic": {**TINY, "dynamic_eval": DYNAMIC}})
+    jobs = planned(workdir, "--config", "run=[plain, cached, dynamic]")
+    assert (jobs["cache"], jobs["dynamic_eval"], jobs["dynamic_plot"]) == (2, 4, 2)
+    assert (jobs["train"], jobs["share"]) == (2, 4)  # neither is a training setting: plain's
+    assert jobs["batchify"] == 6  # train.b8, valid.b4, test.b4, valid.b1, test.b1, train.b100
     snakemake(workdir, "--cores", "2")
     results = workdir / "results"
     for mode in ("lstm", "gru"):
@@ -43,10 +46,40 @@ def test_the_cache_runs_after_evaluate_where_asked_and_reaches_the_tables(ptb_su
     assert "cache test ppl" in (results / "perplexity.md").read_text()
     scopes = set(pd.read_csv(results / "comparisons.csv")["scope"])
     assert {"the cache in cached", "modes in cached with the cache"} <= scopes
+    check_dynamic_eval(results, runs)
     snakemake(workdir, "--report", "report.html")
     report = (workdir / "report.html").read_text()
     assert "System Message" not in report and "no-cache b1 ppl" in report  # captions render
     # the cache is evaluation only: another window or none never retrains a run
     assert planned(workdir, "--config", "experiments={cached: {cache: {window: 20}}}") == {
-        "cache": 2, **AFTER_CACHE}
-    assert planned(workdir, "--config", "experiments={cached: {cache: null}}") == AFTER_CACHE
+        "cache": 2, "dynamic_eval": 2, "dynamic_plot": 1, **AFTER_CACHE}  # the cache on top
+    assert planned(workdir, "--config", "experiments={cached: {cache: null}}") == {
+        "dynamic_eval": 2, "dynamic_plot": 1, **AFTER_CACHE}  # it had the cache on top
+    # another grid reruns the dynamic evaluation, its plot and the tables, never a training
+    assert planned(workdir, "--config", "experiments={dynamic: {dynamic_eval: {lr: [2.0e-4]}}}"
+                   ) == {"dynamic_eval": 2, "dynamic_plot": 1, **AFTER_CACHE}
+
+
+def check_dynamic_eval(results, runs):
+    """dynamic_eval.json with and without the cache on top, its columns in the tables, the
+    comparisons and the plot."""
+    for experiment in ("cached", "dynamic"):
+        for mode in ("lstm", "gru"):
+            folder = results / f"{experiment}/{mode}/seed1"
+            found = json.loads((folder / "dynamic_eval.json").read_text())
+            assert [(p["lr"], p["decay"]) for p in found["grid"]] == [
+                (0, 0), (1e-4, 0.01), (1e-3, 0.01)]  # lr 0 always in it
+            assert (found["segment"], found["rule"], found["ms_windows"]) == (5, "rms", 20)
+            assert found["valid_ppl_dynamic"] <= found["valid_ppl"]
+            cache = json.loads((results / f"cached/{mode}/seed1/cache.json").read_text())
+            assert found["test_ppl"] == pytest.approx(cache["test_ppl"], rel=1e-6)  # batch 1
+            assert ("test_ppl_dynamic_cache" in found) == (experiment == "cached")
+            row = runs.loc[(experiment, mode)]
+            assert (row["test_ppl_dynamic"], row["dynamic_lr"]) == (
+                pytest.approx(found["test_ppl_dynamic"]), found["lr"])
+    perplexity = (results / "perplexity.md").read_text()
+    assert "dynamic test ppl" in perplexity and "dynamic+cache test ppl" in perplexity
+    scopes = set(pd.read_csv(results / "comparisons.csv")["scope"])
+    assert {"dynamic evaluation in dynamic",
+            "dynamic evaluation and the cache in cached"} <= scopes
+    assert (results / "plots/dynamic_eval.dynamic.png").stat().st_size > 0

@@ -81,10 +81,10 @@ def test_only_rnnlm_mx_imports_mxnet():
     assert offenders == []
 
 
-STAGE_ORDER = ["io", "config", "memory", "limits", "tune", "plan", "provenance", "builds", "mx", "data",
-               "vocab", "batchify", "awd", "softmax", "recurrent", "model", "device",
+STAGE_ORDER = ["io", "config", "memory", "limits", "tune", "plan", "provenance", "builds", "mx",
+               "data", "vocab", "batchify", "awd", "softmax", "recurrent", "model", "device",
                "checkpoint", "step", "progress", "loop", "train", "share", "trained", "evaluate",
-               "cache", "predict", "export", "report", "stats", "tables", "plots", "tune_report",
+               "adapt", "predict", "export", "report", "stats", "tables", "plots", "tune_report",
                "cli"]
 
 

@@ -11,7 +11,16 @@ from conftest import REPO
 from rnnlm.config import ConfigError, Workflow, typed
 from rnnlm.io import RnnlmError
 from rnnlm.plan.expand import make_plan
-from rnnlm.plan.flags import CACHE_LAMBDAS, CACHE_THETAS, cache_flags, train_flags
+from rnnlm.plan.flags import (
+    CACHE_LAMBDAS,
+    CACHE_THETAS,
+    DYNAMIC_DECAYS,
+    DYNAMIC_LRS,
+    MS_WINDOWS,
+    cache_flags,
+    dynamic_eval_flags,
+    train_flags,
+)
 from rnnlm.plan.runs import MODES, Run
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -79,6 +88,23 @@ def test_the_cache_is_off_by_default_and_never_a_training_flag(workflow):
     grid = p.experiments["tutorial"]["cache"]  # the schema's defaults, the package's grids
     assert (grid["thetas"], grid["lambdas"]) == (list(CACHE_THETAS), list(CACHE_LAMBDAS))
     assert cache_flags(p.experiments["tutorial"]).startswith("--window 50 --thetas 0.1 0.2 ")
+    assert train_flags(p.experiments["tutorial"], 1) == train_flags(p.experiments["other"], 1)
+
+
+def test_dynamic_evaluation_is_off_by_default_and_never_a_training_flag(workflow):
+    assert plan(workflow).dynamic() == []
+    p = plan(workflow, experiments={"tutorial": {"dynamic_eval": {}, "cache": {"window": 50}},
+                                    "other": {"dynamic_eval": {"lr": [1.0e-4]}}},
+             run=["tutorial", "other"], modes=["lstm"])
+    assert p.dynamic() == [Run("tutorial", "lstm", 1), Run("other", "lstm", 1)]
+    grid = p.experiments["tutorial"]["dynamic_eval"]  # the schema's defaults, the package's
+    assert (grid["lr"], grid["decay"], grid["segment"], grid["rule"], grid["ms_windows"]) == (
+        list(DYNAMIC_LRS), list(DYNAMIC_DECAYS), 5, "rms", MS_WINDOWS)
+    assert dynamic_eval_flags(p.experiments["tutorial"]) == (
+        "--segment 5 --rule rms --ms-windows 1000 --lrs 3e-05 5e-05 0.0001 --decays 0.001 0.002 "
+        "0.005 --cache-window 50 --thetas " + " ".join(map(str, CACHE_THETAS)) + " --lambdas "
+        + " ".join(map(str, CACHE_LAMBDAS)))  # the cache on top: the experiment's own
+    assert "--cache-window" not in dynamic_eval_flags(p.experiments["other"])
     assert train_flags(p.experiments["tutorial"], 1) == train_flags(p.experiments["other"], 1)
 
 

@@ -182,7 +182,7 @@ def test_bad_settings_are_one_line_naming_the_key(fields, message):
 
 
 def test_the_cache_reads_the_full_distribution():
-    from rnnlm.cache import model_pass
+    from rnnlm.adapt.cache import model_pass
 
     model = build("lstm", tied=True)
     data = nd.array(zipf_ids(10, 1, seed=5))

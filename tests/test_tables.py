@@ -104,8 +104,11 @@ def test_table_mean_sd_and_interval_are_those_of_the_runs_test_json(seeded, resu
         "experiment", "corpus", "mode", "seed", "best_valid_ppl", "test_ppl", "epochs",
         "train_seconds", "wall_seconds", "tokens_per_s", "param_count", "trained_as",
         "test_ppl_cache",
-        "cache_base_test_ppl", "cache_theta", "cache_lambda", "cache_window"]
-    assert runs[list(CACHE_NUMBERS)].isna().all().all()  # no cache asked for
+        "cache_base_test_ppl", "cache_theta", "cache_lambda", "cache_window",
+        "test_ppl_dynamic", "dynamic_base_test_ppl", "dynamic_lr", "dynamic_decay",
+        "test_ppl_dynamic_cache"]
+    assert runs.loc[:, "test_ppl_cache":].isna().all().all()  # no cache or dynamic evaluation
+    assert "dynamic" not in paths["perplexity.md"].read_text()
     assert runs["trained_as"].isna().all() and "trained as" not in html_rows(paths["runs.html"])[0]
     assert "Trained once" not in paths["perplexity.md"].read_text()
 

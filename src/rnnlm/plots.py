@@ -178,3 +178,42 @@ def sweep_figure(table, name):
 def write_sweep_plot(table, name, path):
     save(sweep_figure(table, name), path)
     log.info("%s: sweep %s", path, name)
+
+
+STREAM_STEP = 5000  # tokens between two points of the stream plot
+
+
+def cumulative_ppl(logp, step=STREAM_STEP):
+    """(tokens, perplexity of the stream up to there) every ``step`` tokens and at its end."""
+    ends = np.unique(np.append(np.arange(step, len(logp), step), len(logp)))
+    return ends, np.exp(-np.cumsum(logp)[ends - 1] / ends)
+
+
+def stream_figure(experiment, logps):
+    """Test perplexity over the stream, cumulative, static (dashed) against dynamic evaluation
+    (solid), per mode the mean over seeds. ``logps`` maps a mode to its seeds' dynamic_eval.npz
+    arrays."""
+    figure, (ax,) = new_figure(8, 4.8)
+    for i, (mode, seeds) in enumerate(logps.items()):
+        for kind, style in (("static", "--"), ("dynamic", "-")):
+            curves = [cumulative_ppl(seed[f"test_logp_{kind}"]) for seed in seeds]
+            x = curves[0][0]
+            ax.plot(x, np.mean([ppl for _, ppl in curves], axis=0), style, color=f"C{i}",
+                    gid=f"{mode}/{kind}", label=f"{mode} {kind}")
+    n = n_text([len(seeds) for seeds in logps.values()])
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set(xlabel="test tokens read", ylabel="perplexity of the test stream so far",
+           title=f"Dynamic evaluation over the test stream: {experiment} (mean of {n})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncols=2)
+    return figure
+
+
+def write_stream_plot(npz_paths, experiment, path):
+    """The stream figure of one experiment's dynamic_eval.npz files (RUN/dynamic_eval.npz)."""
+    logps = {}
+    for npz in map(Path, npz_paths):
+        with np.load(npz) as arrays:
+            logps.setdefault(Run.of_folder(npz.parent).mode, []).append(dict(arrays))
+    save(stream_figure(experiment, logps), path)
+    return path

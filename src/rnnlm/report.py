@@ -1,8 +1,9 @@
 """Report stage, first step: finished run folders read into tables.
 
 A run folder is ``<results>/<experiment...>/<mode>/seed<N>``: ``train`` left summary.json,
-metrics.csv and progress.csv there, ``evaluate`` test.json, and ``cache`` cache.json where the
-experiment asks for the cache. An experiment with slashes is a point
+metrics.csv and progress.csv there, ``evaluate`` test.json, ``cache`` cache.json where the
+experiment asks for the cache, and ``dynamic_eval`` dynamic_eval.json where it asks for dynamic
+evaluation. An experiment with slashes is a point
 of a sweep, ``<sweep>/<key>~<value>/...`` (snakemake.utils.Paramspace's pattern, keys in the
 grid's order), so a run's identity is read from its path alone, one seed or many.
 """
@@ -19,7 +20,7 @@ from rnnlm.plan.runs import Run
 
 DEFAULT_CORPUS = "ptb"
 STAGE_OF = {"summary.json": "train", "metrics.csv": "train", "progress.csv": "train",
-            "test.json": "evaluate", "cache.json": "cache"}
+            "test.json": "evaluate", "cache.json": "cache", "dynamic_eval.json": "dynamic_eval"}
 # The runs table's numbers: column -> (file, key) it is read from.
 RUN_NUMBERS = {
     "best_valid_ppl": ("summary.json", "best_valid_ppl"),
@@ -34,9 +35,17 @@ RUN_NUMBERS = {
 # batch-1 pass without the cache (test_ppl is evaluate's, at the experiment's eval batch size).
 CACHE_NUMBERS = {"test_ppl_cache": "test_ppl_cache", "cache_base_test_ppl": "test_ppl",
                  "cache_theta": "theta", "cache_lambda": "lambda", "cache_window": "window"}
+# Dynamic evaluation's, from dynamic_eval.json; base: its static batch-1 pass. With the cache
+# on top only where the experiment also asks for the cache (else empty).
+DYNAMIC_NUMBERS = {"test_ppl_dynamic": "test_ppl_dynamic", "dynamic_base_test_ppl": "test_ppl",
+                   "dynamic_lr": "lr", "dynamic_decay": "decay"}
+DYNAMIC_CACHE_NUMBERS = {"test_ppl_dynamic_cache": "test_ppl_dynamic_cache"}
+# what each file adds to a run's row: file -> (the numbers it must hold, those it may)
+ADAPTED_FILES = {"cache.json": (CACHE_NUMBERS, {}),
+                 "dynamic_eval.json": (DYNAMIC_NUMBERS, DYNAMIC_CACHE_NUMBERS)}
 # trained_as: the run whose training a run shares (rnnlm.share), empty for one that trained
 RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS, "trained_as",
-               *CACHE_NUMBERS)
+               *CACHE_NUMBERS, *DYNAMIC_NUMBERS, *DYNAMIC_CACHE_NUMBERS)
 GROUP = ["experiment", "mode"]  # the runs of one group differ by their seed only
 
 
@@ -114,8 +123,9 @@ def read_file(run_dir, name, columns=()):
     return table
 
 
-def read_run(run_dir, corpus, cached=False):
-    """One row of the runs table; with ``cached``, its cache.json's numbers too."""
+def read_run(run_dir, corpus, adapted=()):
+    """One row of the runs table; the numbers of its ``adapted`` files (cache.json,
+    dynamic_eval.json) too."""
     ident = Run.of_folder(run_dir)
     row = {"experiment": ident.experiment, "sweep": ident.sweep,
            "corpus": corpus.get(ident.experiment, corpus.get(ident.sweep, DEFAULT_CORPUS)),
@@ -127,13 +137,14 @@ def read_run(run_dir, corpus, cached=False):
                              "stage for this run")
         row[column] = files[name][key]
     row["trained_as"] = run_name(files["summary.json"].get("shared_from"))
-    if cached:
-        found = read_file(run_dir, "cache.json")
-        missing = [key for key in CACHE_NUMBERS.values() if key not in found]
+    for name in adapted:
+        found = read_file(run_dir, name)
+        needed, optional = ADAPTED_FILES[name]
+        missing = [key for key in needed.values() if key not in found]
         if missing:
-            raise RnnlmError(f"{Path(run_dir) / 'cache.json'}: no {missing[0]!r}; rerun the "
-                             "cache stage for this run")
-        row.update({column: found[key] for column, key in CACHE_NUMBERS.items()})
+            raise RnnlmError(f"{Path(run_dir) / name}: no {missing[0]!r}; rerun the "
+                             f"{STAGE_OF[name]} stage for this run")
+        row.update({column: found.get(key) for column, key in {**needed, **optional}.items()})
     return row
 
 
@@ -147,19 +158,25 @@ def in_given_order(table, columns):
     return table.sort_values(list(columns), key=rank, kind="stable").reset_index(drop=True)
 
 
-def read_runs(run_dirs, corpus=None, caches=()):
+def read_runs(run_dirs, corpus=None, caches=(), dynamics=()):
     """The runs table: one row per run folder, grouped by experiment and mode in the order
     given, seeds ascending. ``corpus`` maps an experiment (or a sweep) to its corpus' name;
-    others are on ``DEFAULT_CORPUS``. ``caches``: the cache.json files to read (those the
-    config asks for, not whatever a folder holds), each in its run's folder."""
+    others are on ``DEFAULT_CORPUS``. ``caches`` and ``dynamics``: the cache.json and
+    dynamic_eval.json files to read (those the config asks for, not whatever a folder holds),
+    each in its run's folder."""
     if not run_dirs:
         raise RnnlmError("no run folders given; pass --runs RESULTS/EXPERIMENT/MODE/seedN ...")
-    cached = {os.path.normpath(Path(path).parent) for path in caches}
-    strays = cached - {os.path.normpath(run_dir) for run_dir in run_dirs}
-    if strays:
-        raise RnnlmError(f"{sorted(strays)[0]}/cache.json is not in a run folder given; pass its "
-                         "folder with --runs too")
-    table = pd.DataFrame([read_run(run_dir, corpus or {}, os.path.normpath(run_dir) in cached)
+    given = {os.path.normpath(run_dir) for run_dir in run_dirs}
+    adapted = {}  # run folder -> the adapted files it has
+    for paths in (caches, dynamics):
+        for path in map(Path, paths):
+            folder = os.path.normpath(path.parent)
+            if folder not in given:
+                raise RnnlmError(f"{folder}/{path.name} is not in a run folder given; pass its "
+                                 "folder with --runs too")
+            adapted.setdefault(folder, []).append(path.name)
+    table = pd.DataFrame([read_run(run_dir, corpus or {},
+                                   adapted.get(os.path.normpath(run_dir), ()))
                           for run_dir in run_dirs], columns=RUN_COLUMNS)
     twice = table[table.duplicated([*GROUP, "seed"])]
     if len(twice):

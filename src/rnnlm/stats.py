@@ -18,7 +18,18 @@ from rnnlm.report import GROUP, in_given_order, point_text, split_experiment
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 CACHE_STATS = ("mean", "sd", "ci_low", "ci_high")
-CACHE_LABELS = {"cache": "with the cache", "base": "without it (batch 1)"}
+# Evaluation that adapts (rnnlm.adapt): its runs-table column test_ppl_{kind} -> (its name in a
+# comparison's scope, the column of the same batch-1 stream without it, how a comparison names
+# each side)
+ADAPTED = {
+    "cache": ("the cache", "cache_base_test_ppl",
+              {"adapted": "with the cache", "base": "without it (batch 1)"}),
+    "dynamic": ("dynamic evaluation", "dynamic_base_test_ppl",
+                {"adapted": "with dynamic evaluation", "base": "static (batch 1)"}),
+    "dynamic_cache": ("dynamic evaluation and the cache", "dynamic_base_test_ppl",
+                      {"adapted": "with dynamic evaluation and the cache",
+                       "base": "static (batch 1)"}),
+}
 MEANS = ("best_valid_ppl", "epochs", "tokens_per_s", "train_seconds", "wall_seconds")
 NO_TEST = np.nan  # where a group has one run: no spread, so no interval and no test
 TEST_COLUMNS = ("diff", "diff_ci_low", "diff_ci_high", "p_value")
@@ -65,7 +76,7 @@ def verdict(names, samples, p_value):
 
 def summarize(runs):
     """One row per group: its corpus, n and test perplexity statistics, and the mean of the
-    runs' other numbers; with the continuous cache (rnnlm.cache) its test perplexity's too,
+    runs' other numbers; with the continuous cache (rnnlm.adapt.cache) its test perplexity's too,
     NaN for a group without it."""
     rows = []
     for (experiment, mode), group in runs.groupby(GROUP, sort=False):
@@ -75,20 +86,23 @@ def summarize(runs):
                      "param_count": group["param_count"].iloc[0],
                      **{f"test_ppl_{key}": value for key, value in test.items()},
                      **{f"{column}_mean": group[column].mean() for column in MEANS},
-                     **cache_summary(group)})
+                     **adapted_summary(group)})
     return pd.DataFrame(rows)
 
 
-def cache_summary(group):
-    """A group's test perplexity with the cache (mean, sd, interval) and without it on the same
-    batch-1 stream (mean); NaN where a run of it has no cache."""
-    with_cache = group.get("test_ppl_cache")
-    if with_cache is None or with_cache.isna().any():
-        return dict.fromkeys([*(f"test_ppl_cache_{key}" for key in CACHE_STATS),
-                              "cache_base_test_ppl_mean"], np.nan)
-    test = describe(with_cache)
-    return {**{f"test_ppl_cache_{key}": test[key] for key in CACHE_STATS},
-            "cache_base_test_ppl_mean": group["cache_base_test_ppl"].mean()}
+def adapted_summary(group):
+    """A group's test perplexity with each evaluation that adapts (ADAPTED: mean, sd, interval)
+    and without it on the same batch-1 stream (mean); NaN where a run of it has none."""
+    out = {}
+    for kind, (_, base, _) in ADAPTED.items():
+        values = group.get(f"test_ppl_{kind}")
+        present = values is not None and values.notna().all()
+        test = describe(values.astype(float)) if present else dict.fromkeys(CACHE_STATS, np.nan)
+        out.update({f"test_ppl_{kind}_{key}": test[key] for key in CACHE_STATS})
+        out.setdefault(f"{base}_mean", np.nan)  # dynamic and dynamic_cache share their base
+        if present:
+            out[f"{base}_mean"] = group[base].astype(float).mean()
+    return out
 
 
 def best_points(summary):
@@ -139,28 +153,30 @@ def comparisons(runs):
         pairs = itertools.combinations(best[GROUP].itertuples(index=False, name=None), 2)
         rows += compare(samples, f"modes at their best points of {sweep}", pairs,
                         lambda experiment, mode: f"{mode} ({point_text(experiment)})")
-    rows += cache_comparisons(runs, plain)
+    rows += adapted_comparisons(runs, plain)
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
-def cache_comparisons(runs, plain):
-    """For each plain experiment with the cache: each mode with the cache against the same
-    batch-1 stream without it (the same runs, so Welch's unpaired test is conservative), and
-    the modes compared with the cache on."""
-    cached = plain[plain["test_ppl_cache_mean"].notna()]
-    samples = {}
-    for (experiment, mode), group in runs.groupby(GROUP):
-        samples[experiment, mode, "cache"] = group["test_ppl_cache"].to_numpy()
-        samples[experiment, mode, "base"] = group["cache_base_test_ppl"].to_numpy()
+def adapted_comparisons(runs, plain):
+    """For each plain experiment with an evaluation that adapts (ADAPTED): each mode with it
+    against the same batch-1 stream without it (the same runs, so Welch's unpaired test is
+    conservative), and the modes compared with it on."""
     rows = []
-    for experiment, group in cached.groupby("experiment", sort=False):
-        pairs = [((experiment, mode, "cache"), (experiment, mode, "base"))
-                 for mode in group["mode"]]
-        rows += compare(samples, f"the cache in {experiment}", pairs,
-                        lambda _, mode, kind: f"{mode} {CACHE_LABELS[kind]}")
-        pairs = itertools.combinations([(experiment, mode, "cache") for mode in group["mode"]], 2)
-        rows += compare(samples, f"modes in {experiment} with the cache", pairs,
-                        lambda _, mode, kind: mode)
+    for kind, (name, base, labels) in ADAPTED.items():
+        samples = {}
+        for (experiment, mode), group in runs.groupby(GROUP):
+            samples[experiment, mode, "adapted"] = group[f"test_ppl_{kind}"].to_numpy(float)
+            samples[experiment, mode, "base"] = group[base].to_numpy(float)
+        adapted = plain[plain[f"test_ppl_{kind}_mean"].notna()]
+        for experiment, group in adapted.groupby("experiment", sort=False):
+            pairs = [((experiment, mode, "adapted"), (experiment, mode, "base"))
+                     for mode in group["mode"]]
+            rows += compare(samples, f"{name} in {experiment}", pairs,
+                            lambda _, mode, side, labels=labels: f"{mode} {labels[side]}")
+            pairs = itertools.combinations([(experiment, mode, "adapted")
+                                            for mode in group["mode"]], 2)
+            rows += compare(samples, f"modes in {experiment} with {name}", pairs,
+                            lambda _, mode, side: mode)
     return rows
 
 

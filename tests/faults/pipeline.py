@@ -182,6 +182,14 @@ MESSAGES = {
     "cache window 0": "config key experiments.tiny.cache.window: 0 is less than the minimum of 1",
     "cache lambda 1": "config key experiments.tiny.cache.lambdas.1: 1 is greater than or equal to "
                       "the maximum of 1",
+    "dynamic_eval negative lr": "config key experiments.tiny.dynamic_eval.lr.1: -0.0001 is less "
+                                "than the minimum of 0",
+    "dynamic_eval negative decay": "config key experiments.tiny.dynamic_eval.decay.0: -0.002 is "
+                                   "less than the minimum of 0",
+    "dynamic_eval segment 0": "config key experiments.tiny.dynamic_eval.segment: 0 is less than "
+                              "the minimum of 1",
+    "dynamic_eval empty grid": "config key experiments.tiny.dynamic_eval.lr: [] should be "
+                               "non-empty",
     "cutoffs not increasing": "config key experiments.tiny.cutoffs: [6000, 2000] is not "
                               "increasing; list the ranks in increasing order, each once",
     "div_value below 1": "config key experiments.tiny.div_value: 0.5 is less than the minimum of "
@@ -213,6 +221,9 @@ MESSAGES = {
     "cache of an untrained run": "no trained model for the cache (model.json and model.params "
                                  "missing); train the run first",
     "cache window never applies": "the cache would never apply; lower cache.window below",
+    "dynamic evaluation of an untrained run": "no trained model for dynamic evaluation "
+                                              "(model.json and model.params missing); train the "
+                                              "run first",
     "hand-edited vocabulary": "rerun the vocab stage (delete the file and run snakemake, or rnnlm "
                               "vocab) rather than editing it",
     "folder for a file": "a directory where a file is expected; pass the file's path",

@@ -61,6 +61,10 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
                         "run=[tiny]"],
     "cache window 0": ["experiments={tiny: {cache: {window: 0}}}"],
     "cache lambda 1": ["experiments={tiny: {cache: {lambdas: [0.1, 1]}}}"],
+    "dynamic_eval negative lr": ["experiments={tiny: {dynamic_eval: {lr: [1.0e-4, -1.0e-4]}}}"],
+    "dynamic_eval negative decay": ["experiments={tiny: {dynamic_eval: {decay: [-0.002]}}}"],
+    "dynamic_eval segment 0": ["experiments={tiny: {dynamic_eval: {segment: 0}}}"],
+    "dynamic_eval empty grid": ["experiments={tiny: {dynamic_eval: {lr: []}}}"],
     "cutoffs not increasing": ["experiments={tiny: {softmax: adaptive, cutoffs: [6000, 2000]}}"],
     "div_value below 1": ["experiments={tiny: {softmax: adaptive, cutoffs: [2], div_value: 0.5}}"],
     "fractional epochs": ["experiments={tiny: {epochs: 2.5}}"],
@@ -181,3 +185,16 @@ def test_a_cache_window_the_split_cannot_fill_stops_the_cache(data_ready, tmp_pa
                         + re.escape(MESSAGES["cache window never applies"]) + r" \1", error), error
     assert (workdir / "results/tiny/lstm/seed1/model.params").is_file()
     assert not (workdir / "results/tiny/lstm/seed1/cache.json").exists()
+
+
+def test_dynamic_evaluation_of_an_untrained_run_stops_rnnlm_in_one_line(arrays, tmp_path,
+                                                                       capsys):
+    run = tmp_path / "run"
+    run.mkdir()  # a folder the train stage never finished in
+    out = run / "dynamic_eval.json"
+    assert cli.main(["dynamic-eval", "--run-dir", str(run), "--train", str(arrays["train"]),
+                     "--valid", str(arrays["valid"]), "--test", str(arrays["test"]),
+                     "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlm dynamic-eval: error: ") and err.count("\n") == 1
+    assert MESSAGES["dynamic evaluation of an untrained run"] in err and not out.exists()

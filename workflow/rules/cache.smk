@@ -21,7 +21,7 @@ rule cache:
     params:
         run_dir=run_dir,
         grid=cache_grid,
-        code=code_digest("cache"),
+        code=code_digest("adapt"),
     shell:
         "rnnlm cache --run-dir {params.run_dir:q} --valid {input.valid:q} --test {input.test:q}"
         " {params.grid} --out {output.cache:q} --threads {threads} > {log:q} 2>&1"

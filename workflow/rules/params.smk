@@ -13,7 +13,7 @@ import shlex
 
 from rnnlm.data import SPLITS
 from rnnlm.memory import evaluate_mb, train_mb
-from rnnlm.plan.flags import cache_flags, train_flags
+from rnnlm.plan.flags import MS_BATCH, cache_flags, dynamic_eval_flags, train_flags
 from rnnlm.plan.runs import EXPORTS
 
 
@@ -112,6 +112,12 @@ def cache_grid(wildcards):
     """`rnnlm cache` flags of the experiment's cache: a recorded param, so a new grid or window
     reruns the cache (and never the training)."""
     return cache_flags(experiment(wildcards))
+
+
+def dynamic_eval_grid(wildcards):
+    """`rnnlm dynamic-eval` flags of the experiment's dynamic evaluation and cache: a recorded
+    param, so a new grid reruns it (and never the training)."""
+    return dynamic_eval_flags(experiment(wildcards))
 
 
 # ---- tunes (rnnlm.tune) ----------------------------------------------------------------------

@@ -35,7 +35,19 @@ def final_outputs():
         *expand(list(rules.sweep.output), sweep=list(PLAN.sweeps)),
         *expand(list(rules.tune_table.output), tune=list(PLAN.tunes)),
         *exported(),
+        *expand(rules.dynamic_plot.output[0], experiment=dynamic_plotted()),
     ]
+
+
+def dynamic_plotted():
+    """The experiments (not sweep points) with dynamic evaluation: each has its stream plot."""
+    return list(dict.fromkeys(r.experiment for r in PLAN.dynamic() if r.sweep is None))
+
+
+def dynamic_logps(wildcards):
+    """The dynamic_eval.npz files of the experiment's runs."""
+    runs = [r for r in PLAN.dynamic() if r.experiment == wildcards.experiment]
+    return run_paths(rules.dynamic_eval.output.logps, runs)
 
 
 def exported():

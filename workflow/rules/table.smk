@@ -3,6 +3,7 @@ rule table:
         summaries=run_paths(rules.train.output.summary),
         tests=run_paths(rules.evaluate.output.test),
         caches=run_paths(rules.cache.output.cache, PLAN.cached()),
+        dynamics=run_paths(rules.dynamic_eval.output.json, PLAN.dynamic()),
     output:
         runs_csv="results/runs.csv",
         runs_html=report(
@@ -35,7 +36,7 @@ rule table:
     shell:
         "rnnlm table --runs {params.runs:q} {params.corpus} {params.published}"
         " --runs-csv {output.runs_csv:q} --runs-html {output.runs_html:q} --csv {output.csv:q}"
-        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} {params.tuned} > {log:q} 2>&1"
+        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} --dynamics {input.dynamics:q} {params.tuned} > {log:q} 2>&1"
 
 
 rule compare:
@@ -43,6 +44,7 @@ rule compare:
         summaries=run_paths(rules.train.output.summary),
         tests=run_paths(rules.evaluate.output.test),
         caches=run_paths(rules.cache.output.cache, PLAN.cached()),
+        dynamics=run_paths(rules.dynamic_eval.output.json, PLAN.dynamic()),
     output:
         csv="results/comparisons.csv",
         md="results/comparisons.md",
@@ -66,7 +68,8 @@ rule compare:
         code=code_digest("tables"),
     shell:
         "rnnlm compare --runs {params.runs:q} {params.corpus} {params.tuned} --csv {output.csv:q}"
-        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q} > {log:q} 2>&1"
+        " --md {output.md:q} --html {output.html:q} --caches {input.caches:q}"
+        " --dynamics {input.dynamics:q} > {log:q} 2>&1"
 
 
 rule sweep:

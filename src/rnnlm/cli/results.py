@@ -1,5 +1,5 @@
-"""`rnnlm table|compare|sweep|provenance|plots|compare-predictions`: the subcommands that read
-finished run folders and write the tables and plots of the results."""
+"""`rnnlm table|compare|sweep|provenance|plots|dynamic-plot|compare-predictions`: the
+subcommands that read finished run folders and write the tables and plots of the results."""
 
 import argparse
 from pathlib import Path
@@ -54,6 +54,9 @@ def _add_caches(p):
     p.add_argument("--caches", type=Path, nargs="*", default=[], metavar="FILE",
                    help="cache.json files of the cache stage, each in a run folder of --runs: "
                         "their test perplexity with the cache, theta and lambda")
+    p.add_argument("--dynamics", type=Path, nargs="*", default=[], metavar="FILE",
+                   help="dynamic_eval.json files of the dynamic_eval stage, each in a run folder "
+                        "of --runs: their test perplexity with dynamic evaluation, lr and decay")
 
 
 def _add_tuned(p):
@@ -74,7 +77,7 @@ def _table(args):
 
     write_table(args.runs, (args.runs_csv, args.runs_html), (args.csv, args.md, args.html),
                 corpus=dict(args.corpus), published=dict(args.published), caches=args.caches,
-                tuned=args.tuned)
+                tuned=args.tuned, dynamics=args.dynamics)
 
 
 def _add_table(sub):
@@ -97,7 +100,7 @@ def _compare(args):
     from rnnlm.tables.comparisons import write_comparisons
 
     write_comparisons(args.runs, args.csv, args.md, args.html, corpus=dict(args.corpus),
-                      caches=args.caches, tuned=args.tuned)
+                      caches=args.caches, tuned=args.tuned, dynamics=args.dynamics)
 
 
 def _add_compare(sub):
@@ -158,7 +161,23 @@ def _add_plots(sub):
     p.set_defaults(func=_plots)
 
 
+def _dynamic_plot(args):
+    from rnnlm.plots import write_stream_plot
+
+    write_stream_plot(args.logps, args.experiment, args.out)
+
+
+def _add_dynamic_plot(sub):
+    p = sub.add_parser("dynamic-plot", help="test perplexity over the stream, static against "
+                                            "dynamic evaluation, as PNG")
+    p.add_argument("--logps", type=Path, nargs="+", required=True, metavar="FILE",
+                   help="dynamic_eval.npz files of one experiment's runs, RUN/dynamic_eval.npz")
+    p.add_argument("--experiment", required=True, help="its name, in the title")
+    p.add_argument("--out", type=Path, required=True, help="output PNG")
+    p.set_defaults(func=_dynamic_plot)
+
+
 def add_commands(sub):
     for add in (_add_compare_predictions, _add_table, _add_compare, _add_sweep, _add_provenance,
-                _add_plots):
+                _add_plots, _add_dynamic_plot):
         add(sub)

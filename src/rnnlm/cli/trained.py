@@ -1,4 +1,4 @@
-"""`rnnlm evaluate|cache|predict|generate`: what a trained run's model is used for."""
+"""`rnnlm evaluate|cache|dynamic-eval|predict|generate`: what a trained run's model is used for."""
 
 import argparse
 from pathlib import Path
@@ -39,7 +39,7 @@ def _add_evaluate(sub):
     p.set_defaults(func=_evaluate)
 def _cache(args):
     use_threads(args.threads, args.device)
-    from rnnlm.cache import cache
+    from rnnlm.adapt.cache import cache
     from rnnlm.device import check_threads
 
     check_threads(args.threads)
@@ -72,6 +72,69 @@ def _add_cache(sub):
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="one device")
     add_threads(p)
     p.set_defaults(func=_cache)
+
+
+def nonnegative(text):
+    """A finite number >= 0 (a dynamic evaluation lr or decay)."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
+    return value
+
+
+def _dynamic_eval(args):
+    use_threads(args.threads, args.device)
+    from rnnlm.adapt.grid import dynamic_eval
+    from rnnlm.device import check_threads
+
+    check_threads(args.threads)
+    cache = None if args.cache_window is None else (args.cache_window, args.thetas, args.lambdas)
+    dynamic_eval(args.run_dir, args.train, args.valid, args.test, args.out, args.segment,
+                 args.lrs, args.decays, args.rule, args.ms_windows, cache, device=args.device)
+
+
+def _add_dynamic_eval(sub):
+    from rnnlm.plan.flags import (
+        CACHE_LAMBDAS,
+        CACHE_THETAS,
+        DYNAMIC_DECAYS,
+        DYNAMIC_LRS,
+        MS_WINDOWS,
+    )
+
+    p = sub.add_parser("dynamic-eval", help="test perplexity with dynamic evaluation, its lr and "
+                                            "decay chosen on validation",
+                       description="Dynamic evaluation (Krause et al. 2018): the model takes a "
+                       "gradient step after scoring each segment of the batch-1 stream. One "
+                       "pass over validation per grid point (lr 0, the static model, always in "
+                       "it), the chosen one over test; model.params is never written.")
+    p.add_argument("--run-dir", type=Path, required=True, help="run folder of the train stage")
+    p.add_argument("--train", type=Path, required=True,
+                   help="(steps, batch) array of the training split, for the gradient "
+                        "statistics (Krause et al.: batch 100)")
+    p.add_argument("--valid", type=Path, required=True, help="batch-1 array of validation")
+    p.add_argument("--test", type=Path, required=True, help="batch-1 array of test")
+    p.add_argument("--segment", type=count, default=5,
+                   help="tokens scored between two updates (Krause et al.: 5)")
+    p.add_argument("--lrs", type=nonnegative, nargs="+", default=list(DYNAMIC_LRS),
+                   help="grid of the learning rate (0 is always added)")
+    p.add_argument("--decays", type=nonnegative, nargs="+", default=list(DYNAMIC_DECAYS),
+                   help="grid of the decay toward the trained weights")
+    p.add_argument("--rule", choices=("rms", "sgd"), default="rms",
+                   help="rms: RMS with global prior, dynamiceval.py's rule; sgd: plain SGD")
+    p.add_argument("--ms-windows", type=count, default=MS_WINDOWS,
+                   help="windows of the training array the gradient statistics read")
+    p.add_argument("--cache-window", type=count,
+                   help="also the continuous cache on top of the dynamic pass, this window")
+    p.add_argument("--thetas", type=positive, nargs="+", default=list(CACHE_THETAS),
+                   help="with --cache-window: grid of the cache's theta")
+    p.add_argument("--lambdas", type=fraction, nargs="+", default=list(CACHE_LAMBDAS),
+                   help="with --cache-window: grid of the cache's lambda (0 is always added)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output JSON, RUN/dynamic_eval.json (RUN/dynamic_eval.npz beside it)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="one device")
+    add_threads(p)
+    p.set_defaults(func=_dynamic_eval)
 
 
 def _load_trained(args):
@@ -146,5 +209,5 @@ def _add_generate(sub):
 
 
 def add_commands(sub):
-    for add in (_add_evaluate, _add_cache, _add_predict, _add_generate):
+    for add in (_add_evaluate, _add_cache, _add_dynamic_eval, _add_predict, _add_generate):
         add(sub)

@@ -1,4 +1,5 @@
-"""The command flags of a run's settings: what `rnnlm train` and `rnnlm cache` are called with,
+"""The command flags of a run's settings: what `rnnlm train`, `rnnlm cache` and `rnnlm
+dynamic-eval` are called with,
 and so what a run's training depends on (runs.Plan.training_key)."""
 
 import shlex
@@ -14,6 +15,15 @@ SWITCHES = ("restore_best", "tied", "variable_bptt")  # booleans: --key or --no-
 # chosen on validation as Grave et al. 2016 choose theirs; lambda 0 (no cache) is always tried.
 CACHE_THETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0)
 CACHE_LAMBDAS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4)
+# Dynamic evaluation's defaults (the schema's of experiments.*.dynamic_eval): Krause et al.
+# 2018's grid for AWD-LSTM on PTB (dynamiceval.py lines 275-276, segment 5, lr 3e-5 .. 1e-4,
+# decay 0.001 .. 0.005) thinned to 3 x 3 around their defaults (lr 5e-5, decay 0.002) for the
+# rms rule; lr 0 (the static model) is always tried. Gradient statistics: 1000 windows of batch
+# 100 x 5 tokens, about half of PTB's training split (dynamiceval.py reads all of it).
+DYNAMIC_LRS = (3e-5, 5e-5, 1e-4)
+DYNAMIC_DECAYS = (0.001, 0.002, 0.005)
+MS_WINDOWS = 1000
+MS_BATCH = 100  # columns of the training array the gradient statistics read (dynamiceval.py)
 
 
 def train_flags(exp, seed):
@@ -33,3 +43,15 @@ def cache_flags(exp):
     grid = exp["cache"]
     return " ".join([f"--window {grid['window']}", "--thetas", *map(str, grid["thetas"]),
                      "--lambdas", *map(str, grid["lambdas"])])
+
+
+def dynamic_eval_flags(exp):
+    """`rnnlm dynamic-eval` flags of an experiment's `dynamic_eval` settings, with its `cache`
+    (if set) on top of the dynamic pass."""
+    grid = exp["dynamic_eval"]
+    flags = [f"--segment {grid['segment']}", f"--rule {grid['rule']}",
+             f"--ms-windows {grid['ms_windows']}", "--lrs", *map(str, grid["lr"]),
+             "--decays", *map(str, grid["decay"])]
+    if exp["cache"]:
+        flags.append(f"--cache-window {cache_flags(exp).removeprefix('--window ')}")
+    return " ".join(flags)

@@ -121,6 +121,10 @@ class Plan:
         """The runs whose experiment asks for the continuous cache."""
         return [r for r in self.runs if self.experiments[r.experiment]["cache"]]
 
+    def dynamic(self):
+        """The runs whose experiment asks for dynamic evaluation."""
+        return [r for r in self.runs if self.experiments[r.experiment]["dynamic_eval"]]
+
     def shared(self):
         """{duplicate Run: the Run that trains it}: runs whose `rnnlm train` would see the same
         settings and data (``training_key``) are trained once, by the first in plan order.

@@ -21,10 +21,10 @@ NO_TEST_NOTE = ("No test is possible: every group has one run (n = 1), so there 
                 "experiment, to compare.")
 
 
-def write_comparisons(run_dirs, csv, md, html, corpus=None, caches=(), tuned=()):
+def write_comparisons(run_dirs, csv, md, html, corpus=None, caches=(), tuned=(), dynamics=()):
     """Which mode (or experiment) is better, and how sure; with no group of two runs or more,
     the Markdown and HTML say that no test is possible instead of printing numbers."""
-    table = comparisons(read_runs(run_dirs, corpus, caches))
+    table = comparisons(read_runs(run_dirs, corpus, caches, dynamics))
     title = "Comparisons of mean test perplexity"
     pairs = ("Pairs: the modes within each experiment; the experiments for one mode on one "
              "corpus; in a sweep, the modes each at its best point (chosen on validation).")
@@ -32,6 +32,10 @@ def write_comparisons(run_dirs, csv, md, html, corpus=None, caches=(), tuned=())
         pairs += (" Where an experiment has the continuous cache: each mode with the cache "
                   "against the same batch-1 test stream without it (the same runs, so the "
                   "unpaired test is conservative), and its modes compared with the cache on.")
+    if dynamics:
+        pairs += (" Where an experiment has dynamic evaluation: likewise each mode with it (and "
+                  "with it and the cache, where both are asked for) against its static batch-1 "
+                  "pass, and its modes compared with it on.")
     if not (table[["n_a", "n_b"]].min(axis=1) > 1).any():
         text = NO_TEST_NOTE if len(table) else "Nothing to compare: one group only."
         write_text(csv, table.to_csv(index=False))

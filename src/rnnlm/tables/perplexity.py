@@ -1,5 +1,6 @@
 """The runs table (every run) and the perplexity table (per experiment and mode), with the
-cache's columns where some run has the continuous cache."""
+cache's columns where some run has the continuous cache, and dynamic evaluation's where some run
+has it."""
 
 from rnnlm.report import read_runs, shared_training
 from rnnlm.stats import summarize
@@ -22,7 +23,7 @@ PERPLEXITY_COLS = (
     Col("published test ppl", "published_test_ppl", "{:.1f}"), Col("gap %", "gap_pct", "{:+.1f}"),
     Col("epochs", "epochs_mean", "{:g}"), Col("tokens/s", "tokens_per_s_mean", "{:,.0f}"),
     Col("train s", "train_seconds_mean", "{:,.1f}"), Col("wall s", "wall_seconds_mean", "{:,.1f}"))
-# Shown where some run has the continuous cache (rnnlm.cache), after the columns above.
+# Shown where some run has the continuous cache (rnnlm.adapt.cache), after the columns above.
 CACHE_RUN_COLS = (Col("cache test ppl", "test_ppl_cache", "{:.2f}"),
                   Col("no-cache b1 ppl", "cache_base_test_ppl", "{:.2f}"),
                   Col("θ", "cache_theta", "{:g}"), Col("λ", "cache_lambda", "{:g}"),
@@ -38,6 +39,27 @@ CACHE_NOTE = ("cache: the continuous cache pointer (Grave et al. 2016, as awd-ls
               "once. It reads the test split as one stream (batch 1, as pointer.py does); "
               "no-cache b1 ppl is that same stream without the cache, the fair baseline; test "
               "ppl is the evaluate stage's, at the experiment's eval batch size.")
+# Shown where some run has dynamic evaluation (rnnlm.adapt.dynamic); then with the cache on top.
+DYNAMIC_RUN_COLS = (Col("dynamic test ppl", "test_ppl_dynamic", "{:.2f}"),
+                    Col("static b1 ppl", "dynamic_base_test_ppl", "{:.2f}"),
+                    Col("dynamic lr", "dynamic_lr", "{:g}"),
+                    Col("dynamic decay", "dynamic_decay", "{:g}"))
+DYNAMIC_PERPLEXITY_COLS = (
+    Col("dynamic test ppl", "test_ppl_dynamic_mean", "{:.2f}"),
+    Col("dynamic sd", "test_ppl_dynamic_sd", "{:.2f}"),
+    Col("dynamic 95% CI", ("test_ppl_dynamic_ci_low", "test_ppl_dynamic_ci_high"), CI),
+    Col("static b1 ppl", "dynamic_base_test_ppl_mean", "{:.2f}"))
+DYNAMIC_CACHE_RUN_COLS = (Col("dynamic+cache test ppl", "test_ppl_dynamic_cache", "{:.2f}"),)
+DYNAMIC_CACHE_PERPLEXITY_COLS = (
+    Col("dynamic+cache test ppl", "test_ppl_dynamic_cache_mean", "{:.2f}"),
+    Col("dynamic+cache 95% CI", ("test_ppl_dynamic_cache_ci_low",
+                                 "test_ppl_dynamic_cache_ci_high"), CI))
+DYNAMIC_NOTE = ("dynamic: dynamic evaluation (Krause et al. 2018, as dynamiceval.py): the model "
+                "takes a gradient step after scoring each segment of the test stream (batch 1), "
+                "lr and decay chosen on validation (lr 0, the static model, always a candidate) "
+                "and applied to test once; static b1 ppl is that same stream without the steps. "
+                "dynamic+cache: the continuous cache on top of the dynamic pass, its θ and λ "
+                "chosen on validation over that pass.")
 SHARED_NOTE = ("Trained once: a run whose mode, data and training settings equal an earlier "
                "run's shares that run's training (the same weights, so the same perplexities; "
                "runs.csv names it in trained_as) instead of training again: ")
@@ -51,11 +73,15 @@ def shared_note(runs):
             ] if found else []
 
 
-def with_cache(cols, extra, table, column, notes):
-    """``cols`` and ``notes``, followed by the cache's where some row of ``table`` has one."""
-    if table[column].notna().any():
-        return (*cols, *extra), [*notes, CACHE_NOTE]
-    return cols, list(notes)
+def with_adapted(cols, notes, table, extras):
+    """``cols`` and ``notes``, followed by each of ``extras`` ((column, its columns, its note))
+    whose column some row of ``table`` has."""
+    cols, notes = tuple(cols), list(notes)
+    for column, extra, note in extras:
+        if table[column].notna().any():
+            cols += extra
+            notes += [note] if note not in notes else []
+    return cols, notes
 
 
 def perplexity_table(runs, published=None):
@@ -67,22 +93,27 @@ def perplexity_table(runs, published=None):
     return table
 
 
-def write_table(run_dirs, runs_paths, paths, corpus=None, published=None, caches=(), tuned=()):
+def write_table(run_dirs, runs_paths, paths, corpus=None, published=None, caches=(), tuned=(),
+                dynamics=()):
     """The runs table (CSV, HTML) and the perplexity table (CSV, Markdown, HTML); return the
-    latter. ``caches``: the runs' cache.json files, where the cache is asked for; ``tuned``: the
-    experiments that are tunes."""
-    runs = read_runs(run_dirs, corpus, caches)
+    latter. ``caches``, ``dynamics``: the runs' cache.json and dynamic_eval.json files, where
+    they are asked for; ``tuned``: the experiments that are tunes."""
+    runs = read_runs(run_dirs, corpus, caches, dynamics)
     table = perplexity_table(runs, published)
     runs_csv, runs_html = runs_paths
     shared = shared_note(runs)
     run_cols = (*RUN_COLS, Col("trained as", "trained_as", text=True)) if shared else RUN_COLS
-    cols, notes = with_cache(run_cols, CACHE_RUN_COLS, runs, "test_ppl_cache",
-                             [PROTOCOL_NOTE, *shared])
+    cols, notes = with_adapted(run_cols, [PROTOCOL_NOTE, *shared], runs, (
+        ("test_ppl_cache", CACHE_RUN_COLS, CACHE_NOTE),
+        ("test_ppl_dynamic", DYNAMIC_RUN_COLS, DYNAMIC_NOTE),
+        ("test_ppl_dynamic_cache", DYNAMIC_CACHE_RUN_COLS, DYNAMIC_NOTE)))
     write_all(runs.drop(columns="sweep"), cols, "Every run", notes, runs_csv, html=runs_html)
     notes = [INTERVAL_NOTE, PROTOCOL_NOTE, "gap %: 100 × (mean test ppl − published) / "
              "published, positive when ours is worse; published figures are in "
              "workflow/presets/.", *shared, *tuned_notes(tuned)]
-    cols, notes = with_cache(PERPLEXITY_COLS, CACHE_PERPLEXITY_COLS, table, "test_ppl_cache_mean",
-                             notes)
+    cols, notes = with_adapted(PERPLEXITY_COLS, notes, table, (
+        ("test_ppl_cache_mean", CACHE_PERPLEXITY_COLS, CACHE_NOTE),
+        ("test_ppl_dynamic_mean", DYNAMIC_PERPLEXITY_COLS, DYNAMIC_NOTE),
+        ("test_ppl_dynamic_cache_mean", DYNAMIC_CACHE_PERPLEXITY_COLS, DYNAMIC_NOTE)))
     write_all(table, cols, "Test perplexity by experiment and mode", notes, *paths)
     return table

@@ -134,15 +134,21 @@ def check_grid(window, thetas, lambdas):
         raise RnnlmError(f"cache lambdas must be in [0, 1), got {list(lambdas)}")
 
 
-def split_arrays(model, path, ctx, window):
-    """(log p(target), h, targets) of a split, from one model pass over its array; refused
-    before the pass when no position of it has ``window`` earlier ones in its column."""
-    part = load_array(path, model.config.vocab_size, [ctx])[0]
+def check_window(part, path, window):
+    """Refuse a window no position of the (steps, B) array ``part`` (read from ``path``) has
+    that many earlier ones for in its column: the cache would never apply."""
     positions, columns = part.shape[0] - 1, part.shape[1]
     if window >= positions:
         raise RnnlmError(f"cache window {window} is not below the {positions} positions of each "
                          f"of the {columns} columns of {path}: the cache would never apply; "
                          f"lower cache.window below {positions}")
+
+
+def split_arrays(model, path, ctx, window):
+    """(log p(target), h, targets) of a split, from one model pass over its array; refused
+    before the pass when no position of it has ``window`` earlier ones in its column."""
+    part = load_array(path, model.config.vocab_size, [ctx])[0]
+    check_window(part, path, window)
     logp, hidden = model_pass(model, part)
     return logp, hidden, part[1:].asnumpy().astype(np.int64)
 

@@ -1,0 +1,169 @@
+"""Dynamic evaluation (Krause, Kahembwe, Murray, Renals 2018, "Dynamic Evaluation of Neural
+Sequence Models"; benkrause/dynamic-evaluation, dynamiceval.py): the model reads a stream at
+batch 1 in segments of ``segment`` tokens; each segment is scored, then the weights take one
+gradient step on that segment's mean loss, so what recurs in the stream becomes likelier. The
+hidden state is carried across segments (detached); the trained weights theta0 on disk never
+change, and the decay pulls the adapted weights back toward them.
+
+Rules (``rule``), both as dynamiceval.py applies them, decay and gradient from the same weights:
+
+    rms:  theta += decay * rate * (theta0 - theta) - lr * grad / (MS + EPS)
+    sgd:  theta += decay * (theta0 - theta) - lr * grad
+
+MS is the root of the mean squared gradient of each weight over ``ms_windows`` windows of the
+training split (``gradient_statistics``), and rate = MS / (the mean over weight arrays of the
+mean of their MS), capped so that decay * rate <= 1 (dynamiceval.py clips rate at 1 / lambda).
+"""
+
+import logging
+import time
+
+import numpy as np
+
+from rnnlm.adapt.cache import LastLayer
+from rnnlm.io import RnnlmError
+from rnnlm.mx import autograd, nd
+
+log = logging.getLogger(__name__)
+
+EPS = 2e-5  # dynamiceval.py's --epsilon
+RULES = ("rms", "sgd")
+REPORT_SECONDS = 10.0  # a progress line at most this often
+
+
+def trained_params(model):
+    """The model's weight arrays, each once (a tied matrix is one parameter)."""
+    return [p for p in model.collect_params().values() if p.grad_req != "null"]
+
+
+def _detached(states):
+    return [s.detach() for s in states]
+
+
+def _step_back(net, x, y, states):
+    """Forward and backward of one window's mean token loss in predict mode (every dropout the
+    identity, as dynamiceval.py's model.eval()): (log p (T, B), last layer (T, B, H), states)."""
+    with autograd.record(train_mode=False):
+        logp, out, states = net(x, y, states)
+    logp.backward(nd.full(logp.shape, -1.0 / logp.size, ctx=logp.context), train_mode=False)
+    return logp, out, _detached(states)
+
+
+def gradient_statistics(model, train, segment, windows):
+    """MS of each weight array: sqrt(mean over the first ``windows`` windows of ``segment`` rows
+    of the (steps, B) array ``train`` of grad ** 2), the gradient of each window's mean token
+    loss, the state carried (dynamiceval.py gradstat, lines 88-151). Returns (MS arrays, the
+    windows read): fewer than asked when the split holds fewer."""
+    params = trained_params(model)
+    net = LastLayer(model)
+    net.hybridize(static_alloc=True, static_shape=True)
+    squares = [nd.zeros(p.shape, ctx=train.context) for p in params]
+    states = model.begin_state(train.shape[1], train.context)
+    done = 0
+    for start in range(0, train.shape[0] - 1 - segment + 1, segment):  # whole windows only
+        if done == windows:
+            break
+        x, y = train[start:start + segment], train[start + 1:start + 1 + segment]
+        _, _, states = _step_back(net, x, y, states)
+        for total, p in zip(squares, params, strict=True):
+            g = p.grad(train.context)
+            total += g * g
+        done += 1
+    if not done:
+        raise RnnlmError(f"the training array ({train.shape[0]} rows) has no window of "
+                         f"{segment + 1} rows for the gradient statistics; lower "
+                         "dynamic_eval.segment or train on a longer split")
+    return [nd.sqrt(total / done) for total in squares], done
+
+
+def decay_rates(ms):
+    """dynamiceval.py's decrate, MS / gsum (lines 133-150): gsum the mean over the weight arrays
+    of each array's mean MS (an unweighted mean of means, as there)."""
+    gsum = sum(float(m.mean().asscalar()) for m in ms) / len(ms)
+    return [m / gsum for m in ms]
+
+
+class Update:
+    """One grid point's update, applied in place to every weight after a segment's backward:
+    theta += A * (theta0 - theta) - B * grad, computed as (1 - A) * theta + A * theta0 - B * grad
+    with 1 - A, A * theta0 and B made once per grid point.
+
+    rms: A = min(decay * rate, 1) (dynamiceval.py lines 159-171 clip rate at 1 / lambda), B = lr
+    / (MS + EPS); dW as dynamiceval.py line 210, both terms from the weights before the step.
+    sgd: A = decay, B = lr (scalars). MXNet has no stock operator whose rates are arrays (an
+    rmsprop_update with a fixed mean square for B was no faster), so this is four in-place
+    operators per weight array, none allocating (five, theta0 - theta first, took 1.3 times as
+    long); memory-bound, as the segment's dense gradient of a tied vocabulary matrix is.
+    """
+
+    def __init__(self, params, ctx, theta0, ms, rates, rule, lr, decay):
+        self.params, self.ctx = params, ctx
+        if rule == "rms":
+            pulls = [nd.minimum(decay * r, nd.ones_like(r)) for r in rates]
+            self.step = [lr / (m + EPS) for m in ms]
+        else:
+            pulls, self.step = [decay] * len(params), [lr] * len(params)
+        self.keep = [1 - a for a in pulls]
+        self.toward = [a * t for a, t in zip(pulls, theta0, strict=True)]
+
+    def __call__(self):
+        for p, keep, toward, step in zip(self.params, self.keep, self.toward, self.step,
+                                         strict=True):
+            theta, grad = p.data(self.ctx), p.grad(self.ctx)
+            grad *= step
+            theta *= keep
+            theta += toward
+            theta -= grad
+
+
+class Adapter:
+    """A trained model ready for dynamic passes: its weights theta0 kept aside, MS and the decay
+    rates; ``restore`` puts theta0 back after a pass (the file on disk is never written)."""
+
+    def __init__(self, model, ctx, ms, rates):
+        self.model, self.ctx, self.ms, self.rates = model, ctx, ms, rates
+        self.params = trained_params(model)
+        self.theta0 = [p.data(ctx).copy() for p in self.params]
+        self.net = LastLayer(model)
+        self.net.hybridize(static_alloc=True, static_shape=True)
+
+    def restore(self):
+        for p, theta0 in zip(self.params, self.theta0, strict=True):
+            p.data(self.ctx)[:] = theta0
+
+    def update(self, rule, lr, decay):
+        """The Update of one grid point; None for lr 0, where the weights never move."""
+        if lr == 0:
+            return None
+        return Update(self.params, self.ctx, self.theta0, self.ms, self.rates, rule, lr, decay)
+
+    def segment_pass(self, stream, segment, update, label=""):
+        """Score a (steps, 1) stream segment by segment, each before ``update`` steps on it
+        (None: the static model, no backward): (log p of each target (steps - 1,) float64, the
+        last layer's output at each position (steps - 1, H) float32). Restores theta0 after."""
+        states = self.model.begin_state(1, self.ctx)
+        logps, outs = [], []
+        total = stream.shape[0] - 1
+        began = reported = time.monotonic()
+        try:
+            for start in range(0, total, segment):
+                length = min(segment, total - start)
+                x, y = stream[start:start + length], stream[start + 1:start + 1 + length]
+                if update is None:
+                    logp, out, states = self.net(x, y, states)
+                else:
+                    logp, out, states = _step_back(self.net, x, y, states)
+                    update()
+                logps.append(logp)
+                outs.append(out)
+                now = time.monotonic()
+                if now - reported >= REPORT_SECONDS:
+                    reported = now
+                    done = start + length
+                    log.info("%s: %d/%d tokens, %.0f tokens/s", label, done, total,
+                             done / (now - began))
+            logp = nd.concat(*logps, dim=0).asnumpy().astype(np.float64)[:, 0]
+            out = nd.concat(*outs, dim=0).asnumpy()[:, 0]
+        finally:
+            self.restore()
+        return logp, out

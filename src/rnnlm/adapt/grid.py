@@ -1,0 +1,141 @@
+"""Dynamic evaluation of a trained run, chosen on validation and applied to test once: the
+gradient statistics on the training split, one dynamic pass over validation per (lr, decay) of
+the grid (lr 0, the static model, always in it, so validation never gets worse), the chosen
+pair over test; optionally the continuous cache on top of the dynamic pass, its theta and lambda
+chosen on validation over that pass's log-probabilities and last-layer outputs.
+
+Writes ``dynamic_eval.json`` and, beside it, ``dynamic_eval.npz``: the per-token log-probability
+of the test stream, static and dynamic, for the plot of perplexity over the stream.
+"""
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rnnlm.adapt import cache as cache_pointer
+from rnnlm.adapt.dynamic import RULES, Adapter, decay_rates, gradient_statistics
+from rnnlm.device import contexts, load_array
+from rnnlm.io import RnnlmError, atomic_path, write_json
+from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS
+from rnnlm.trained import load_model, trained_run
+
+log = logging.getLogger(__name__)
+
+
+def check_settings(segment, lrs, decays, rule, ms_windows):
+    """The one-line refusals, naming the key, before the model loads."""
+    if segment < 1:
+        raise RnnlmError(f"dynamic_eval segment must be at least 1, got {segment}")
+    for key, values in (("lr", lrs), ("decay", decays)):
+        if not values:
+            raise RnnlmError(f"dynamic_eval {key} is an empty grid; give at least one value")
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise RnnlmError(f"dynamic_eval {key} must be finite numbers >= 0, got {list(values)}")
+    if rule not in RULES:
+        raise RnnlmError(f"dynamic_eval rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if ms_windows < 1:
+        raise RnnlmError(f"dynamic_eval ms_windows must be at least 1, got {ms_windows}")
+
+
+def grid_points(lrs, decays):
+    """(lr, decay) pairs: lr 0 once (its weights never move, so its decay is moot), first, so a
+    tie keeps the static model; then every positive lr with every decay."""
+    return [(0.0, 0.0)] + [(lr, decay) for lr in sorted(set(lrs)) if lr > 0
+                           for decay in sorted(set(decays))]
+
+
+def ppl(logp):
+    """Perplexity of the log-probabilities; inf for a pass that diverged (a step too large for
+    the model: its losses overflow or turn NaN), which is then never chosen."""
+    loss = -float(np.mean(logp))
+    return math.exp(loss) if loss < math.log(np.finfo(float).max) else math.inf
+
+
+def finite_or_none(value):
+    """JSON has no infinity: a diverged grid point's perplexity is written null."""
+    return value if math.isfinite(value) else None
+
+
+def with_cache(valid, test, window, thetas, lambdas):
+    """The cache on top of a dynamic pass: ``valid`` and ``test`` each (logp (N,), h (N, H),
+    targets (N,)) of one stream; theta and lambda chosen on validation by the cache's own
+    scoring (rnnlm.adapt.cache), applied to test once."""
+    def probs(split, chosen):
+        logp, hidden, targets = split
+        return cache_pointer.stream_cache_probs(hidden[:, None], targets[:, None], window, chosen)
+
+    grid, theta, lam = cache_pointer.choose(valid[0][:, None], probs(valid, thetas), thetas,
+                                            lambdas)
+    test_loss = cache_pointer.mixed_loss(test[0][:, None], probs(test, [theta]), lam)[0]
+    return {"cache_window": window, "cache_theta": theta, "cache_lambda": lam,
+            "valid_ppl_dynamic_cache": min(point["ppl"] for point in grid),
+            "test_ppl_dynamic_cache": math.exp(test_loss)}
+
+
+def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs=DYNAMIC_LRS,
+                 decays=DYNAMIC_DECAYS, rule="rms", ms_windows=MS_WINDOWS, cache=None,
+                 device="cpu"):
+    """Choose lr and decay on validation, apply them to test once; write the JSON and the npz.
+    ``cache``: None, or (window, thetas, lambdas) for the cache on top of the dynamic pass."""
+    check_settings(segment, lrs, decays, rule, ms_windows)
+    if cache is not None:
+        cache_pointer.check_grid(*cache)
+    began = time.monotonic()
+    ctx = contexts(device)[0]
+    model = load_model(trained_run(run_dir, "dynamic evaluation"), ctx)
+    vocab = model.config.vocab_size
+    streams = {}
+    for split, path in (("valid", valid_path), ("test", test_path)):
+        streams[split] = load_array(path, vocab, [ctx])[0]
+        if streams[split].shape[1] != 1:
+            raise RnnlmError(f"{path}: dynamic evaluation reads a batch-1 stream, this array has "
+                             f"{streams[split].shape[1]} columns; pass the .b1.npy array")
+        if cache is not None:
+            cache_pointer.check_window(streams[split], path, cache[0])
+    targets = {s: a[1:].asnumpy().astype(np.int64)[:, 0] for s, a in streams.items()}
+    train = load_array(train_path, vocab, [ctx])[0]
+    ms, windows = gradient_statistics(model, train, segment, ms_windows)
+    ms_seconds = time.monotonic() - began
+    log.info("%s: gradient statistics over %d windows of %d x %d tokens in %.0f s", run_dir,
+             windows, segment, train.shape[1], ms_seconds)
+    adapter = Adapter(model, ctx, ms, decay_rates(ms))
+
+    points, grid, best = grid_points(lrs, decays), [], None
+    for i, (lr, decay) in enumerate(points, 1):
+        label = f"grid point {i}/{len(points)} (lr {lr:g}, decay {decay:g}) on valid"
+        start = time.monotonic()
+        logp, hidden = adapter.segment_pass(streams["valid"], segment,
+                                            adapter.update(rule, lr, decay), label)
+        valid_ppl, seconds = ppl(logp), time.monotonic() - start
+        grid.append({"lr": lr, "decay": decay, "valid_ppl": finite_or_none(valid_ppl),
+                     "seconds": seconds})
+        log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", label, valid_ppl, seconds,
+                 logp.size / seconds, "" if math.isfinite(valid_ppl) else
+                 ": diverged, never chosen (lower the lr grid)")
+        if best is None or valid_ppl < best[3]:
+            best = (i - 1, logp, hidden, valid_ppl)
+    chosen = points[best[0]]
+    test_static = adapter.segment_pass(streams["test"], segment, None, "test, static")
+    test_dynamic = test_static if chosen[0] == 0 else adapter.segment_pass(
+        streams["test"], segment, adapter.update(rule, *chosen), "test, dynamic")
+    result = {"rule": rule, "segment": segment, "ms_windows": windows,
+              "ms_windows_asked": ms_windows, "ms_batch": train.shape[1], "lr": chosen[0],
+              "decay": chosen[1], "valid_tokens": targets["valid"].size,
+              "test_tokens": targets["test"].size, "valid_ppl": grid[0]["valid_ppl"],
+              "valid_ppl_dynamic": grid[best[0]]["valid_ppl"], "test_ppl": ppl(test_static[0]),
+              "test_ppl_dynamic": finite_or_none(ppl(test_dynamic[0])), "grid": grid,
+              "ms_seconds": ms_seconds}
+    if cache is not None:
+        result.update(with_cache((best[1], best[2], targets["valid"]),
+                                 (*test_dynamic, targets["test"]), *cache))
+    result["seconds"] = time.monotonic() - began
+    with atomic_path(Path(out).with_suffix(".npz")) as tmp, open(tmp, "wb") as f:
+        np.savez(f, test_logp_static=test_static[0], test_logp_dynamic=test_dynamic[0])
+    write_json(out, result)
+    log.info("%s: %s rule, lr %g, decay %g (chosen on validation): valid ppl %.2f -> %.2f, test "
+             "ppl %.2f -> %.2f", run_dir, rule, chosen[0], chosen[1], result["valid_ppl"],
+             result["valid_ppl_dynamic"], result["test_ppl"], result["test_ppl_dynamic"])
+    return result

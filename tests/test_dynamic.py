@@ -1,0 +1,227 @@
+"""Dynamic evaluation: the update against its formula on small arrays, scoring before the
+update, the decay, every model layout on in-memory models, and `rnnlm dynamic-eval` on a trained
+run (lr 0 is `rnnlm evaluate` at batch 1; model.params keeps its bytes)."""
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+from markov import make_source, train_argv, write_corpus
+
+from rnnlm import cli
+from rnnlm.adapt.dynamic import EPS, Adapter, Update, decay_rates, gradient_statistics
+from rnnlm.io import read_json
+from rnnlm.model import ModelConfig, RNNModel
+from rnnlm.mx import gluon, nd
+from rnnlm.mx import mxnet as mx
+
+CPU = mx.cpu()
+VOCAB = 40
+
+
+def weights(seed=0, shapes=((3, 4), (5,))):
+    """Gluon parameters holding random weights and gradients, and their numpy copies."""
+    rng = np.random.default_rng(seed)
+    params, values = [], []
+    for i, shape in enumerate(shapes):
+        p = gluon.Parameter(f"w{i}", shape=shape)
+        p.initialize(ctx=CPU)
+        theta, grad = rng.normal(size=shape), rng.normal(size=shape)
+        p.set_data(nd.array(theta))
+        p.grad(CPU)[:] = grad
+        params.append(p)
+        values.append((p.data(CPU).asnumpy(), grad.astype(np.float32)))
+    return params, values
+
+
+@pytest.mark.parametrize("rule", ["rms", "sgd"])
+def test_one_update_is_its_formula(rule):
+    params, values = weights()
+    rng = np.random.default_rng(1)
+    theta0 = [v[0] + rng.normal(size=v[0].shape).astype(np.float32) for v in values]
+    ms = [np.abs(rng.normal(size=v[0].shape)).astype(np.float32) * 1e-3 for v in values]
+    ms[0][0, 0] = 1.0  # a rate above 1 / decay: dynamiceval.py clips it there
+    rates = decay_rates([nd.array(m) for m in ms])
+    gsum = np.mean([m.mean() for m in ms])
+    lr, decay = 0.05, 0.3
+    Update(params, CPU, [nd.array(t) for t in theta0], [nd.array(m) for m in ms], rates, rule,
+           lr, decay)()
+    for p, (theta, grad), t0, m in zip(params, values, theta0, ms, strict=True):
+        if rule == "rms":
+            rate = np.minimum(m / gsum, 1 / decay)
+            expected = theta + decay * rate * (t0 - theta) - lr * grad / (m + EPS)
+        else:
+            expected = theta + decay * (t0 - theta) - lr * grad
+        np.testing.assert_allclose(p.data(CPU).asnumpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", ["rms", "sgd"])
+def test_the_decay_pulls_back_to_theta0_geometrically(rule):
+    """With no gradient (lr 0 in effect), weights moved away from theta0 return by the factor
+    1 - decay * rate per update."""
+    params, values = weights(seed=2)
+    theta0 = [v[0] + 1.0 for v in values]
+    ms = [np.full(v[0].shape, 0.5 * (i + 1), dtype=np.float32) for i, v in enumerate(values)]
+    rates = decay_rates([nd.array(m) for m in ms])
+    for p in params:
+        p.grad(CPU)[:] = 0
+    decay = 0.1
+    update = Update(params, CPU, [nd.array(t) for t in theta0], [nd.array(m) for m in ms],
+                    rates, rule, 1.0, decay)
+    for _ in range(5):
+        update()
+    for p, (theta, _), t0, rate in zip(params, values, theta0, rates, strict=True):
+        factor = 1 - decay * (rate.asnumpy() if rule == "rms" else 1.0)
+        np.testing.assert_allclose(p.data(CPU).asnumpy() - t0, (theta - t0) * factor ** 5,
+                                   rtol=1e-4)
+
+
+LAYOUTS = {
+    **{f"{mode}-{'tied' if tied else 'untied'}": dict(mode=mode, tied=tied)
+       for mode in ("rnn_relu", "rnn_tanh", "lstm", "gru") for tied in (True, False)},
+    "adaptive-tied": dict(mode="lstm", tied=True, softmax="adaptive", cutoffs=(8, 20)),
+    "adaptive-untied": dict(mode="gru", tied=False, softmax="adaptive", cutoffs=(8, 20)),
+    "awd": dict(mode="lstm", tied=True, nlayers=3, dropout_e=0.1, dropout_i=0.3, dropout_h=0.2,
+                dropout_o=0.4, weight_dropout=0.5, nhid=24),
+}
+
+
+def build(mode, **overrides):
+    fields = dict(vocab_size=VOCAB, emsize=16, nhid=16, nlayers=2, dropout=0.3, init_range=0.3)
+    mx.random.seed(0)
+    model = RNNModel(ModelConfig(mode, **{**fields, **overrides}))
+    model.initialize_weights(CPU)
+    model.hybridize(static_alloc=True, static_shape=True)
+    return model
+
+
+def stream(steps, batch=1, seed=0):
+    p = 1 / np.arange(1, VOCAB + 1)
+    ids = np.random.default_rng(seed).choice(VOCAB, size=(steps, batch), p=p / p.sum())
+    return nd.array(ids.astype(np.float32))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_layout_scores_each_segment_before_its_update(layout):
+    """The static pass is the model's own forward pass; the dynamic pass scores its first
+    segment with the trained weights (it would differ if scored after its own step) and the
+    later ones with moved weights; every weight array gets a gradient; theta0 comes back."""
+    model = build(**LAYOUTS[layout])
+    train, test = stream(31, batch=4, seed=1), stream(23, seed=2)
+    ms, windows = gradient_statistics(model, train, 5, 100)
+    assert windows == 6  # whole windows of 5 rows only: (31 - 1) // 5
+    assert all(float(m.min().asscalar()) >= 0 for m in ms)
+    assert all(float(m.max().asscalar()) > 0 for m in ms)  # every array has a gradient
+    adapter = Adapter(model, CPU, ms, decay_rates(ms))
+    static, hidden = adapter.segment_pass(test, 5, None)
+    logits, _ = model(test[:-1], model.begin_state(1, CPU))
+    log_p = logits.asnumpy() - np.log(np.exp(logits.asnumpy()).sum(-1, keepdims=True))
+    expected = np.take_along_axis(log_p, test[1:].asnumpy().astype(int)[..., None], -1)
+    np.testing.assert_allclose(static, expected[:, 0, 0], rtol=1e-5)
+    assert static.shape == (22,) and hidden.shape == (22, model.config.layer_sizes()[-1])
+    before = [p.data(CPU).asnumpy() for p in adapter.params]
+    dynamic, _ = adapter.segment_pass(test, 5, adapter.update("rms", 1e-2, 0.01))
+    np.testing.assert_array_equal(dynamic[:5], static[:5])
+    assert np.abs(dynamic[5:] - static[5:]).min() > 0  # every later token saw moved weights
+    for p, b in zip(adapter.params, before, strict=True):
+        np.testing.assert_array_equal(p.data(CPU).asnumpy(), b)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A one-epoch run on a small Markov corpus, with batch-1 valid and test arrays."""
+    folder = tmp_path_factory.mktemp("dynamic")
+    paths = write_corpus(folder, make_source(symbols=6), tokens=(6_000, 700, 900),
+                         batch_sizes=(20, 1, 1))
+    run = folder / "run"
+    assert cli.main(train_argv(paths, run, "lstm", nlayers=2)) == 0
+    return run, paths
+
+
+def dynamic_eval(run, paths, out, *flags):
+    return cli.main(["dynamic-eval", "--run-dir", str(run), "--train", str(paths["train"]),
+                     "--valid", str(paths["valid"]), "--test", str(paths["test"]), "--out",
+                     str(out), "--threads", "1", "--ms-windows", "40", *flags])
+
+
+def test_the_cli_chooses_on_validation_and_never_writes_the_model(trained, tmp_path, caplog):
+    run, paths = trained
+    digest = hashlib.sha256((run / "model.params").read_bytes()).hexdigest()
+    out = tmp_path / "dynamic_eval.json"
+    caplog.set_level("INFO")
+    assert dynamic_eval(run, paths, out, "--lrs", "1e-4", "3e-3", "--decays", "0.002", "0.02",
+                        "--cache-window", "50", "--thetas", "0.5", "--lambdas", "0.1") == 0
+    assert hashlib.sha256((run / "model.params").read_bytes()).hexdigest() == digest
+    result = read_json(out)
+    assert [(p["lr"], p["decay"]) for p in result["grid"]] == [
+        (0, 0), (1e-4, 0.002), (1e-4, 0.02), (3e-3, 0.002), (3e-3, 0.02)]  # lr 0 added, once
+    best = min(result["grid"], key=lambda point: point["valid_ppl"])
+    assert (best["lr"], best["decay"]) == (result["lr"], result["decay"])
+    assert best["valid_ppl"] == result["valid_ppl_dynamic"] <= result["valid_ppl"]
+    assert result["valid_ppl"] == result["grid"][0]["valid_ppl"]
+    assert (result["rule"], result["segment"], result["ms_windows"], result["ms_batch"]) == (
+        "rms", 5, 40, 20)
+    assert (result["valid_tokens"], result["test_tokens"]) == (699, 899)
+    assert result["cache_window"] == 50 and result["cache_theta"] == 0.5
+    assert result["valid_ppl_dynamic_cache"] <= result["valid_ppl_dynamic"]
+    evaluated = tmp_path / "test.json"
+    assert cli.main(["evaluate", "--run-dir", str(run), "--data", str(paths["test"]),
+                     "--out", str(evaluated)]) == 0
+    assert result["test_ppl"] == pytest.approx(read_json(evaluated)["test_ppl"], rel=1e-6)
+    logps = np.load(tmp_path / "dynamic_eval.npz")
+    assert logps["test_logp_static"].shape == logps["test_logp_dynamic"].shape == (899,)
+    assert math.exp(-logps["test_logp_dynamic"].mean()) == pytest.approx(
+        result["test_ppl_dynamic"], rel=1e-12)
+    assert "grid point 5/5 (lr 0.003, decay 0.02) on valid: valid ppl" in caplog.text
+    assert "tokens/s)" in caplog.text  # the progress the CLI prints on stderr
+
+
+def test_a_run_without_a_model_is_one_line_naming_it(trained, tmp_path, capsys):
+    _, paths = trained
+    (tmp_path / "run").mkdir()
+    assert dynamic_eval(tmp_path / "run", paths, tmp_path / "dynamic_eval.json") == 1
+    assert capsys.readouterr().err == (
+        f"rnnlm dynamic-eval: error: {tmp_path / 'run'}: no trained model for dynamic evaluation"
+        " (model.json and model.params missing); train the run first (rnnlm train, or the "
+        "train rule), or wait until its training ends\n")
+    assert not (tmp_path / "dynamic_eval.json").exists()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--segment", "0"], "argument --segment: 0 is not an integer >= 1"),
+    (["--lrs=-1e-4"], "argument --lrs: -1e-4 is not a finite number >= 0"),
+    (["--decays", "nan"], "argument --decays: nan is not a finite number >= 0"),
+    (["--rule", "adam"], "argument --rule: invalid choice: 'adam'"),
+])
+def test_bad_flags_are_usage_errors(trained, tmp_path, capsys, flags, message):
+    run, paths = trained
+    with pytest.raises(SystemExit) as stop:
+        dynamic_eval(run, paths, tmp_path / "dynamic_eval.json", *flags)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_diverged_grid_point_is_written_null_and_never_chosen(trained, tmp_path, caplog):
+    """A step far too large makes the losses overflow: that point's perplexity is null in the
+    JSON (JSON has no infinity) and the choice falls on another; it was an OverflowError that
+    stopped the whole job."""
+    run, paths = trained
+    out = tmp_path / "dynamic_eval.json"
+    caplog.set_level("INFO")
+    assert dynamic_eval(run, paths, out, "--lrs", "1e4", "--decays", "0", "--rule", "sgd") == 0
+    result = read_json(out)
+    assert result["grid"][1]["valid_ppl"] is None and result["lr"] == 0
+    assert result["test_ppl_dynamic"] == result["test_ppl"]
+    assert "diverged, never chosen (lower the lr grid)" in caplog.text
+
+
+def test_a_training_array_shorter_than_a_window_is_one_line(trained, tmp_path, capsys):
+    run, paths = trained
+    short = tmp_path / "train.b20.npy"
+    np.save(short, np.load(paths["train"])[:5])
+    assert cli.main(["dynamic-eval", "--run-dir", str(run), "--train", str(short), "--valid",
+                     str(paths["valid"]), "--test", str(paths["test"]), "--out",
+                     str(tmp_path / "dynamic_eval.json")]) == 1
+    assert capsys.readouterr().err == (
+        "rnnlm dynamic-eval: error: the training array (5 rows) has no window of 6 rows for "
+        "the gradient statistics; lower dynamic_eval.segment or train on a longer split\n")
