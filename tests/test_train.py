@@ -125,6 +125,14 @@ def test_a_run_writes_its_outputs_and_drops_its_checkpoint(small, tmp_path):
     assert made["settings_sha256"] == settings_digest(summary["hyperparameters"])
     assert made["started"] <= made["finished"] and made["wall_seconds"] == summary["wall_seconds"]
     assert (made["git_commit"] is None) or len(made["git_commit"]) == 40
+    # what the machine did meanwhile: this process's CPU time in the training windows
+    held = made["conditions"]
+    assert 0 < held["cpu_seconds"] and held["cpus"] == os.cpu_count()
+    assert held["cpu_per_wall"] == pytest.approx(held["cpu_seconds"] / summary["train_seconds"])
+    tokens = summary["tokens_per_s"] * summary["train_seconds"]
+    assert held["tokens_per_cpu_s"] == pytest.approx(tokens / held["cpu_seconds"])
+    assert held["threads"] == omp_threads()
+    assert all(held[key] >= 0 for key in ("load_start", "load_end"))
     # the report tests' hand-made runs (tests/run_folders.py) record the same fields
     fake = make_run(tmp_path / "fake", "tutorial", "gru") / "summary.json"
     assert set(read_json(fake)["provenance"]) == set(made)
