@@ -143,7 +143,8 @@ def watch(results, interval=None, until_done=False, console=None):
                 time.sleep(interval)
     except KeyboardInterrupt:  # Ctrl-C: the bars are left as last drawn, no traceback
         return
-    console.print(f"nothing running under {results}: {tally(views)}", highlight=False)
+    console.print(f"nothing running under {results}: {tally(views)}", highlight=False,
+                  soft_wrap=True)
 
 
 class Lines:
