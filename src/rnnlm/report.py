@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnnlm.contention import contended
 from rnnlm.io import RnnlmError
 from rnnlm.plan.runs import Run
 
@@ -34,9 +35,13 @@ RUN_NUMBERS = {
 # batch-1 pass without the cache (test_ppl is evaluate's, at the experiment's eval batch size).
 CACHE_NUMBERS = {"test_ppl_cache": "test_ppl_cache", "cache_base_test_ppl": "test_ppl",
                  "cache_theta": "theta", "cache_lambda": "lambda", "cache_window": "window"}
+# What the machine did while a run trained (summary.json's provenance.conditions, from
+# rnnlm.contention), empty for a run from before they were recorded; contention: why its timing
+# is distorted, '' when nothing says so.
+CONDITIONS = ("tokens_per_cpu_s", "cpu_per_wall", "load_start", "load_end")
 # trained_as: the run whose training a run shares (rnnlm.share), empty for one that trained
-RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS, "trained_as",
-               *CACHE_NUMBERS)
+RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS, *CONDITIONS,
+               "contention", "trained_as", *CACHE_NUMBERS)
 GROUP = ["experiment", "mode"]  # the runs of one group differ by their seed only
 
 
@@ -127,6 +132,7 @@ def read_run(run_dir, corpus, cached=False):
                              "stage for this run")
         row[column] = files[name][key]
     row["trained_as"] = run_name(files["summary.json"].get("shared_from"))
+    row.update(conditions(files["summary.json"]))
     if cached:
         found = read_file(run_dir, "cache.json")
         missing = [key for key in CACHE_NUMBERS.values() if key not in found]
@@ -135,6 +141,15 @@ def read_run(run_dir, corpus, cached=False):
                              "cache stage for this run")
         row.update({column: found[key] for column, key in CACHE_NUMBERS.items()})
     return row
+
+
+def conditions(summary):
+    """A run's CONDITIONS and contention, None each where its summary predates them."""
+    held = (summary.get("provenance") or {}).get("conditions")
+    if not isinstance(held, dict):
+        return dict.fromkeys((*CONDITIONS, "contention"))
+    return {**{key: held.get(key) for key in CONDITIONS},
+            "contention": contended(held, summary.get("device", "cpu"))}
 
 
 def in_given_order(table, columns):
