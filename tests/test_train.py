@@ -358,7 +358,7 @@ def test_progress_is_a_log_line_per_report_off_a_terminal(small, tmp_path, caplo
     assert all("tok/s" in line and "ppl" in line for line in lines)
 
 
-def test_progress_is_a_bar_on_a_terminal():
+def test_progress_is_a_bar_on_a_terminal_and_a_status_file_for_rnnlm_watch(tmp_path):
     class Terminal:
         text = ""
 
@@ -372,10 +372,20 @@ def test_progress_is_a_bar_on_a_terminal():
             pass
 
     term = Terminal()
-    state = rnnlm.train.RunState(lr=1.0, epoch=2, batch=15)
-    Progress(term).report(state, 30, 1.0, 2000, 0.5, 10)
+    state = rnnlm.train.RunState(lr=1.0, epoch=2, batch=15, seconds=3.0, metrics=[
+        {"epoch": 1, "valid_ppl": 9.5}])
+    progress = Progress(tmp_path / "checkpoint" / "live.json", 4, term)
+    progress.valid_seconds = 0.7
+    progress.report(state, 30, 1.0, 2000, 0.5, 10)
     assert term.text.startswith("\repoch 2 [###############               ] 15/30 loss 1.000")
     assert "ppl 2.7" in term.text and "4,000 tok/s" in term.text
+    live = read_json(tmp_path / "checkpoint" / "live.json")
+    assert live["pid"] == os.getpid() and time.time() - 60 < live["updated"] <= time.time()
+    assert {k: live[k] for k in ("epoch", "epochs", "window", "windows", "valid_ppl",
+                                 "seconds_per_window", "valid_seconds")} == {
+        "epoch": 2, "epochs": 4, "window": 15, "windows": 30, "valid_ppl": 9.5,
+        "seconds_per_window": 0.2, "valid_seconds": 0.7}
+    assert live["tokens_per_s"] == 4000 and live["train_ppl"] == pytest.approx(math.e)
 
 
 def test_bad_arrays_are_clear_errors(small, tmp_path, capsys):
