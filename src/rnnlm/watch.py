@@ -131,7 +131,7 @@ def watch(results, interval=None, until_done=False, console=None):
 
     console = console or Console()
     interval = interval or INTERVALS[console.is_terminal]
-    show = Bars(console) if console.is_terminal else Lines(console)
+    show = Bars(console) if console.is_terminal else Lines(console, results)
     try:
         with show:
             while True:
@@ -150,8 +150,8 @@ def watch(results, interval=None, until_done=False, console=None):
 class Lines:
     """Plain lines: each running run at every look, a stopped or done run once."""
 
-    def __init__(self, console):
-        self.console, self.told = console, {}
+    def __init__(self, console, results):
+        self.console, self.results, self.told = console, results, None
 
     def __enter__(self):
         return self
@@ -160,6 +160,10 @@ class Lines:
         return False
 
     def update(self, views, now):
+        if self.told is None and not views:
+            self.console.print(f"no run under {self.results} has reported yet; watching",
+                               highlight=False, soft_wrap=True)
+        self.told = self.told or {}
         for view in views:
             if view.state == "running" or self.told.get(view.name) != view.state:
                 self.console.print(line(view, now), highlight=False, soft_wrap=True)
