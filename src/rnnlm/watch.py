@@ -195,7 +195,8 @@ class Bars:
         table = Table(box=None, header_style="bold", caption=CAPTION, caption_justify="left")
         for name in self.COLUMNS:
             table.add_column(name, overflow="fold", no_wrap=name == "run")
-        for view in views:
+        # running runs first: a table taller than the terminal loses its last rows
+        for view in sorted(views, key=lambda v: ("running", "stopped", "done").index(v.state)):
             f = fields(view, now)
             done = view.state == "done"
             bar = ProgressBar(total=1 if done else view.live["windows"],
