@@ -14,7 +14,7 @@ ifneq ($(filter-out $(BUILDS),$(BUILD))$(word 2,$(BUILD)),)
 $(error GPU=$(GPU) is not a build in uv.lock; use one of $(filter-out cpu,$(BUILDS)), or no GPU= for the CPU build)
 endif
 
-.PHONY: setup run test report lint
+.PHONY: setup run test report lint watch
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -31,6 +31,11 @@ run: setup
 
 report: setup
 	.venv/bin/snakemake --report report.html $(ARGS)
+
+# Beside a running `make run`, in a second terminal: no setup here, which would sync .venv under
+# the running jobs.
+watch:
+	.venv/bin/rnnlm watch results $(ARGS)
 
 test: setup
 	.venv/bin/pytest $(ARGS)

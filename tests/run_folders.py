@@ -8,9 +8,10 @@ REPORTS = 3  # training reports per epoch
 
 
 def make_run(results, experiment, mode, seed=1, test_ppl=120.5, valid_ppl=None, epochs=2,
-             tokens_per_s=4567.8, param_count=12345):
+             tokens_per_s=4567.8, param_count=12345, conditions=None):
     """``results/<experiment>/<mode>/seed<seed>``: validation perplexity falls to ``valid_ppl``
-    (default: ``test_ppl`` + 5) at the last epoch, training perplexity falls with every report."""
+    (default: ``test_ppl`` + 5) at the last epoch, training perplexity falls with every report.
+    ``conditions``: what the machine did meanwhile (rnnlm.contention), by default a quiet one."""
     run = results / experiment / mode / f"seed{seed}"
     run.mkdir(parents=True)
     valid_ppl = test_ppl + 5 if valid_ppl is None else valid_ppl
@@ -43,8 +44,23 @@ def make_run(results, experiment, mode, seed=1, test_ppl=120.5, valid_ppl=None, 
             "settings_sha256": hashlib.sha256(json.dumps(settings).encode()).hexdigest(),
             "data_sha256": {"train": "a" * 64, "valid": "b" * 64}, "seed": seed,
             "started": "2025-01-01T00:00:00", "finished": "2025-01-01T00:00:10",
-            "wall_seconds": 5.0 * epochs}}))
+            "wall_seconds": 5.0 * epochs,
+            "conditions": conditions or quiet(4.0 * epochs, tokens_per_s)}}))
     return run
+
+
+def quiet(train_seconds, tokens_per_s, threads=1, cpus=2):
+    """A run's ``conditions`` on a machine that did nothing else: a full core per thread."""
+    return {"cpu_seconds": threads * train_seconds, "cpu_per_wall": float(threads),
+            "tokens_per_cpu_s": tokens_per_s / threads, "threads": threads, "cpus": cpus,
+            "load_start": 0.4, "load_end": float(threads)}
+
+
+def contended_conditions(train_seconds, tokens_per_s, load=5.0, share=0.3, cpus=2):
+    """A run's ``conditions`` while other jobs held the cores: a high load, a share of one."""
+    return {"cpu_seconds": share * train_seconds, "cpu_per_wall": share,
+            "tokens_per_cpu_s": tokens_per_s / share, "threads": 1, "cpus": cpus,
+            "load_start": load, "load_end": load}
 
 
 def train_ppl(tokens_seen, seed):

@@ -81,11 +81,11 @@ def test_only_rnnlm_mx_imports_mxnet():
     assert offenders == []
 
 
-STAGE_ORDER = ["io", "config", "memory", "limits", "tune", "plan", "provenance", "builds", "mx",
-               "data", "vocab", "batchify", "awd", "softmax", "recurrent", "model", "device",
-               "checkpoint", "step", "progress", "loop", "train", "share", "trained", "evaluate",
-               "adapt", "predict", "export", "report", "stats", "tables", "plots", "tune_report",
-               "cli"]
+STAGE_ORDER = ["io", "live", "contention", "config", "memory", "limits", "tune", "plan",
+               "provenance", "builds", "mx", "data", "vocab", "batchify", "awd", "softmax",
+               "recurrent", "model", "device", "checkpoint", "step", "progress", "loop", "train",
+               "share", "trained", "evaluate", "adapt", "predict", "export", "report", "stats",
+               "tables", "plots", "tune_report", "watch", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():

@@ -2,11 +2,18 @@
 
 import numpy as np
 import pytest
-from run_folders import EPOCH_TOKENS, REPORTS, make_run, train_ppl
+from run_folders import EPOCH_TOKENS, REPORTS, contended_conditions, make_run, train_ppl
 from test_tables import sweep_runs
 
 from rnnlm import cli
-from rnnlm.plots import by_mode, groups_to_plot, learning_curves, plot_names, sweep_figure
+from rnnlm.plots import (
+    by_mode,
+    groups_to_plot,
+    learning_curves,
+    mark_contended,
+    plot_names,
+    sweep_figure,
+)
 from rnnlm.report import read_curves, read_runs
 from rnnlm.stats import sweep_summary
 from rnnlm.tables.perplexity import perplexity_table
@@ -112,3 +119,31 @@ def test_plots_name_a_missing_progress_file_and_the_stage(runs, results, capsys)
         f"rnnlm plots: error: {runs[0] / 'progress.csv'}: file not found; rerun the train stage "
         "for this run")
     assert not out.exists()  # every file is read before any figure is drawn
+
+
+def throughput_figure(run_dirs):
+    shown = groups_to_plot(read_runs(run_dirs))
+    return mark_contended(by_mode(shown, "tokens_per_s", "tokens/s", "Throughput"), shown)
+
+
+def test_throughput_crosses_the_seeds_timed_under_contention(results):
+    """The issue's case: rnn_relu looked 14x slower than rnn_tanh because it trained while the
+    machine was busy; the figure says which dots were timed so."""
+    tanh = make_run(results, "tutorial", "rnn_tanh", tokens_per_s=14000.0)
+    relu = [make_run(results, "tutorial", "rnn_relu", seed=1, tokens_per_s=13000.0),
+            make_run(results, "tutorial", "rnn_relu", seed=2, tokens_per_s=1000.0,
+                     conditions=contended_conditions(8.0, 1000.0))]
+    (ax,) = throughput_figure([tanh, *relu]).axes
+    seeds = artist(ax.collections, "tutorial/rnn_relu/seeds").get_offsets()
+    crosses = artist(ax.collections, "tutorial/rnn_relu/contended").get_offsets()
+    assert crosses.tolist() == [seeds[1].tolist()] and crosses[0][1] == 1000.0  # seed 2 only
+    assert not [c for c in ax.collections if c.get_gid() == "tutorial/rnn_tanh/contended"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["tutorial", "timed under contention: tokens/s understated (table: "
+                                  "tokens/CPU-s)"]
+
+
+def test_throughput_of_quiet_runs_has_no_contention_mark(runs):
+    (ax,) = throughput_figure(runs).axes
+    assert not [c for c in ax.collections if str(c.get_gid()).endswith("/contended")]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["tutorial", "big"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import rnnlm
-from run_folders import make_cache, make_run
+from run_folders import contended_conditions, make_cache, make_run
 from scipy import stats
 
 from rnnlm import cli
@@ -102,8 +102,8 @@ def test_table_mean_sd_and_interval_are_those_of_the_runs_test_json(seeded, resu
     runs = pd.read_csv(paths["runs.csv"])
     assert len(runs) == 8 and list(runs.columns) == [
         "experiment", "corpus", "mode", "seed", "best_valid_ppl", "test_ppl", "epochs",
-        "train_seconds", "wall_seconds", "tokens_per_s", "param_count", "trained_as",
-        "test_ppl_cache",
+        "train_seconds", "wall_seconds", "tokens_per_s", "param_count", "tokens_per_cpu_s",
+        "cpu_per_wall", "load_start", "load_end", "contention", "trained_as", "test_ppl_cache",
         "cache_base_test_ppl", "cache_theta", "cache_lambda", "cache_window",
         "test_ppl_dynamic", "dynamic_base_test_ppl", "dynamic_lr", "dynamic_decay",
         "test_ppl_dynamic_cache"]
@@ -360,3 +360,31 @@ def test_one_group_has_nothing_to_compare(results):
     csv, md, _ = compare([make_run(results, "tutorial", "lstm", seed=s) for s in (1, 2)], results)
     assert md.read_text() == "Nothing to compare: one group only.\n"
     assert pd.read_csv(csv).empty
+
+
+def test_runs_timed_under_contention_are_marked_with_their_cpu_time_measure(results):
+    """rnn_relu timed while the machine was busy looks slower by tokens/s; the tables say why,
+    and its tokens per CPU-second says it is not."""
+    quiet = make_run(results, "tutorial", "rnn_tanh", tokens_per_s=14000.0)
+    busy = make_run(results, "tutorial", "rnn_relu", tokens_per_s=1000.0,
+                    conditions=contended_conditions(8.0, 1000.0, load=5.5, share=0.07))
+    old = make_run(results, "tutorial", "gru")  # from before conditions were recorded
+    summary = json.loads((old / "summary.json").read_text())
+    del summary["provenance"]["conditions"]
+    (old / "summary.json").write_text(json.dumps(summary))
+    paths = table([quiet, busy, old], results)
+    runs = pd.read_csv(paths["runs.csv"]).set_index("mode")
+    runs["contention"] = runs["contention"].fillna("")  # a CSV's empty cell
+    assert runs.loc["rnn_tanh", "contention"] == "" and runs.loc["gru", "contention"] == ""
+    assert runs.loc["rnn_relu", "contention"] == "load 5.5 on 2 CPUs; 0.07 CPU-s per s"
+    assert runs.loc["rnn_relu", "tokens_per_cpu_s"] == pytest.approx(1000 / 0.07)
+    assert runs.loc["rnn_tanh", "tokens_per_cpu_s"] == pytest.approx(14000)
+    assert np.isnan(runs.loc["gru", "tokens_per_cpu_s"])  # not recorded: empty, not guessed
+    shown = {row["mode"]: row for row in html_rows(paths["runs.html"])}
+    assert shown["rnn_relu"]["timed under contention"] == "load 5.5 on 2 CPUs; 0.07 CPU-s per s"
+    assert shown["rnn_relu"]["load start, end"] == "5.5, 5.5"
+    assert shown["rnn_tanh"]["CPU-s per s"] == "1.00"
+    perplexity = pd.read_csv(paths["perplexity.csv"]).set_index("mode")
+    assert perplexity["contended"].to_dict() == {"rnn_tanh": 0, "rnn_relu": 1, "gru": 0}
+    assert perplexity.loc["rnn_relu", "tokens_per_cpu_s_mean"] == pytest.approx(1000 / 0.07)
+    assert "timed under contention" in paths["perplexity.md"].read_text()

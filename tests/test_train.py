@@ -125,6 +125,14 @@ def test_a_run_writes_its_outputs_and_drops_its_checkpoint(small, tmp_path):
     assert made["settings_sha256"] == settings_digest(summary["hyperparameters"])
     assert made["started"] <= made["finished"] and made["wall_seconds"] == summary["wall_seconds"]
     assert (made["git_commit"] is None) or len(made["git_commit"]) == 40
+    # what the machine did meanwhile: this process's CPU time in the training windows
+    held = made["conditions"]
+    assert 0 < held["cpu_seconds"] and held["cpus"] == os.cpu_count()
+    assert held["cpu_per_wall"] == pytest.approx(held["cpu_seconds"] / summary["train_seconds"])
+    tokens = summary["tokens_per_s"] * summary["train_seconds"]
+    assert held["tokens_per_cpu_s"] == pytest.approx(tokens / held["cpu_seconds"])
+    assert held["threads"] == omp_threads()
+    assert all(held[key] >= 0 for key in ("load_start", "load_end"))
     # the report tests' hand-made runs (tests/run_folders.py) record the same fields
     fake = make_run(tmp_path / "fake", "tutorial", "gru") / "summary.json"
     assert set(read_json(fake)["provenance"]) == set(made)
@@ -350,7 +358,7 @@ def test_progress_is_a_log_line_per_report_off_a_terminal(small, tmp_path, caplo
     assert all("tok/s" in line and "ppl" in line for line in lines)
 
 
-def test_progress_is_a_bar_on_a_terminal():
+def test_progress_is_a_bar_on_a_terminal_and_a_status_file_for_rnnlm_watch(tmp_path):
     class Terminal:
         text = ""
 
@@ -364,10 +372,20 @@ def test_progress_is_a_bar_on_a_terminal():
             pass
 
     term = Terminal()
-    state = rnnlm.train.RunState(lr=1.0, epoch=2, batch=15)
-    Progress(term).report(state, 30, 1.0, 2000, 0.5, 10)
+    state = rnnlm.train.RunState(lr=1.0, epoch=2, batch=15, seconds=3.0, metrics=[
+        {"epoch": 1, "valid_ppl": 9.5}])
+    progress = Progress(tmp_path / "checkpoint" / "live.json", 4, term)
+    progress.valid_seconds = 0.7
+    progress.report(state, 30, 1.0, 2000, 0.5, 10)
     assert term.text.startswith("\repoch 2 [###############               ] 15/30 loss 1.000")
     assert "ppl 2.7" in term.text and "4,000 tok/s" in term.text
+    live = read_json(tmp_path / "checkpoint" / "live.json")
+    assert live["pid"] == os.getpid() and time.time() - 60 < live["updated"] <= time.time()
+    assert {k: live[k] for k in ("epoch", "epochs", "window", "windows", "valid_ppl",
+                                 "seconds_per_window", "valid_seconds")} == {
+        "epoch": 2, "epochs": 4, "window": 15, "windows": 30, "valid_ppl": 9.5,
+        "seconds_per_window": 0.2, "valid_seconds": 0.7}
+    assert live["tokens_per_s"] == 4000 and live["train_ppl"] == pytest.approx(math.e)
 
 
 def test_bad_arrays_are_clear_errors(small, tmp_path, capsys):

@@ -60,6 +60,7 @@ def test_a_continued_trial_ends_with_the_weights_of_one_run(small, tmp_path, mod
     assert ours["best_valid_loss"] == theirs["best_valid_loss"]
     assert ours["best_epoch"] == theirs["best_epoch"]
     assert (run / "state" / "checkpoint.json").is_file() and not (run / "checkpoint").exists()
+    assert not (run / "state" / "live.json").exists()  # a kept state is no running run to watch
 
 
 def test_nt_asgd_continues_its_average(small, tmp_path, monkeypatch):

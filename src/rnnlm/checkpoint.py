@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from rnnlm.io import Damaged, RnnlmError, atomic_path, damage, digest, read_json, write_json
+from rnnlm.live import NAME as LIVE
 from rnnlm.model import read_arrays
 from rnnlm.mx import gluon, nd
 from rnnlm.mx import mxnet as mx
@@ -41,6 +42,8 @@ class RunState:
     tokens: int = 0  # ... over this many tokens
     seconds: float = 0.0  # ... in this many seconds of training
     tokens_seen: int = 0  # training tokens since the run began, every epoch
+    cpu_seconds: float = 0.0  # the process's CPU time in the training windows, every epoch
+    load_start: float | None = None  # the 1-minute load average when the run began
     wall_seconds: float = 0.0  # the run's time in every attempt, up to its last checkpoint
     started: str = ""  # when the run's first attempt began (UTC, ISO 8601)
     history: list = dataclasses.field(default_factory=list)  # validation losses, for nt-asgd
@@ -142,7 +145,7 @@ class Checkpoint:
 
     def _delete_unnamed(self, keep):
         for path in self.folder.iterdir():
-            if path.name != self.record.name and path.name not in keep:
+            if path.name not in (self.record.name, LIVE) and path.name not in keep:
                 path.unlink(missing_ok=True)
 
     def remove(self):
@@ -152,6 +155,7 @@ class Checkpoint:
         """Move the checkpoint of a finished run to ``dest``, from where a longer run of the
         same settings continues it (a tune's trial, rung after rung)."""
         dest = Path(dest)
+        self.path(LIVE).unlink(missing_ok=True)  # a kept state is not a running run
         shutil.rmtree(dest, ignore_errors=True)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if self.folder.is_dir():

@@ -15,6 +15,7 @@ import numpy as np
 from rnnlm.awd.asgd import Average, should_average
 from rnnlm.checkpoint import gather_states, restore
 from rnnlm.io import RnnlmError
+from rnnlm.live import NAME as LIVE
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.progress import Progress, Stopped, stop_signals
@@ -36,6 +37,11 @@ PLATEAU_FACTOR = 0.25  # the tutorial's: lr x0.25 and back to the best weights w
 
 class Diverged(RnnlmError):
     """A loss or gradient norm that is not finite: the run cannot go on at these settings."""
+
+
+def clocks():
+    """Wall time and this process's CPU time (all its threads), to time windows by both."""
+    return time.monotonic(), time.process_time()
 
 
 def reseed(seed, epoch, batch):
@@ -65,7 +71,7 @@ class Run:
         self.windows = config.epoch_windows(train_parts[0].shape[0], 1)
         self.average = None  # NT-ASGD's running mean of the weights, once it averages
         self.hidden = self.zero_state()
-        self.progress = Progress()
+        self.progress = Progress(ckpt.path(LIVE), config.epochs + config.finetune_epochs)
         self.saved_at = self.wall_mark = time.monotonic()
         self.stop = []  # signals caught: stop at the next window, after a checkpoint
 
@@ -131,7 +137,7 @@ class Run:
         return nd.add_n(*[loss.as_in_context(ctx) for loss in losses]), norms[0], length
 
     def train_epoch(self, state):
-        pending, clock = [], time.monotonic()
+        pending, clock = [], clocks()
         for i in range(state.batch, len(self.windows)):
             pending.append(self.step(*self.windows[i]))
             if len(pending) == self.cfg.log_interval or i == len(self.windows) - 1 or self.stop:
@@ -141,11 +147,12 @@ class Run:
                     self.halt(state)
                 if i + 1 < len(self.windows) and self.checkpoint_due():
                     self.save(state)
-                clock = time.monotonic()
+                clock = clocks()
         self.progress.end_epoch()
 
     def report(self, state, pending, clock):
-        """The one host sync per report: check the losses and norms, then show progress."""
+        """The one host sync per report: check the losses and norms, then show progress.
+        ``clock``: the wall and CPU clocks when the windows began (``clocks``)."""
         losses = nd.concat(*[p[0] for p in pending], dim=0).asnumpy().astype(np.float64)
         norms = nd.concat(*[p[1] for p in pending], dim=0).asnumpy()
         bad = ~(np.isfinite(losses) & np.isfinite(norms))
@@ -155,7 +162,8 @@ class Run:
                 "gradient norm", norms[i])
             self.diverged(state, state.batch + i + 1, what, value)
         tokens = sum(p[2] for p in pending) * self.batch_size
-        seconds = time.monotonic() - clock
+        seconds = time.monotonic() - clock[0]
+        state.cpu_seconds += time.process_time() - clock[1]
         loss_sum = float(losses.sum())
         loss = loss_sum / tokens
         state.batch += len(pending)
@@ -190,7 +198,9 @@ class Run:
             return split_loss(self.eval_net, self.valid, self.cfg.bptt)[0]
 
     def end_epoch(self, state):
+        began = time.monotonic()
         valid_loss = self.validate()
+        self.progress.valid_seconds = time.monotonic() - began
         if not math.isfinite(valid_loss):
             self.diverged(state, len(self.windows), "validation loss", valid_loss)
         train_loss, tok_s = state.loss_sum / state.tokens, state.tokens / max(state.seconds, 1e-9)

@@ -83,6 +83,26 @@ def by_mode(runs, column, ylabel, title):
     return figure
 
 
+def mark_contended(figure, runs):
+    """Cross the seeds of ``by_mode``'s figure whose run was timed under contention
+    (rnnlm.contention), and say so in the legend: their tokens/s understate their speed."""
+    (ax,) = figure.axes
+    contended = runs["contention"].fillna("").astype(bool)
+    for (experiment, mode), group in runs.groupby(["experiment", "mode"], sort=False):
+        hit = contended[group.index].to_numpy()
+        if hit.any():
+            seeds = next(c for c in ax.collections if c.get_gid() == f"{experiment}/{mode}/seeds")
+            ax.scatter(*seeds.get_offsets()[hit].T, marker="x", s=60, color="red", zorder=3,
+                       gid=f"{experiment}/{mode}/contended")
+    if contended.any():
+        legend = ax.get_legend()
+        ax.legend([*legend.legend_handles, Line2D([], [], marker="x", linestyle="", color="red")],
+                  [t.get_text() for t in legend.get_texts()] + [
+                      "timed under contention: tokens/s understated (table: tokens/CPU-s)"],
+                  fontsize=8, title=legend.get_title().get_text())
+    return figure
+
+
 def seed_frame(frames, column):
     """Seeds side by side on the tokens seen: one column per seed."""
     return pd.concat([frame.set_index("tokens_seen")[column] for frame in frames], axis=1)
@@ -139,8 +159,8 @@ def write_plots(run_dirs, out_dir):
     shown = groups_to_plot(runs)
     save(by_mode(shown, "test_ppl", "test perplexity (lower is better)",
                  "Test perplexity by mode"), test_path)
-    save(by_mode(shown, "tokens_per_s", "training tokens per second",
-                 "Training throughput by mode"), throughput_path)
+    save(mark_contended(by_mode(shown, "tokens_per_s", "training tokens per second",
+                                "Training throughput by mode"), shown), throughput_path)
     log.info("%s: %d figures", out_dir, len(paths))
     return paths
 

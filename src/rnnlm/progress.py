@@ -1,5 +1,6 @@
 """How a long training run talks to the outside: its progress on a terminal or in a cluster log,
-and the stop signals (a scheduler's SIGTERM, Ctrl-C) it answers by saving its checkpoint first.
+and in its live status file for `rnnlm watch` (rnnlm.live), and the stop signals (a scheduler's
+SIGTERM, Ctrl-C) it answers by saving its checkpoint first.
 """
 
 import contextlib
@@ -9,6 +10,7 @@ import sys
 import threading
 
 from rnnlm.io import RnnlmError
+from rnnlm.live import write_live
 from rnnlm.step import perplexity
 
 log = logging.getLogger("rnnlm.train")  # the trainer's lines, whichever module writes them
@@ -38,14 +40,24 @@ def stop_signals(caught):
 
 
 class Progress:
-    """A bar on a terminal; else one fixed-width log line per report (cluster logs)."""
+    """A bar on a terminal; else one fixed-width log line per report (cluster logs). Either way
+    the live status file at ``live`` is rewritten, for a watcher: ``epochs`` is the most the run
+    trains (fine-tuning may stop it earlier)."""
 
-    def __init__(self, stream=None):
+    def __init__(self, live, epochs, stream=None):
+        self.live, self.epochs = live, epochs
+        self.valid_seconds = None  # the last validation's time, once one ran (for the ETA)
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
 
     def report(self, state, total, loss, tokens, seconds, windows_done):
         ppl, tok_s = perplexity(loss), tokens / max(seconds, 1e-9)
+        last = state.metrics[-1] if state.metrics else {}
+        write_live(self.live, epoch=state.epoch, epochs=self.epochs, window=state.batch,
+                   windows=total, tokens_per_s=tok_s, train_ppl=ppl,
+                   valid_ppl=last.get("valid_ppl"),
+                   seconds_per_window=state.seconds / max(state.batch, 1),
+                   valid_seconds=self.valid_seconds)
         if self.tty:
             bar = "#" * (30 * state.batch // total)
             self.stream.write(f"\repoch {state.epoch} [{bar:<30}] {state.batch}/{total} "

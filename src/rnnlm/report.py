@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnnlm.contention import contended
 from rnnlm.io import RnnlmError
 from rnnlm.plan.runs import Run
 
@@ -44,8 +45,13 @@ DYNAMIC_CACHE_NUMBERS = {"test_ppl_dynamic_cache": "test_ppl_dynamic_cache"}
 ADAPTED_FILES = {"cache.json": (CACHE_NUMBERS, {}),
                  "dynamic_eval.json": (DYNAMIC_NUMBERS, DYNAMIC_CACHE_NUMBERS)}
 # trained_as: the run whose training a run shares (rnnlm.share), empty for one that trained
-RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS, "trained_as",
-               *CACHE_NUMBERS, *DYNAMIC_NUMBERS, *DYNAMIC_CACHE_NUMBERS)
+# What the machine did while a run trained (summary.json's provenance.conditions, from
+# rnnlm.contention), empty for a run from before they were recorded; contention: why its timing
+# is distorted, '' when nothing says so.
+CONDITIONS = ("tokens_per_cpu_s", "cpu_per_wall", "load_start", "load_end")
+RUN_COLUMNS = ("experiment", "sweep", "corpus", "mode", "seed", *RUN_NUMBERS, *CONDITIONS,
+               "contention", "trained_as", *CACHE_NUMBERS, *DYNAMIC_NUMBERS,
+               *DYNAMIC_CACHE_NUMBERS)
 GROUP = ["experiment", "mode"]  # the runs of one group differ by their seed only
 
 
@@ -137,6 +143,7 @@ def read_run(run_dir, corpus, adapted=()):
                              "stage for this run")
         row[column] = files[name][key]
     row["trained_as"] = run_name(files["summary.json"].get("shared_from"))
+    row.update(conditions(files["summary.json"]))
     for name in adapted:
         found = read_file(run_dir, name)
         needed, optional = ADAPTED_FILES[name]
@@ -146,6 +153,15 @@ def read_run(run_dir, corpus, adapted=()):
                              f"{STAGE_OF[name]} stage for this run")
         row.update({column: found.get(key) for column, key in {**needed, **optional}.items()})
     return row
+
+
+def conditions(summary):
+    """A run's CONDITIONS and contention, None each where its summary predates them."""
+    held = (summary.get("provenance") or {}).get("conditions")
+    if not isinstance(held, dict):
+        return dict.fromkeys((*CONDITIONS, "contention"))
+    return {**{key: held.get(key) for key in CONDITIONS},
+            "contention": contended(held, summary.get("device", "cpu"))}
 
 
 def in_given_order(table, columns):

@@ -30,7 +30,8 @@ ADAPTED = {
                       {"adapted": "with dynamic evaluation and the cache",
                        "base": "static (batch 1)"}),
 }
-MEANS = ("best_valid_ppl", "epochs", "tokens_per_s", "train_seconds", "wall_seconds")
+MEANS = ("best_valid_ppl", "epochs", "tokens_per_s", "tokens_per_cpu_s", "train_seconds",
+         "wall_seconds")
 NO_TEST = np.nan  # where a group has one run: no spread, so no interval and no test
 TEST_COLUMNS = ("diff", "diff_ci_low", "diff_ci_high", "p_value")
 COMPARISON_COLUMNS = ("scope", "a", "b", "experiment_a", "mode_a", "experiment_b", "mode_b",
@@ -86,6 +87,7 @@ def summarize(runs):
                      "param_count": group["param_count"].iloc[0],
                      **{f"test_ppl_{key}": value for key, value in test.items()},
                      **{f"{column}_mean": group[column].mean() for column in MEANS},
+                     "contended": int(group["contention"].fillna("").astype(bool).sum()),
                      **adapted_summary(group)})
     return pd.DataFrame(rows)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from rnnlm.awd.windows import variable_windows
 from rnnlm.checkpoint import PROGRESS, Checkpoint, RunState, write_metrics
+from rnnlm.contention import conditions, load_average
 from rnnlm.device import contexts, load_array, omp_threads
 from rnnlm.io import RnnlmError, atomic_path, check_writable, digest, write_json
 from rnnlm.loop import Diverged, Run
@@ -145,7 +146,8 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     model.hybridize(static_alloc=True, static_shape=True)
     run = Run(config, model, ctxs, train_parts, valid_parts, ckpt)
     state = run.resume(saved) if saved else RunState(
-        lr=config.fixed_lr(1) if config.lr_schedule == "fixed" else config.lr, started=now())
+        lr=config.fixed_lr(1) if config.lr_schedule == "fixed" else config.lr, started=now(),
+        load_start=load_average())
     try:
         run.fit(state)
     except Diverged as err:
@@ -187,6 +189,7 @@ def write_outputs(run, state, device, diverged=None):
     validation nor checkpoints), ``tokens_per_s`` is training tokens over it: the throughput
     convention of the tutorial and the PyTorch example. ``wall_seconds`` is the whole run: its
     training, validation and checkpoints, in every attempt up to that attempt's last checkpoint.
+    ``provenance.conditions`` says how busy the machine was meanwhile (rnnlm.contention).
     """
     out_dir = run.ckpt.folder.parent
     with atomic_path(out_dir / "model.params") as tmp:
@@ -218,4 +221,6 @@ def write_outputs(run, state, device, diverged=None):
                        "device": device, "seed": run.cfg.seed,
                        "settings_sha256": settings_digest(settings), "data_sha256": data,
                        "started": state.started, "finished": now(),
-                       "wall_seconds": state.wall_seconds}})
+                       "wall_seconds": state.wall_seconds,
+                       "conditions": conditions(state.cpu_seconds, seconds, tokens, threads,
+                                                state.load_start)}})

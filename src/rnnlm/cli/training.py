@@ -1,10 +1,11 @@
-"""`rnnlm train|share`: a language model trained (resumable, continuable by a tune's next
-rung), or an equal run's training given to another run's folder."""
+"""`rnnlm train|share|watch`: a language model trained (resumable, continuable by a tune's next
+rung), an equal run's training given to another run's folder, or the training runs of a results
+folder followed as they go."""
 
 import argparse
 from pathlib import Path
 
-from rnnlm.cli.args import add_device_flags, add_memory_flag, use_threads
+from rnnlm.cli.args import add_device_flags, add_memory_flag, positive, use_threads
 from rnnlm.plan.runs import MODES  # rnnlm.model's, without importing mxnet
 
 
@@ -158,6 +159,36 @@ def _add_train(sub):
     p.set_defaults(func=_train)
 
 
+def seconds(text):
+    """A finite number of seconds > 0 (a watcher's interval)."""
+    value = positive(text)
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of seconds")
+    return value
+
+
+def _watch(args):
+    from rnnlm.watch import watch
+
+    watch(args.results, args.interval, args.until_done)
+
+
+def _add_watch(sub):
+    p = sub.add_parser("watch", help="follow every training run under a results folder: epoch, "
+                       "windows, tokens/s, ETA and perplexities, as bars or (not on a terminal) "
+                       "as lines")
+    p.add_argument("results", nargs="?", type=Path, default=Path("results"),
+                   help="the results folder (default: results); on SLURM, the same folder on "
+                   "the shared filesystem")
+    p.add_argument("--interval", type=seconds, default=None,
+                   help="seconds between looks at the files (default: 2 on a terminal, 60 "
+                   "otherwise, a line per running run each time)")
+    p.add_argument("--until-done", action="store_true",
+                   help="exit when a look finds no run training (default: until Ctrl-C)")
+    p.set_defaults(func=_watch)
+
+
 def add_commands(sub):
     _add_train(sub)
     _add_share(sub)
+    _add_watch(sub)

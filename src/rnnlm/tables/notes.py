@@ -5,6 +5,13 @@ INTERVAL_NOTE = ("n: runs (seeds) per row. 95% CI: Student t interval of the mea
                  "over the seeds (scipy.stats), on perplexity itself, the scale printed (across "
                  "seeds it moves by a few percent, where it agrees with an interval on "
                  "log-perplexity); empty at n = 1, where the spread is unknown.")
+CONTENTION_NOTE = ("tokens/s: training tokens per second of wall time, which other work on "
+                   "the same cores stretches. A run is timed under contention when the "
+                   "1-minute load average at its start or end exceeded the machine's CPUs, or "
+                   "(on CPU) it got under half a CPU-second per second of training; its "
+                   "tokens/s understates its speed: compare such rows by tokens/CPU-s "
+                   "(training tokens per second of the process's CPU time, which sharing the "
+                   "cores barely moves), and only between runs of the same thread count.")
 PROTOCOL_NOTE = ("Each run keeps the weights of its best validation epoch and is evaluated on "
                  "test once.")
 

@@ -4,7 +4,7 @@ has it."""
 
 from rnnlm.report import read_runs, shared_training
 from rnnlm.stats import summarize
-from rnnlm.tables.notes import INTERVAL_NOTE, PROTOCOL_NOTE, tuned_notes
+from rnnlm.tables.notes import CONTENTION_NOTE, INTERVAL_NOTE, PROTOCOL_NOTE, tuned_notes
 from rnnlm.tables.render import CI, Col, write_all
 
 RUN_COLS = (Col("experiment", "experiment", text=True), Col("corpus", "corpus", text=True),
@@ -12,7 +12,12 @@ RUN_COLS = (Col("experiment", "experiment", text=True), Col("corpus", "corpus", 
             Col("best valid ppl", "best_valid_ppl", "{:.2f}"),
             Col("test ppl", "test_ppl", "{:.2f}"), Col("epochs", "epochs"),
             Col("train s", "train_seconds", "{:,.1f}"), Col("wall s", "wall_seconds", "{:,.1f}"),
-            Col("tokens/s", "tokens_per_s", "{:,.0f}"), Col("parameters", "param_count", "{:,}"))
+            Col("tokens/s", "tokens_per_s", "{:,.0f}"),
+            Col("tokens/CPU-s", "tokens_per_cpu_s", "{:,.0f}"),
+            Col("CPU-s per s", "cpu_per_wall", "{:.2f}"),
+            Col("load start, end", ("load_start", "load_end"), "{:.1f}, {:.1f}"),
+            Col("timed under contention", "contention", text=True),
+            Col("parameters", "param_count", "{:,}"))
 PERPLEXITY_COLS = (
     Col("experiment", "experiment", text=True), Col("corpus", "corpus", text=True),
     Col("mode", "mode", text=True), Col("n", "n"), Col("parameters", "param_count", "{:,}"),
@@ -22,6 +27,8 @@ PERPLEXITY_COLS = (
     Col("best valid ppl", "best_valid_ppl_mean", "{:.2f}"),
     Col("published test ppl", "published_test_ppl", "{:.1f}"), Col("gap %", "gap_pct", "{:+.1f}"),
     Col("epochs", "epochs_mean", "{:g}"), Col("tokens/s", "tokens_per_s_mean", "{:,.0f}"),
+    Col("tokens/CPU-s", "tokens_per_cpu_s_mean", "{:,.0f}"),
+    Col("contended runs", "contended", "{:d}"),
     Col("train s", "train_seconds_mean", "{:,.1f}"), Col("wall s", "wall_seconds_mean", "{:,.1f}"))
 # Shown where some run has the continuous cache (rnnlm.adapt.cache), after the columns above.
 CACHE_RUN_COLS = (Col("cache test ppl", "test_ppl_cache", "{:.2f}"),
@@ -103,14 +110,14 @@ def write_table(run_dirs, runs_paths, paths, corpus=None, published=None, caches
     runs_csv, runs_html = runs_paths
     shared = shared_note(runs)
     run_cols = (*RUN_COLS, Col("trained as", "trained_as", text=True)) if shared else RUN_COLS
-    cols, notes = with_adapted(run_cols, [PROTOCOL_NOTE, *shared], runs, (
+    cols, notes = with_adapted(run_cols, [PROTOCOL_NOTE, CONTENTION_NOTE, *shared], runs, (
         ("test_ppl_cache", CACHE_RUN_COLS, CACHE_NOTE),
         ("test_ppl_dynamic", DYNAMIC_RUN_COLS, DYNAMIC_NOTE),
         ("test_ppl_dynamic_cache", DYNAMIC_CACHE_RUN_COLS, DYNAMIC_NOTE)))
     write_all(runs.drop(columns="sweep"), cols, "Every run", notes, runs_csv, html=runs_html)
     notes = [INTERVAL_NOTE, PROTOCOL_NOTE, "gap %: 100 × (mean test ppl − published) / "
              "published, positive when ours is worse; published figures are in "
-             "workflow/presets/.", *shared, *tuned_notes(tuned)]
+             "workflow/presets/.", CONTENTION_NOTE, *shared, *tuned_notes(tuned)]
     cols, notes = with_adapted(PERPLEXITY_COLS, notes, table, (
         ("test_ppl_cache_mean", CACHE_PERPLEXITY_COLS, CACHE_NOTE),
         ("test_ppl_dynamic_mean", DYNAMIC_PERPLEXITY_COLS, DYNAMIC_NOTE),
