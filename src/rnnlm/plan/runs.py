@@ -9,7 +9,7 @@ from pathlib import Path
 from rnnlm.io import RnnlmError
 from rnnlm.plan.flags import train_flags
 
-MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
+MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru", "mogrifier")  # rnnlm.model.MODES, without mxnet
 # `export` formats -> the file each writes in a run folder (rnnlm.export; model.pt reads model.json)
 EXPORTS = {"onnx": "model.onnx", "torch": "model.pt"}
 
