@@ -9,6 +9,7 @@ TRAIN_FLAGS = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init",
                "max_batches", "dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dropout",
                "alpha", "beta", "wd", "optimizer", "nonmono", "finetune_epochs")
 SWITCHES = ("restore_best", "tied", "variable_bptt")  # booleans: --key or --no-key
+MOGRIFIER_FLAGS = ("mogrifier_rounds", "mogrifier_rank")  # mode mogrifier's only
 # The cache's default grids (the schema's defaults of experiments.*.cache): around awd-lstm-lm's
 # README values (PTB theta 1.0, lambda 0.1; WikiText-2 theta 0.662, lambda 0.1279), both
 # chosen on validation as Grave et al. 2016 choose theirs; lambda 0 (no cache) is always tried.
@@ -16,8 +17,10 @@ CACHE_THETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0
 CACHE_LAMBDAS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4)
 
 
-def train_flags(exp, seed):
-    """`rnnlm train` flags of experiment settings ``exp`` for one seed."""
+def train_flags(exp, seed, mode):
+    """`rnnlm train` flags of experiment settings ``exp`` for one seed of ``mode``: the
+    mogrifier's keys for it alone, so the other modes' runs (and their training keys) are as
+    they were before it."""
     values = {**exp, "seed": seed}
     flags = [f"--{key.replace('_', '-')} {shlex.quote(str(values[key]))}" for key in TRAIN_FLAGS
              if values[key] is not None]
@@ -25,6 +28,8 @@ def train_flags(exp, seed):
     if exp["softmax"] != "full":  # the full softmax's flags as before there was another
         switches += [f"--softmax {exp['softmax']}", "--cutoffs", *map(str, exp["cutoffs"]),
                      f"--div-value {exp['div_value']}"]
+    if mode == "mogrifier":
+        flags += [f"--{key.replace('_', '-')} {exp[key]}" for key in MOGRIFIER_FLAGS]
     return " ".join([*flags, *switches])
 
 

@@ -156,7 +156,7 @@ class Plan:
                     for key, value in exp.items()}
         corpus = json.dumps(self.corpora[exp["corpus"]], sort_keys=True)
         return (run.mode, corpus, exp["batch_size"], exp["eval_batch_size"],
-                train_flags(by_value, run.seed))
+                train_flags(by_value, run.seed, run.mode))
 
     def batch_size(self, experiment, split):
         """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size
