@@ -12,7 +12,6 @@ from markov import train_argv
 
 from rnnlm import cli, recurrent
 from rnnlm.batchify import batchify
-from rnnlm.config import ConfigError
 from rnnlm.io import RnnlmError
 from rnnlm.limits import MAX_ELEMENTS, Array, check_job, machine_mb, model_arrays, too_large
 from rnnlm.memory import (

@@ -81,7 +81,8 @@ def test_only_rnnlm_mx_imports_mxnet():
     assert offenders == []
 
 
-STAGE_ORDER = ["io", "config", "memory", "limits", "tune", "plan", "provenance", "builds", "mx", "data",
+STAGE_ORDER = ["io", "config", "memory", "limits", "tune", "plan", "provenance", "builds", "mx",
+               "data",
                "vocab", "batchify", "awd", "softmax", "recurrent", "cells", "model", "device",
                "checkpoint", "step", "progress", "loop", "train", "share", "trained", "evaluate",
                "cache", "predict", "export", "report", "stats", "tables", "plots", "tune_report",

@@ -81,8 +81,8 @@ def test_the_cache_is_off_by_default_and_never_a_training_flag(workflow):
     grid = p.experiments["tutorial"]["cache"]  # the schema's defaults, the package's grids
     assert (grid["thetas"], grid["lambdas"]) == (list(CACHE_THETAS), list(CACHE_LAMBDAS))
     assert cache_flags(p.experiments["tutorial"]).startswith("--window 50 --thetas 0.1 0.2 ")
-    assert train_flags(p.experiments["tutorial"], 1, "lstm") == train_flags(p.experiments["other"], 1,
-                                                                       "lstm")
+    assert train_flags(p.experiments["tutorial"], 1, "lstm") == train_flags(
+        p.experiments["other"], 1, "lstm")
 
 
 def test_a_cache_window_below_1_names_the_key(workflow):
@@ -332,7 +332,7 @@ def test_runs_the_plan_shares_get_equal_settings_digests_and_others_do_not(workf
 
     (shared, trainer), = list(p.shared().items())[:1]
     assert train_flags(p.experiments[shared.experiment], 1, "lstm") != train_flags(
-        p.experiments[trainer.experiment], 1, "lstm")  # "--lr 1" against "--lr 1.0": the same number
+        p.experiments[trainer.experiment], 1, "lstm")  # "--lr 1" against "--lr 1.0": equal
     assert digest(shared) == digest(trainer)
     others = [r for r in p.runs if r.mode == trainer.mode and r not in (shared, trainer)]
     assert len({digest(r) for r in others} | {digest(trainer)}) == len(others) + 1

@@ -11,8 +11,9 @@ two of rank k (lamb/utils.py, ``low_rank_factorization``). With 0 rounds the cel
 
 Each step's input depends on the previous step's output, so MXNet's fused RNN operator cannot run
 it: the layer steps through the window with ``contrib.foreach``, which a hybridized model runs as
-one graph (static_alloc; not static_shape: rnnlm.model.RNNModel.static_shape). The LSTM's four arrays are the `lstm` mode's flat vector (same layout,
-same initialisation, same weight drop), so a mogrifier of 0 rounds computes what `lstm` does.
+one graph (static_alloc; not static_shape: rnnlm.model.RNNModel.static_shape). The LSTM's four
+arrays are the `lstm` mode's flat vector (same layout, same initialisation, same weight drop), so
+a mogrifier of 0 rounds computes what `lstm` does.
 """
 
 import math
