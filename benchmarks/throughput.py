@@ -21,7 +21,9 @@ per measurement, ``what`` being:
 - ``versus`` (with ``--versus KEY=VALUE ...``): the same trainer, model and initial weights with
   those settings changed, e.g. AWD-LSTM's regularisers on, its chunks alternating with the
   train line's; ``x_train`` is its tokens/s over the train line's (variable windows counted by
-  the tokens they hold);
+  the tokens they hold); ``--versus-mode MODE`` trains that mode on that side, e.g. ``--mode
+  lstm --versus-mode mogrifier``: the step-by-step Mogrifier LSTM beside the fused LSTM of the
+  same sizes (its own initial weights: it has more);
 - ``gemm``: the matrix products of N training windows alone, each shape timed through MXNet
   (the faster of nd.dot and FullyConnected): the speed limit the trainer is measured against.
   Its ``x_reference`` is the ceiling: the trainer's ratio if all else took no time;
@@ -199,16 +201,16 @@ def measure(args):
         if full:
             sides["reference"] = Reference(model_config, train_config, ctx, train, ours.model,
                                            train_config.max_norm(batch), args.tutorial_block)
-        if args.versus:
+        if args.versus or args.versus_mode:
             other = args.versus_settings
             sides["versus"] = Trainer(
-                model_settings(args.mode, vocab_size, other),
+                model_settings(args.versus_mode or args.mode, vocab_size, other),
                 TrainConfig(**{k: v for k, v in other.items() if k in train_fields}), ctx, train,
                 valid, folder / "versus")
         torch, status = start_pytorch(args, ours, arrays, folder)
         if torch:
             sides["pytorch"] = torch
-        if torch and args.versus:  # PyTorch's loop with the versus settings too
+        if torch and args.versus and not args.versus_mode:  # PyTorch's loop with them too
             torch_versus, status = start_pytorch(args, sides["versus"], arrays, folder / "versus")
             if torch_versus:
                 sides["pytorch_versus"] = torch_versus
@@ -354,7 +356,8 @@ def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
                               gemm_share=lines["train"]["gflops"] / lines["gemm"]["gflops"])
         lines["gemm"].update(x_reference=best["reference"] / best["gemm"])
     if "versus" in best:
-        lines["versus"].update(x_train=best["train"] / best["versus"], set=args.versus)
+        lines["versus"].update(x_train=best["train"] / best["versus"], set=args.versus,
+                               mode=args.versus_mode or args.mode)
         lines["train"].update(x_versus=best["versus"] / best["train"])
     if "pytorch_versus" in best:
         lines["versus"].update(x_pytorch=best["pytorch_versus"] / best["versus"])
@@ -393,6 +396,8 @@ def parse_args(argv=None):
     p.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
                    help="also time the trainer with this setting changed (repeat for several), "
                         "e.g. --versus weight_dropout=0.5: the versus line")
+    p.add_argument("--versus-mode", choices=MODES,
+                   help="the versus line's mode, e.g. mogrifier beside --mode lstm")
     p.add_argument("--tutorial-block", action="store_true",
                    help="time the reference on the tutorial's fused multi-layer block")
     p.add_argument("--synthetic", action="store_true", help="generated arrays even if PTB is here")
@@ -410,7 +415,7 @@ def parse_args(argv=None):
     if args.batches < 1 or args.repeats < 1:
         p.error("--batches and --repeats must be at least 1")
     args.settings, args.config_used = experiment_settings(args.experiment, args.config, args.set)
-    if args.versus:
+    if args.versus or args.versus_mode:
         args.versus_settings, _ = experiment_settings(args.experiment, args.config,
                                                       args.set + args.versus)
     if args.threads is None:

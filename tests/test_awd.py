@@ -10,7 +10,7 @@ from rnnlm.awd.dropout import EmbeddingDropout, drop_connect, locked_dropout
 from rnnlm.awd.penalties import activation_penalty
 from rnnlm.awd.windows import variable_windows
 from rnnlm.io import RnnlmError
-from rnnlm.model import MODES, ModelConfig, RNNModel
+from rnnlm.model import FUSED, MODES, ModelConfig, RNNModel
 from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.recurrent import RecurrentLayer
@@ -87,7 +87,7 @@ def test_drop_connect_masks_only_its_span():
     assert set(np.unique(middle)) == {0.0, 2.0}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", FUSED)
 def test_weight_drop_is_one_mask_on_every_gate_block_of_the_recurrent_matrix(mode):
     """The layer with weight_dropout computes the fused RNN of one dropped copy of its vector:
     the hidden-to-hidden matrix (all gate blocks) masked, the rest as it is, for every step."""
@@ -111,7 +111,7 @@ def test_weight_drop_is_one_mask_on_every_gate_block_of_the_recurrent_matrix(mod
         np.testing.assert_array_equal(pieces[name].asnumpy(), layer.pieces()[name].asnumpy())
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", FUSED)
 def test_a_weight_dropped_model_stays_one_fused_rnn_call_per_layer(mode):
     model = build(mode, nlayers=3, **EVERY)
     model.hybridize(static_alloc=True, static_shape=True)
@@ -123,8 +123,8 @@ def test_a_weight_dropped_model_stays_one_fused_rnn_call_per_layer(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_every_regulariser_is_the_identity_when_predicting(mode):
     plain, regularised = build(mode, seed=1), build(mode, seed=1, **EVERY)
-    for model in (plain, regularised):
-        model.hybridize(static_alloc=True, static_shape=True)
+    for model in (plain, regularised):  # as the stages compile it (RNNModel.static_shape)
+        model.hybridize(static_alloc=True, static_shape=model.static_shape)
     words = ids()
     a, _ = plain(words, plain.begin_state(3, CPU))
     b, _ = regularised(words, regularised.begin_state(3, CPU))

@@ -20,7 +20,7 @@ from conftest import torch_python
 from rnnlm import step
 from rnnlm.checkpoint import Checkpoint
 from rnnlm.loop import Run
-from rnnlm.model import MODES, ModelConfig, RNNModel
+from rnnlm.model import FUSED, ModelConfig, RNNModel
 from rnnlm.mx import mxnet as mx
 from rnnlm.mx import nd
 from rnnlm.train import TrainConfig
@@ -70,7 +70,7 @@ def fake_worker(tmp_path, setup_reply):
 @pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
 @pytest.mark.parametrize("update", ["cpu", "gpu"])
 @pytest.mark.parametrize("fused", [False, True], ids=["stacked", "tutorial-block"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", FUSED)
 def test_the_fast_trainer_and_the_tutorial_loop_agree(tmp_path, monkeypatch, mode, fused, update,
                                                       tied):
     """Same weights and windows, dropout 0, a clip that bites: the same losses and weights,
@@ -237,7 +237,7 @@ ADAPTIVE = {"softmax": "adaptive", "cutoffs": (6, 15), "div_value": 2.0}
 @needs_torch
 @pytest.mark.parametrize(("tied", "softmax"), [(True, {}), (False, {}), (False, ADAPTIVE)],
                          ids=["tied", "untied", "adaptive"])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", FUSED)
 def test_pytorch_trains_the_trainer_function(tmp_path, mode, tied, softmax):
     """From the same weights with dropout 0 and a clip that bites, PyTorch's loop gives the
     trainer's losses window after window: same model, loss scale, clip and SGD; with the

@@ -82,6 +82,9 @@ LAYOUTS = {
        for mode in ("rnn_relu", "rnn_tanh", "lstm", "gru") for tied in (True, False)},
     "adaptive-tied": dict(mode="lstm", tied=True, softmax="adaptive", cutoffs=(8, 20)),
     "adaptive-untied": dict(mode="gru", tied=False, softmax="adaptive", cutoffs=(8, 20)),
+    "mogrifier-tied": dict(mode="mogrifier", tied=True, mogrifier_rounds=3),
+    "mogrifier-untied-rank": dict(mode="mogrifier", tied=False, mogrifier_rounds=2,
+                                  mogrifier_rank=4),
     "awd": dict(mode="lstm", tied=True, nlayers=3, dropout_e=0.1, dropout_i=0.3, dropout_h=0.2,
                 dropout_o=0.4, weight_dropout=0.5, nhid=24),
 }
@@ -92,7 +95,7 @@ def build(mode, **overrides):
     mx.random.seed(0)
     model = RNNModel(ModelConfig(mode, **{**fields, **overrides}))
     model.initialize_weights(CPU)
-    model.hybridize(static_alloc=True, static_shape=True)
+    model.hybridize(static_alloc=True, static_shape=model.static_shape)
     return model
 
 

@@ -22,7 +22,7 @@ from rnnlm.export import layout, to_onnx, to_torch
 from rnnlm.export.run import FORMATS, run_layout
 from rnnlm.export.score import Scorer, score
 from rnnlm.io import RnnlmError
-from rnnlm.model import MODES, ModelConfig, RNNModel, save_model_config
+from rnnlm.model import FUSED, ModelConfig, RNNModel, save_model_config
 from rnnlm.mx import mxnet as mx
 from rnnlm.mx import nd
 from rnnlm.plan.runs import EXPORTS
@@ -34,7 +34,7 @@ from rnnlm.vocab import EOS, UNK, Vocab, write_vocab
 CTX = mx.cpu()
 WORDS = ["the", "market", "said", "N", "shares", "rose", "fell", "in", UNK, EOS]
 PROMPTS = ["the market", "shares rose in N", "the", "stocks fell"]  # stocks: read as <unk>
-CASES = [(mode, tied, 2) for mode in MODES for tied in (True, False)] + [("lstm", True, 3),
+CASES = [(mode, tied, 2) for mode in FUSED for tied in (True, False)] + [("lstm", True, 3),
                                                                          ("gru", False, 1)]
 
 

@@ -42,6 +42,10 @@ MODELS = [
          cutoffs=(10, 30), tied=True),
     dict(mode="rnn_relu", vocab_size=60, emsize=8, nhid=12, nlayers=2, softmax="adaptive",
          cutoffs=(10, 30), tied=False, div_value=2.0),
+    dict(mode="mogrifier", vocab_size=50, emsize=12, nhid=20, nlayers=3, tied=True,
+         mogrifier_rounds=5),
+    dict(mode="mogrifier", vocab_size=50, emsize=12, nhid=20, nlayers=2, tied=False,
+         mogrifier_rounds=4, mogrifier_rank=3),
 ]
 
 

@@ -83,9 +83,9 @@ def test_only_rnnlm_mx_imports_mxnet():
 
 STAGE_ORDER = ["io", "live", "contention", "config", "memory", "limits", "tune", "plan",
                "provenance", "builds", "mx", "data", "vocab", "batchify", "awd", "softmax",
-               "recurrent", "model", "device", "checkpoint", "step", "progress", "loop", "train",
-               "share", "trained", "evaluate", "adapt", "predict", "export", "report", "stats",
-               "tables", "plots", "tune_report", "watch", "cli"]
+               "recurrent", "cells", "model", "device", "checkpoint", "step", "progress", "loop",
+               "train", "share", "trained", "evaluate", "adapt", "predict", "export", "report",
+               "stats", "tables", "plots", "tune_report", "watch", "cli"]
 
 
 def test_stage_modules_import_only_to_their_left():
@@ -100,7 +100,8 @@ def test_stage_modules_import_only_to_their_left():
                 assert STAGE_ORDER.index(dep) < rank, f"{name} imports {dep}"
 
 
-@pytest.mark.parametrize("package", ["tune", "plan", "awd", "softmax", "adapt", "export", "tables",
+@pytest.mark.parametrize("package", ["tune", "plan", "awd", "softmax", "cells", "adapt", "export",
+                                     "tables",
                                      "cli"])
 def test_a_subpackage_imports_only_to_its_left_and_within(package):
     rank = STAGE_ORDER.index(package)

@@ -23,6 +23,8 @@ from rnnlm.plan.flags import (
 )
 from rnnlm.plan.runs import MODES, Run
 
+DEFAULT_MODES = MODES[:4]  # the schema's default modes: the mogrifier is asked for by name
+
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 
 
@@ -51,7 +53,7 @@ def error(workflow, **overrides):
 
 def test_the_default_config_is_one_run_per_mode_on_ptb(workflow):
     p = plan(workflow)
-    assert p.runs == [Run("tutorial", mode, 1) for mode in MODES]
+    assert p.runs == [Run("tutorial", mode, 1) for mode in DEFAULT_MODES]
     assert p.runs[2].folder == "results/tutorial/lstm/seed1"
     assert list(p.corpora) == ["ptb"] and p.corpus_of("tutorial") == "ptb"
     assert [p.batch_size("tutorial", split) for split in ("train", "valid", "test")] == [32, 10, 10]
@@ -71,7 +73,7 @@ def test_seeds_give_one_run_per_mode_and_seed(workflow):
 
 def test_train_flags_carry_the_runs_seed(workflow):
     exp = plan(workflow).experiments["tutorial"]
-    assert train_flags(exp, 5) == (
+    assert train_flags(exp, 5, "lstm") == (
         "--emsize 100 --nhid 100 --nlayers 2 --dropout 0.2 --init-range 0.1 --rnn-init "
         "init_range --lr 1.0 --clip 0.2 --clip-per token --epochs 1 --bptt 5 --seed 5 "
         "--lr-schedule plateau --decay-after 0 --decay-factor 0.25 --dropout-e 0.0 "
@@ -88,7 +90,8 @@ def test_the_cache_is_off_by_default_and_never_a_training_flag(workflow):
     grid = p.experiments["tutorial"]["cache"]  # the schema's defaults, the package's grids
     assert (grid["thetas"], grid["lambdas"]) == (list(CACHE_THETAS), list(CACHE_LAMBDAS))
     assert cache_flags(p.experiments["tutorial"]).startswith("--window 50 --thetas 0.1 0.2 ")
-    assert train_flags(p.experiments["tutorial"], 1) == train_flags(p.experiments["other"], 1)
+    assert train_flags(p.experiments["tutorial"], 1, "lstm") == train_flags(
+        p.experiments["other"], 1, "lstm")
 
 
 def test_dynamic_evaluation_is_off_by_default_and_never_a_training_flag(workflow):
@@ -132,7 +135,7 @@ def test_a_sweep_is_one_experiment_per_point_named_as_paramspace_names_it(workfl
     points = ["lr-dropout/lr~0.5/dropout~0.0", "lr-dropout/lr~0.5/dropout~0.2",
               "lr-dropout/lr~1.0/dropout~0.0", "lr-dropout/lr~1.0/dropout~0.2"]
     assert p.sweeps == {"lr-dropout": points}
-    assert len(p.runs) == (1 + 4) * len(MODES) * 2
+    assert len(p.runs) == (1 + 4) * len(DEFAULT_MODES) * 2
     point = p.experiments["lr-dropout/lr~1.0/dropout~0.2"]
     assert (point["lr"], point["dropout"], point["seeds"], point["emsize"]) == (1, 0.2, [1, 2], 100)
     run = next(r for r in p.runs if r.experiment == points[1])
@@ -256,11 +259,11 @@ def test_the_adaptive_softmax_adds_its_flags_the_full_one_none(workflow):
     adaptive = plan(workflow, experiments=exp).experiments["tutorial"]
     full = plan(workflow).experiments["tutorial"]
     assert full["softmax"] == "full" and full["cutoffs"] == [] and full["div_value"] == 4.0
-    assert train_flags(adaptive, 1) == (
-        train_flags(full, 1) + " --softmax adaptive --cutoffs 2000 6000 --div-value 4.0")
+    assert train_flags(adaptive, 1, "lstm") == (
+        train_flags(full, 1, "lstm") + " --softmax adaptive --cutoffs 2000 6000 --div-value 4.0")
     typed = plan(workflow, experiments={"tutorial": {"softmax": "adaptive",
                                                      "cutoffs": ["20", "60"], "div_value": "2"}})
-    assert train_flags(typed.experiments["tutorial"], 1).endswith(
+    assert train_flags(typed.experiments["tutorial"], 1, "lstm").endswith(
         "--cutoffs 20 60 --div-value 2")
 
 
@@ -294,7 +297,8 @@ def test_a_sweep_point_equal_to_its_base_shares_the_bases_runs(workflow):
     assert p.shared() == {Run(equal, r.mode, r.seed): r for r in p.runs
                           if r.experiment == "tutorial"}
     first = plan(workflow, run=["lr-dropout", "tutorial"], sweeps=SWEEP).shared()
-    assert set(first.values()) == {Run(equal, mode, 1) for mode in MODES}  # plan order trains
+    assert set(first.values()) == {Run(equal, mode, 1) for mode in DEFAULT_MODES}
+    # plan order trains
 
 
 def test_equal_experiments_under_other_names_share_whatever_gives_them_equal_settings(workflow):
@@ -348,13 +352,46 @@ def test_runs_the_plan_shares_get_equal_settings_digests_and_others_do_not(workf
         exp = p.experiments[run.experiment]
         args = build_parser().parse_args(["train", "--mode", run.mode, "--vocab", "v",
                                           "--train", "t", "--valid", "v", "--out-dir", "o",
-                                          *shlex.split(train_flags(exp, run.seed))])
+                                          *shlex.split(train_flags(exp, run.seed, run.mode))])
         return settings_digest(run_settings(*train_configs(args, 50), exp["batch_size"],
                                             exp["eval_batch_size"]))
 
     (shared, trainer), = list(p.shared().items())[:1]
-    assert train_flags(p.experiments[shared.experiment], 1) != train_flags(
-        p.experiments[trainer.experiment], 1)  # "--lr 1" against "--lr 1.0": the same number
+    assert train_flags(p.experiments[shared.experiment], 1, "lstm") != train_flags(
+        p.experiments[trainer.experiment], 1, "lstm")  # "--lr 1" against "--lr 1.0": equal
     assert digest(shared) == digest(trainer)
     others = [r for r in p.runs if r.mode == trainer.mode and r not in (shared, trainer)]
     assert len({digest(r) for r in others} | {digest(trainer)}) == len(others) + 1
+
+
+def test_only_mogrifier_runs_carry_its_flags_so_the_other_modes_keys_are_unchanged(workflow):
+    p = plan(workflow, modes=["lstm", "mogrifier"],
+             experiments={"tutorial": {"mogrifier_rounds": 3, "mogrifier_rank": 4}})
+    exp = p.experiments["tutorial"]
+    assert sorted(train_flags(exp, 1, "mogrifier").split(" --")) == sorted(
+        (train_flags(exp, 1, "lstm") + " --mogrifier-rounds 3 --mogrifier-rank 4").split(" --"))
+    assert "mogrifier" not in train_flags(exp, 1, "lstm")
+    keys = {m: p.training_key(Run("tutorial", m, 1)) for m in ("lstm", "mogrifier")}
+    assert "--mogrifier-rounds 3" in keys["mogrifier"][-1] and keys["lstm"] != keys["mogrifier"]
+
+
+@pytest.mark.parametrize("overrides,key,problem", [
+    ({"experiments": {"tutorial": {"mogrifier_rank": 300}}},
+     "experiments.tutorial.mogrifier_rank", "300 is above nhid and emsize's smaller, 100"),
+    ({"export": ["onnx"]}, "export", "mode mogrifier cannot be exported"),
+])
+def test_the_plan_refuses_what_the_mogrifier_cannot_do_naming_the_key(workflow, overrides, key,
+                                                                      problem):
+    with pytest.raises(ConfigError) as err:
+        plan(workflow, modes=["lstm", "mogrifier"], **overrides)
+    assert str(err.value).startswith(f"config key {key}: {problem}") or (
+        str(err.value).startswith(f"config key {key}: ") and problem in str(err.value))
+
+
+def test_a_space_varying_a_mogrifier_key_without_the_mode_is_refused(workflow):
+    tune = {"t": {"base": "tutorial", "space": {"mogrifier_rounds": {"choice": [1, 3]}}}}
+    with pytest.raises(ConfigError) as err:
+        plan(workflow, modes=["lstm"], run=["t"], tunes=tune)
+    assert str(err.value).startswith("config key tunes.t.space.mogrifier_rounds: only mode "
+                                     "mogrifier reads it")
+    assert plan(workflow, modes=["lstm", "mogrifier"], run=["t"], tunes=tune).tunes["t"]

@@ -74,7 +74,7 @@ def test_word_by_word_equals_one_sequence_without_dropout(tmp_path, mode):
     with autograd.train_mode():  # feed() turns predict mode on: no dropout noise even here
         np.testing.assert_array_equal(next_word_probs(model, prompt, CTX), whole)
     _, state = feed(model, prompt.ids, CTX)
-    assert len(state) == (4 if mode == "lstm" else 2)
+    assert len(state) == (4 if mode in ("lstm", "mogrifier") else 2)
 
 
 def test_prompt_follows_an_implicit_eos_unless_turned_off(lstm):

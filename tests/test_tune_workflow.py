@@ -1,8 +1,10 @@
 """A tune through the real `snakemake` command on a PTB subset, as a new user would run one:
-9 trials, rungs [1, 2, 4], eta 3, two modes; one continuing trial killed and the same command
-run again."""
+9 trials, rungs [1, 2, 4], eta 3, two modes (lstm and the Mogrifier LSTM, the comparison the
+tune exists for: issue 34), the final runs cached and predicting; one continuing trial killed
+and the same command run again."""
 
 import json
+import math
 import os
 import signal
 
@@ -17,9 +19,10 @@ from faults.pipeline import (
 )
 from test_workflow import snakemake, write_config
 
-MODES = ["rnn_relu", "lstm"]
+MODES = ["lstm", "mogrifier"]
 BASE = {"emsize": 16, "nhid": 16, "nlayers": 1, "bptt": 10, "batch_size": 10,
-        "eval_batch_size": 10, "max_batches": 30, "seed": 1}
+        "eval_batch_size": 10, "max_batches": 30, "seed": 1, "mogrifier_rounds": 3,
+        "mogrifier_rank": 4, "cache": {"window": 20}}
 TUNE = {"base": "small", "trials": 9, "seed": 7, "rungs": [1, 2, 4], "eta": 3, "seeds": [1, 2],
         "space": {"lr": {"log_uniform": [0.1, 3]}, "dropout": {"uniform": [0, 0.5]},
                   "nhid": {"choice": [8, 16]}}}
@@ -63,7 +66,7 @@ def test_a_tune_halves_continues_and_compares(ptb_subset, tmp_path):
     table = pd.read_csv(workdir / "results/tunes/fair.csv")
     assert len(table) == 2 * 13 and set(table["mode"]) == set(MODES)
     first = table[table["rung"] == 1].pivot(index="trial", columns="mode", values="lr")
-    assert (first["lstm"] == first["rnn_relu"]).all()  # every mode at the same points
+    assert (first["lstm"] == first["mogrifier"]).all()  # every mode at the same points
     for mode, rows in table.groupby("mode"):
         assert list(rows.groupby("rung").size()) == [9, 3, 1]
         for rung, went_on in ((1, 3), (2, 1), (3, 0)):
@@ -84,15 +87,20 @@ def test_a_tune_halves_continues_and_compares(ptb_subset, tmp_path):
             settings = summary["hyperparameters"]
             assert {key: settings[key] for key in point} == pytest.approx(point)
             assert settings["epochs"] == 4 and settings["seed"] == seed
-            assert json.loads((run / "test.json").read_text())["test_ppl"] > 1
+            test_ppl = json.loads((run / "test.json").read_text())["test_ppl"]
+            cache = json.loads((run / "cache.json").read_text())  # the cache on every cell
+            assert test_ppl > 1 and math.isfinite(cache["test_ppl_cache"]) and cache["window"] == 20
             # seed 1 is the trials' seed: the chosen trial trained it, and is shared, not redone
             trained = (workdir / "results/logs/train/fair" / mode / f"seed{seed}.log").exists()
             assert summary.get("shared_from") == (trial if seed == 1 else None)
             assert trained == (seed != 1)
+        predictions = json.loads((workdir / f"results/fair/{mode}/seed1/predictions.json")
+                                 .read_text())
+        assert predictions, mode
         shared = workdir / f"results/fair/{mode}/seed1/model.params"
         assert shared.read_bytes() == (workdir / trial / "model.params").read_bytes()
     spent = table.groupby("mode")["train_tokens"].sum()
-    assert spent["lstm"] == spent["rnn_relu"] > 0  # the same budget, in tokens, for every mode
+    assert spent["lstm"] == spent["mogrifier"] > 0  # the same budget, in tokens, for every mode
     md = (workdir / "results/tunes/fair.md").read_text()
     assert "Chosen points and budget per mode" in md and "Nothing was chosen on test" in md
     assert (workdir / "results/tunes/fair.png").stat().st_size > 0

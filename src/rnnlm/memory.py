@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}  # rnnlm.recurrent's, without mxnet
+GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3, "mogrifier": 4}  # rnnlm.recurrent's
 FLOAT = 4  # bytes of a float32
 MB = 2**20
 BASELINE_MB = 200  # `rnnlm train` of a 16-unit model peaks at 188 MB (MXNet 1.9.1, Python 3.11)
@@ -38,7 +38,8 @@ FUSED_EVAL_COPIES = 3  # measured 2.2: the forward pass in predict mode
 LOGIT_COPIES = 2.5  # measured 2.4: logits and log-softmax (1.2), their gradient (1.2)
 EVAL_LOGIT_COPIES = 1.5  # measured 1.25
 TIED_SLICE_COPIES = 6  # measured 4.4: a tied adaptive softmax's slices of the embedding matrix
-MODEL_KEYS = ("emsize", "nhid", "nlayers", "tied", "softmax", "cutoffs", "div_value")
+MODEL_KEYS = ("emsize", "nhid", "nlayers", "tied", "softmax", "cutoffs", "div_value",
+              "mogrifier_rounds", "mogrifier_rank")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Shapes:
     softmax: str = "full"
     cutoffs: tuple = ()
     div_value: float = 4.0
+    mogrifier_rounds: int = 5
+    mogrifier_rank: int = 0
 
     @classmethod
     def of(cls, mode, vocab_size, settings):
@@ -70,6 +73,19 @@ class Shapes:
         gates = GATES[self.mode]
         return [gates * units * (inputs + units + 2) for inputs, units in self.layers()]
 
+    def rounds(self):
+        """Elements of each layer's Mogrifier rounds (rnnlm.cells.mogrifier): per round a matrix
+        (or two rank-k factors) and a bias; none for the other modes."""
+        if self.mode != "mogrifier":
+            return [0] * self.nlayers
+        sizes = []
+        for inputs, units in self.layers():
+            ends = [(inputs, units) if j % 2 == 0 else (units, inputs)
+                    for j in range(self.mogrifier_rounds)]
+            k = self.mogrifier_rank
+            sizes.append(sum(out + (k * (out + inp) if k else out * inp) for out, inp in ends))
+        return sizes
+
     def tails(self):
         """Words in each adaptive tail cluster (rnnlm.softmax.clusters.bounds)."""
         edges = [*self.cutoffs, self.vocab_size]
@@ -83,7 +99,7 @@ class Shapes:
     def parameters(self):
         """Every trainable number, a tied matrix once (RNNModel.param_count)."""
         units, clusters = self.layers()[-1][1], len(self.cutoffs)
-        shared = self.vocab_size * self.emsize + sum(self.recurrent())
+        shared = self.vocab_size * self.emsize + sum(self.recurrent()) + sum(self.rounds())
         if self.softmax == "full":
             return shared + self.vocab_size * (1 if self.tied else units + 1)
         if self.tied:  # a bias per word and per cluster token, a vector per cluster token
@@ -167,8 +183,9 @@ def evaluate_parts(shapes, bptt, data_shape, shares=None):
 def activation_columns(shapes, training):
     """Numbers per window row kept by the layers: in training, each layer's gates and states
     for the backward pass (measured 2.6 x gates + 5.7 per unit) and the embedding's output,
-    dropout and gradient; in predict mode, one layer's at a time."""
-    gates = GATES[shapes.mode]
+    dropout and gradient; in predict mode, one layer's at a time. A mogrifier's round counts as
+    two gates more (its gate and the value gated; an estimate, not measured)."""
+    gates = GATES[shapes.mode] + (2 * shapes.mogrifier_rounds if shapes.mode == "mogrifier" else 0)
     per_unit = 3 * gates + 6 if training else gates + 1
     return sum(units for _, units in shapes.layers()) * per_unit + shapes.emsize * (
         4 if training else 2)

@@ -1,9 +1,10 @@
-"""Model stage: one Gluon language model for all four recurrent modes.
+"""Model stage: one Gluon language model for all five recurrent modes.
 
     ids (T, B) -> embedding (T, B, emsize) -> dropouts -> recurrent layers (T, B, nhid)
                -> dropouts -> dense decoder (T, B, vocab)
 
-The recurrent layers are one-layer fused blocks with dropout between them (rnnlm.recurrent).
+The recurrent layers are one-layer fused blocks with dropout between them (rnnlm.recurrent), or
+for ``mogrifier`` Mogrifier LSTM layers that step through the window (rnnlm.cells.mogrifier).
 ``dropout`` draws a mask per time step; AWD-LSTM's dropouts (rnnlm.awd) one per window: of
 words (``dropout_e``), over time on the embedding (``dropout_i``), between layers
 (``dropout_h``) and on the last layer's output (``dropout_o``), and of the recurrent weights
@@ -21,6 +22,7 @@ import json
 import math
 
 from rnnlm.awd.dropout import EmbeddingDropout, locked_dropout
+from rnnlm.cells.mogrifier import MogrifierLayer
 from rnnlm.io import Damaged, RnnlmError, write_text
 from rnnlm.mx import gluon, init, nd
 from rnnlm.mx import mxnet as mx
@@ -35,10 +37,12 @@ LAYERS = {
     "lstm": ("LSTM", {}),
     "gru": ("GRU", {}),
 }
-MODES = tuple(LAYERS)  # also the names of MXNet's RNN operator modes
+FUSED = tuple(LAYERS)  # also the names of MXNet's RNN operator modes
+MODES = (*FUSED, "mogrifier")  # rnnlm.plan.runs.MODES
 RNN_INITS = ("init_range", "pytorch")
 DROPOUTS = ("dropout", "dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dropout")
 SOFTMAX_FIELDS = ("softmax", "cutoffs", "div_value")  # recorded only when not the full softmax
+MOGRIFIER_FIELDS = ("mogrifier_rounds", "mogrifier_rank")  # recorded only for mode mogrifier
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +66,11 @@ class ModelConfig:
     softmax: str = "full"  # or "adaptive" (rnnlm.softmax.adaptive)
     cutoffs: tuple = ()  # adaptive: word ranks where the tail clusters start
     div_value: float = 4.0  # adaptive, untied: tail i projects to units // div_value ** (i + 1)
+    mogrifier_rounds: int = 5  # mogrifier: the paper's PTB model's r (Melis et al. 2020, Table 4)
+    mogrifier_rank: int = 0  # mogrifier: 0 full matrices, else their factors' rank k
 
     def __post_init__(self):
-        if self.mode not in LAYERS:
+        if self.mode not in MODES:
             raise RnnlmError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         for name in ("vocab_size", "emsize", "nhid", "nlayers"):
             if getattr(self, name) < 1:
@@ -77,16 +83,26 @@ class ModelConfig:
         if self.rnn_init not in RNN_INITS:
             raise RnnlmError(f"unknown rnn_init {self.rnn_init!r}; choose one of "
                              f"{', '.join(RNN_INITS)}")
+        if self.mogrifier_rounds < 0:
+            raise RnnlmError(f"mogrifier_rounds must be at least 0, got {self.mogrifier_rounds}")
+        if not 0 <= self.mogrifier_rank <= min(self.emsize, self.nhid):
+            raise RnnlmError(f"mogrifier_rank must be in [0, {min(self.emsize, self.nhid)}] (0: "
+                             f"full matrices; at most emsize and nhid), got {self.mogrifier_rank}")
         object.__setattr__(self, "cutoffs", tuple(self.cutoffs))  # model.json holds a list
         clusters.check(self.softmax, self.cutoffs, self.div_value, self.vocab_size,
                        self.layer_sizes()[-1], self.tied)
 
     def fields(self):
-        """What model.json records: the full softmax's configs as they were before there was
-        another, so its runs' files and settings are unchanged."""
-        fields = dataclasses.asdict(self)
-        return fields if self.softmax != "full" else {
-            k: v for k, v in fields.items() if k not in SOFTMAX_FIELDS}
+        """What model.json records: the full softmax's and the fused modes' configs as they were
+        before there was another softmax or mode, so their runs' files are unchanged."""
+        dropped = (SOFTMAX_FIELDS if self.softmax == "full" else ()) + (
+            MOGRIFIER_FIELDS if self.mode != "mogrifier" else ())
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in dropped}
+
+    def layer(self, inputs, units, weight_dropout):
+        """A Mogrifier LSTM layer (the stack's ``layer``) of this config's rounds and rank."""
+        return MogrifierLayer(inputs, units, self.mogrifier_rounds, self.mogrifier_rank,
+                              weight_dropout)
 
     def layer_sizes(self):
         """Units per recurrent layer: nhid, the last emsize when tied (AWD's layout)."""
@@ -116,7 +132,8 @@ class RNNModel(gluon.HybridBlock):
             if c.dropout_i:
                 self.drop_i = locked_dropout(c.dropout_i)
             self.rnn = RecurrentStack(c.mode, c.layer_sizes(), c.emsize, c.dropout, c.dropout_h,
-                                      c.weight_dropout)
+                                      c.weight_dropout,
+                                      c.layer if c.mode == "mogrifier" else None)
             if c.dropout_o:
                 self.drop_o = locked_dropout(c.dropout_o)
             # Tied: built on the embedding's parameter dict, so "weight" is the embedding matrix.
@@ -130,6 +147,13 @@ class RNNModel(gluon.HybridBlock):
 
     def begin_state(self, batch_size, ctx):
         return self.rnn.begin_state(batch_size, ctx)
+
+    @property
+    def static_shape(self):
+        """Whether a graph of this model may be hybridized with static_shape: not a mogrifier's,
+        whose ``contrib.foreach`` then hands the ops that read its outputs memory it never
+        wrote (MXNet 1.9.1; tests/test_mogrifier.py); static_alloc alone is right."""
+        return self.config.mode != "mogrifier"
 
     def hybrid_forward(self, F, inputs, states):
         logits, states, _, _ = self.outputs(F, inputs, states)

@@ -11,7 +11,8 @@ import math
 from rnnlm.awd.dropout import drop_connect, locked_dropout
 from rnnlm.mx import gluon, init, nd
 
-GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3}
+GATES = {"rnn_relu": 1, "rnn_tanh": 1, "lstm": 4, "gru": 3, "mogrifier": 4}  # mogrifier: LSTM's
+STATES = {"lstm": 2, "mogrifier": 2}  # (h, c); the others carry h only
 PIECES = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # the RNN operator's layout
 
 
@@ -41,7 +42,7 @@ class RecurrentLayer(gluon.HybridBlock):
     def __init__(self, mode, input_size, nhid, weight_dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         gates = GATES[mode] * nhid
-        self.mode, self.nhid, self.states = mode, nhid, 2 if mode == "lstm" else 1
+        self.mode, self.nhid, self.states = mode, nhid, STATES.get(mode, 1)
         self.weight_dropout = weight_dropout
         self.shapes = dict(zip(PIECES, [(gates, input_size), (gates, nhid), (gates,), (gates,)],
                                strict=True))
@@ -85,19 +86,21 @@ class RecurrentStack(gluon.HybridBlock):
     """
 
     def __init__(self, mode, sizes, input_size, dropout, dropout_h=0.0, weight_dropout=0.0,
-                 **kwargs):
+                 layer=None, **kwargs):
+        """``layer(inputs, units, weight_dropout)`` builds a layer of a cell the fused operator
+        cannot run (rnnlm.cells); by default a fused RecurrentLayer of ``mode``."""
         super().__init__(**kwargs)
         self.nlayers = len(sizes)
-        self.states_per_layer = 2 if mode == "lstm" else 1
+        self.states_per_layer = STATES.get(mode, 1)
+        layer = layer or (lambda inputs, units, rate: RecurrentLayer(mode, inputs, units, rate))
         self.dropout_h = dropout_h
         with self.name_scope():
             self.drop = gluon.nn.Dropout(dropout)
             if dropout_h:
                 self.drop_h = locked_dropout(dropout_h)
             for i, size in enumerate(sizes):
-                layer = RecurrentLayer(mode, sizes[i - 1] if i else input_size, size,
-                                       weight_dropout)
-                setattr(self, f"layer{i}", layer)
+                setattr(self, f"layer{i}",
+                        layer(sizes[i - 1] if i else input_size, size, weight_dropout))
 
     def layers(self):
         return [getattr(self, f"layer{i}") for i in range(self.nlayers)]

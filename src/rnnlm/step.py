@@ -60,7 +60,7 @@ def loss_graph(model, alpha=0.0, beta=0.0, static_shape=True, capacity=None):
     """WindowLoss of ``model``, compiled on its first call: build one per use and keep it.
     ``static_shape`` False for windows of many lengths: a static graph is planned anew at each."""
     net = WindowLoss(model, alpha, beta, capacity)
-    net.hybridize(static_alloc=True, static_shape=static_shape)
+    net.hybridize(static_alloc=True, static_shape=static_shape and model.static_shape)
     return net
 
 

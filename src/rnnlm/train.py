@@ -143,7 +143,7 @@ def train(model_config, config, train_path, valid_path, out_dir, device="cpu", g
     # row_sparse gradients skip the rows a window did not read; a weight decay reads them all
     model = RNNModel(model_config, sparse_grad=device == "cpu" and not config.wd)
     model.initialize_weights(ctxs)
-    model.hybridize(static_alloc=True, static_shape=True)
+    model.hybridize(static_alloc=True, static_shape=model.static_shape)
     run = Run(config, model, ctxs, train_parts, valid_parts, ckpt)
     state = run.resume(saved) if saved else RunState(
         lr=config.fixed_lr(1) if config.lr_schedule == "fixed" else config.lr, started=now(),

@@ -55,7 +55,7 @@ def load_model(run_dir, ctx):
         model.load_parameters(str(params), ctx=ctx)
     except Damaged as err:
         raise Damaged(f"{err}: {refresh(params, summary)}") from None
-    model.hybridize(static_alloc=True, static_shape=True)
+    model.hybridize(static_alloc=True, static_shape=model.static_shape)
     return model
 
 

@@ -214,6 +214,15 @@ MESSAGES = {
                                      "recurrent layer 1 hold 4x100000x(8+100000+2) = 4.0e10 "
                                      "elements, one array over MXNet's 2^31 limit (this build "
                                      "has no int64 tensor sizes); lower nhid",
+    "negative mogrifier rounds": "config key experiments.tiny.mogrifier_rounds: -1 is less than "
+                                 "the minimum of 0",
+    "mogrifier rank above nhid": "config key experiments.tiny.mogrifier_rank: 999 is above nhid "
+                                 "and emsize's smaller, 8: a rank of a matrix between them is at "
+                                 "most 8; use 1 to 8, or 0 for full matrices",
+    "mogrifier key varied without the mode": "config key tunes.t.space.mogrifier_rank: only mode "
+                                             "mogrifier reads it, and modes has no mogrifier: "
+                                             "every point would train the same; add mogrifier "
+                                             "to modes or drop the key",
     "model over the job's memory": "more than the job's mem_mb (150 MB); lower nhid, emsize, "
                                    "batch_size or bptt, or give the job more memory",
     "cutoff beyond the vocabulary": "cutoffs [6]: 6 is at or beyond the vocabulary size 6; every "

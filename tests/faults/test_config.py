@@ -84,6 +84,11 @@ BAD_CONFIGS = {  # case: --config overrides of the tiny workflow
     "sweep folder too long": [f"sweeps={{s: {{base: tiny, grid: {{max_batches: [{10 ** 260}]}}}}}}",
                               "run=[s]"],
     "nhid over MXNet's array limit": ["experiments={tiny: {nhid: 100000, nlayers: 2}}"],
+    "negative mogrifier rounds": ["modes=[mogrifier]",
+                                  "experiments={tiny: {mogrifier_rounds: -1}}"],
+    "mogrifier rank above nhid": ["modes=[mogrifier]", "experiments={tiny: {mogrifier_rank: 999}}"],
+    "mogrifier key varied without the mode": [
+        "tunes={t: {base: tiny, space: {mogrifier_rank: {choice: [1, 2]}}}}", "run=[t]"],
 }
 
 

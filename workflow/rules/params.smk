@@ -85,7 +85,7 @@ def device_flags(wildcards, resources):
 def hyperparameters(wildcards):
     """Flags of `rnnlm train` from the experiment and the seed: a recorded param, so changing
     one reruns that experiment's training and what follows."""
-    return train_flags(experiment(wildcards), int(wildcards.seed))
+    return train_flags(experiment(wildcards), int(wildcards.seed), wildcards.mode)
 
 
 def corpus_name(wildcards):

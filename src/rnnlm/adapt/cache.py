@@ -55,7 +55,7 @@ def model_pass(model, part, window=PASS_WINDOW):
     log-probability of each target (steps - 1, B) as float64, and the last layer's output at
     each position (steps - 1, B, nhid) as float32."""
     net = LastLayer(model)
-    net.hybridize(static_alloc=True, static_shape=True)
+    net.hybridize(static_alloc=True, static_shape=model.static_shape)
     states = model.begin_state(part.shape[1], part.context)
     logps, hiddens = [], []
     steps = part.shape[0]

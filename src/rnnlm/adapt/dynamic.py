@@ -56,7 +56,7 @@ def gradient_statistics(model, train, segment, windows):
     windows read): fewer than asked when the split holds fewer."""
     params = trained_params(model)
     net = LastLayer(model)
-    net.hybridize(static_alloc=True, static_shape=True)
+    net.hybridize(static_alloc=True, static_shape=model.static_shape)
     squares = [nd.zeros(p.shape, ctx=train.context) for p in params]
     states = model.begin_state(train.shape[1], train.context)
     done = 0
@@ -125,7 +125,7 @@ class Adapter:
         self.params = trained_params(model)
         self.theta0 = [p.data(ctx).copy() for p in self.params]
         self.net = LastLayer(model)
-        self.net.hybridize(static_alloc=True, static_shape=True)
+        self.net.hybridize(static_alloc=True, static_shape=model.static_shape)
 
     def restore(self):
         for p, theta0 in zip(self.params, self.theta0, strict=True):

@@ -38,7 +38,9 @@ def train_configs(args, vocab_size):
                                weight_dropout=args.weight_dropout, tied=args.tied,
                                init_range=args.init_range, rnn_init=args.rnn_init,
                                softmax=args.softmax, cutoffs=tuple(args.cutoffs or ()),
-                               div_value=args.div_value)
+                               div_value=args.div_value,
+                               mogrifier_rounds=args.mogrifier_rounds,
+                               mogrifier_rank=args.mogrifier_rank)
     config = TrainConfig(lr=args.lr, clip=args.clip, clip_per=args.clip_per, epochs=args.epochs,
                          bptt=args.bptt, seed=args.seed, lr_schedule=args.lr_schedule,
                          restore_best=args.restore_best,
@@ -102,6 +104,11 @@ def _add_train(sub):
                         "below the vocabulary size, e.g. 2000 6000")
     p.add_argument("--div-value", type=float, default=4.0,
                    help="adaptive, untied: tail cluster i projects to units / div^i (default 4)")
+    p.add_argument("--mogrifier-rounds", type=int, default=5,
+                   help="mode mogrifier: rounds of x and h gating each other before each step "
+                        "(default 5, the paper's PTB model)")
+    p.add_argument("--mogrifier-rank", type=int, default=0,
+                   help="mode mogrifier: rank of the rounds' matrices (0: full; default)")
     p.add_argument("--init-range", type=float, default=0.1, help="weights start in +-this")
     p.add_argument("--rnn-init", choices=("init_range", "pytorch"), default="init_range",
                    help="pytorch: recurrent weights and biases start in +-1/sqrt(nhid), as "

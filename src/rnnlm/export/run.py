@@ -19,6 +19,10 @@ FORMATS = tuple(EXPORTS)
 def run_layout(run_dir):
     """The Layout of the finished model in ``run_dir``."""
     model = load_model(trained_run(run_dir, "export"), mx.cpu())
+    if model.config.mode == "mogrifier":
+        raise RnnlmError(f"{run_dir}: mode mogrifier cannot be exported (model.onnx has no graph "
+                         "of its rounds yet, PyTorch's RNNModel no such cell); export a run of "
+                         "another mode")
     if model.config.softmax != "full":
         raise RnnlmError(f"{run_dir}: softmax {model.config.softmax} cannot be exported yet "
                          "(model.onnx and PyTorch's RNNModel have a full decoder); export a run "

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 
 from rnnlm.config import NAME_MAX, RESERVED, ConfigError, resolve, typed, validated
+from rnnlm.plan.flags import MOGRIFIER_FLAGS
 from rnnlm.plan.runs import Plan, Run, Tune
 from rnnlm.plan.sizes import oversized
 
@@ -140,6 +141,32 @@ def check_folder(folder, key):
                           f"a file name's {NAME_MAX}; use a shorter value")
 
 
+def check_mogrifier(config, exp, key, head):
+    """Mode mogrifier's keys: a rank its matrices can have; with it, no cache or export (see
+    the README); varied by a grid or a space only if it trains (else its points are equal)."""
+    section = key.split(".")[0]
+    within = {"sweeps": "grid", "tunes": "space"}.get(section, "")
+    varied = config[section].get(head, {}).get(within, {}) if within else {}
+    if "mogrifier" not in config["modes"]:
+        for name in MOGRIFIER_FLAGS:
+            if name in varied:
+                raise ConfigError(f"{key}.{within}.{name}", "only mode mogrifier reads it, and "
+                                  "modes has no mogrifier: every point would train the same; "
+                                  "add mogrifier to modes or drop the key")
+        return
+    bound = min(exp["nhid"], exp["emsize"])
+    if exp["mogrifier_rank"] > bound:
+        name = "mogrifier_rank"
+        raise ConfigError(f"{key}.{within}.{name}" if name in varied else f"{key}.{name}",
+                          f"{exp[name]} is above nhid and emsize's smaller, {bound}: a rank "
+                          f"of a matrix between them is at most {bound}; use 1 to {bound}, or "
+                          "0 for full matrices")
+    if config["export"]:
+        raise ConfigError("export", "mode mogrifier cannot be exported: model.onnx has no "
+                          "graph of its rounds yet and PyTorch's RNNModel no such cell; drop "
+                          "export or mogrifier from modes")
+
+
 def check(config, experiments):
     """The rules across keys that the schema cannot say, for the experiments that run."""
     for section in ("experiments", "sweeps", "tunes"):
@@ -165,6 +192,7 @@ def check(config, experiments):
             raise ConfigError("export", f"{name} has softmax {exp['softmax']}, which ONNX and "
                               "PyTorch's RNNModel export cannot write yet (a full decoder "
                               "only); drop export or that experiment from run")
+        check_mogrifier(config, exp, key, head)
         too_large = oversized(exp, config["modes"])
         if too_large:
             setting, problem = too_large

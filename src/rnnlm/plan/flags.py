@@ -10,6 +10,7 @@ TRAIN_FLAGS = ("emsize", "nhid", "nlayers", "dropout", "init_range", "rnn_init",
                "max_batches", "dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dropout",
                "alpha", "beta", "wd", "optimizer", "nonmono", "finetune_epochs")
 SWITCHES = ("restore_best", "tied", "variable_bptt")  # booleans: --key or --no-key
+MOGRIFIER_FLAGS = ("mogrifier_rounds", "mogrifier_rank")  # mode mogrifier's only
 # The cache's default grids (the schema's defaults of experiments.*.cache): around awd-lstm-lm's
 # README values (PTB theta 1.0, lambda 0.1; WikiText-2 theta 0.662, lambda 0.1279), both
 # chosen on validation as Grave et al. 2016 choose theirs; lambda 0 (no cache) is always tried.
@@ -26,8 +27,10 @@ MS_WINDOWS = 1000
 MS_BATCH = 100  # columns of the training array the gradient statistics read (dynamiceval.py)
 
 
-def train_flags(exp, seed):
-    """`rnnlm train` flags of experiment settings ``exp`` for one seed."""
+def train_flags(exp, seed, mode):
+    """`rnnlm train` flags of experiment settings ``exp`` for one seed of ``mode``: the
+    mogrifier's keys for it alone, so the other modes' runs (and their training keys) are as
+    they were before it."""
     values = {**exp, "seed": seed}
     flags = [f"--{key.replace('_', '-')} {shlex.quote(str(values[key]))}" for key in TRAIN_FLAGS
              if values[key] is not None]
@@ -35,6 +38,8 @@ def train_flags(exp, seed):
     if exp["softmax"] != "full":  # the full softmax's flags as before there was another
         switches += [f"--softmax {exp['softmax']}", "--cutoffs", *map(str, exp["cutoffs"]),
                      f"--div-value {exp['div_value']}"]
+    if mode == "mogrifier":
+        flags += [f"--{key.replace('_', '-')} {exp[key]}" for key in MOGRIFIER_FLAGS]
     return " ".join([*flags, *switches])
 
 

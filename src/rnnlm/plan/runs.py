@@ -9,7 +9,7 @@ from pathlib import Path
 from rnnlm.io import RnnlmError
 from rnnlm.plan.flags import train_flags
 
-MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru")
+MODES = ("rnn_relu", "rnn_tanh", "lstm", "gru", "mogrifier")  # rnnlm.model.MODES, without mxnet
 # `export` formats -> the file each writes in a run folder (rnnlm.export; model.pt reads model.json)
 EXPORTS = {"onnx": "model.onnx", "torch": "model.pt"}
 
@@ -160,7 +160,7 @@ class Plan:
                     for key, value in exp.items()}
         corpus = json.dumps(self.corpora[exp["corpus"]], sort_keys=True)
         return (run.mode, corpus, exp["batch_size"], exp["eval_batch_size"],
-                train_flags(by_value, run.seed))
+                train_flags(by_value, run.seed, run.mode))
 
     def batch_size(self, experiment, split):
         """The width of an experiment's ``split`` array: batch_size to train on, eval_batch_size
