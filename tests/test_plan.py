@@ -108,7 +108,8 @@ def test_dynamic_evaluation_is_off_by_default_and_never_a_training_flag(workflow
         "0.005 --cache-window 50 --thetas " + " ".join(map(str, CACHE_THETAS)) + " --lambdas "
         + " ".join(map(str, CACHE_LAMBDAS)))  # the cache on top: the experiment's own
     assert "--cache-window" not in dynamic_eval_flags(p.experiments["other"])
-    assert train_flags(p.experiments["tutorial"], 1) == train_flags(p.experiments["other"], 1)
+    assert train_flags(p.experiments["tutorial"], 1, "lstm") == train_flags(
+        p.experiments["other"], 1, "lstm")
 
 
 def test_a_cache_window_below_1_names_the_key(workflow):
