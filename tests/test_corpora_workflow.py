@@ -72,7 +72,7 @@ def test_three_corpora_from_a_folder_an_http_archive_and_own_text(tiny_mirror, s
     snakemake(workdir, "--cores", "2")
     for name in corpora:
         assert sorted(p.name for p in (workdir / "resources" / name).iterdir()) == [
-            "test.txt", "train.txt", "valid.txt"]
+            "source.json", "test.txt", "train.txt", "valid.txt"]
     stats = {name: json.loads((workdir / f"results/data/{name}/stats.json").read_text())
              for name in corpora}
     # wt: its 10 words, <unk>, the headings' = and Heading, and <eos>; mine: 15 words and <eos>
@@ -92,5 +92,8 @@ def test_three_corpora_from_a_folder_an_http_archive_and_own_text(tiny_mirror, s
     snakemake(workdir, "--report", "report.html")
     html = (workdir / "report.html").read_text()
     assert "predictions.html" in set(re.findall(r'"filename": "([^"]+)"', html))
-    for name in corpora:
-        assert f"corpus {name}" in html  # the report's config section names each corpus
+    assert "corpora: ptb, wt, mine" in html  # the report's config section names each corpus
+    provenance = pd.read_csv(workdir / "results/provenance.csv")  # and where each was read
+    assert dict(zip(provenance["corpus"], provenance["download.url"], strict=True)) == {
+        name: corpora[name]["url"] for name in corpora}
+    assert provenance["download.read.test"].iloc[1].endswith("wt.zip:corpus/wiki.test.tokens")

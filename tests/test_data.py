@@ -24,6 +24,7 @@ from conftest import (
 
 from rnnlm.data import Source, split_lines
 from rnnlm.io import RnnlmError, iter_lines
+from rnnlm.provenance import code_digest
 
 CORPORA = REPO / "workflow" / "corpora"
 PTB_FILES = [f"ptb.{s}.txt" for s in SPLITS]
@@ -57,6 +58,9 @@ def error_line(result):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("rnnlm download: error: corpus "), lines[-1]
     return lines[-1]
+
+
+WRITTEN = ["source.json", "test.txt", "train.txt", "valid.txt"]  # the splits and the record
 
 
 def written(out):
@@ -97,9 +101,13 @@ def test_three_files_from_a_directory_and_a_file_url(corpus, tmp_path):
         result = download(out, url, "--files", *PTB_FILES,
                           digests=[(s, f"sha256:{sha256[s]}") for s in SPLITS])
         assert result.returncode == 0, result.stderr
-        assert written(out) == ["test.txt", "train.txt", "valid.txt"]
+        assert written(out) == WRITTEN
         for split in SPLITS:
             assert (out / f"{split}.txt").read_bytes() == (mirror / f"ptb.{split}.txt").read_bytes()
+        record = json.loads((out / "source.json").read_text())  # what was read, for provenance
+        assert record["url"] == url and record["sha256"] == sha256
+        assert record["read"] == {s: str(mirror.resolve() / f"ptb.{s}.txt") for s in SPLITS}
+        assert record["code"] == code_digest("data")
 
 
 def test_ptb_definition_verifies_the_shared_copy(shared_ptb, tmp_path):
@@ -183,9 +191,11 @@ def test_a_wikitext_style_archive_is_verified_and_extracted(tmp_path, kind):
     result = download(out, (tmp_path / "mirror").as_uri(), *WIKI_FILES, "--archive",
                       archive.name, corpus="wikitext-2", digests=digests)
     assert result.returncode == 0, result.stderr
-    assert written(out) == ["test.txt", "train.txt", "valid.txt"]  # no archive left behind
+    assert written(out) == WRITTEN  # no archive left behind
     for split in SPLITS:
         assert (out / f"{split}.txt").read_bytes() == texts[f"wikitext-2/wiki.{split}.tokens"]
+    read = json.loads((out / "source.json").read_text())["read"]  # the member of which archive
+    assert read["test"] == f"{archive.resolve()}:wikitext-2/wiki.test.tokens"
 
 
 def test_a_wikitext_archive_through_the_data_stages(tmp_path):
@@ -399,7 +409,7 @@ def test_a_transient_failure_recovers_after_spaced_attempts(http_mirror, tmp_pat
     assert all(wait >= 0.9 * 2 ** i for i, wait in enumerate(waits))  # 1 s, then 2 s
     for attempt in range(1, fail + 1):
         assert f"(attempt {attempt} of 3), retrying in {2 ** (attempt - 1)} s" in result.stderr
-    assert written(out) == ["test.txt", "train.txt", "valid.txt"]
+    assert written(out) == WRITTEN
 
 
 @pytest.mark.parametrize("retries", [1, 3])
@@ -431,7 +441,7 @@ def test_an_archive_over_http_is_fetched_verified_and_removed(http_mirror, tmp_p
     result = download(out, url, *WIKI_FILES, "--archive", archive.name,
                       digests=[("archive", digest(archive))])
     assert result.returncode == 0, result.stderr
-    assert len(state["times"]) == 1 and written(out) == ["test.txt", "train.txt", "valid.txt"]
+    assert len(state["times"]) == 1 and written(out) == WRITTEN
 
 
 def test_offline_says_how_to_set_a_mirror(tmp_path):

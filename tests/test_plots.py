@@ -1,12 +1,16 @@
 """Report stage, the figures: what they draw (the Figure's artists), not only that a PNG exists."""
 
+import math
+
 import numpy as np
+import pandas as pd
 import pytest
 from run_folders import EPOCH_TOKENS, REPORTS, contended_conditions, make_run, train_ppl
 from test_tables import sweep_runs
 
 from rnnlm import cli
 from rnnlm.plots import (
+    EPOCH_END,
     by_mode,
     groups_to_plot,
     learning_curves,
@@ -59,6 +63,45 @@ def test_test_perplexity_draws_every_seed_and_the_tables_mean_with_its_interval(
                                                    row["test_ppl_ci_high"]))
     assert [t.get_text() for t in ax.get_xticklabels()] == ["lstm", "gru"]
     assert "n = 1 to 3 seeds" in ax.get_title()
+
+
+def test_a_lone_seeds_dot_shows_inside_its_means_hollow_diamond(runs):
+    ax = by_mode(groups_to_plot(read_runs(runs)), "test_ppl", "test perplexity", "Test").axes[0]
+    dot = artist(ax.collections, "big/lstm/seeds")  # n = 1: the dot and the mean coincide
+    mean = artist(ax.lines, "big/lstm/mean")
+    assert list(dot.get_offsets()[0]) == [mean.get_xdata()[0], mean.get_ydata()[0]]
+    assert mean.get_markerfacecolor() == "none"  # hollow
+    assert dot.get_zorder() > mean.get_zorder()  # drawn over it
+    # the diamond's inside (its size over sqrt 2) is wider than the dot (sqrt of its area)
+    assert mean.get_markersize() / math.sqrt(2) > math.sqrt(dot.get_sizes()[0])
+    legend = ax.get_legend()
+    entries = dict(zip([t.get_text() for t in legend.get_texts()], legend.legend_handles,
+                       strict=True))
+    assert entries["mean, 95% CI"].get_marker() == "D"
+    assert entries["mean, 95% CI"].get_markerfacecolor() == "none"
+
+
+def test_an_epochs_short_last_report_counts_with_the_one_before(runs):
+    """Reports every 400 tokens and a last one over the epoch's last 50: merged, weighted by
+    tokens, so the curve ends without the tail's noisy tick; the epoch's end is a legend
+    entry, not a label over the plot."""
+    progress = pd.DataFrame({"epoch": [1, 1, 1, 2, 2, 2], "batch": [10, 20, 22, 10, 20, 22],
+                             "tokens_seen": [400, 800, 850, 1250, 1650, 1700], "lr": 1.0,
+                             "train_loss": [5.0, 4.8, 5.5, 4.6, 4.5, 5.2]})
+    progress["train_ppl"] = np.exp(progress["train_loss"])
+    metrics = pd.DataFrame({"epoch": [1, 2], "tokens_seen": [850, 1700],
+                            "valid_ppl": [130.0, 110.0]})
+    ax = learning_curves("tutorial", {"lstm": [(progress, metrics)]}).axes[0]
+    train = artist(ax.lines, "lstm/train_ppl")
+    assert list(train.get_xdata()) == [400, 850, 1250, 1700]
+    weighted = [(4.8 * 400 + 5.5 * 50) / 450, (4.5 * 400 + 5.2 * 50) / 450]
+    assert train.get_ydata() == pytest.approx(np.exp([5.0, weighted[0], 4.6, weighted[1]]))
+    assert train.get_ydata()[-1] < train.get_ydata()[-2]  # no upward tick at the end
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels.count(EPOCH_END) == 1
+    (top,) = ax.child_axes
+    assert top.get_xlabel() == ""  # nothing over the plot that reads as a subtitle
+    assert [t.get_text() for t in top.xaxis.get_ticklabels()] == ["1", "2"]
 
 
 def test_learning_curves_are_the_seed_mean_against_tokens_seen_with_a_band(runs):

@@ -310,12 +310,25 @@ def test_sweep_modes_are_compared_at_their_best_points(results):
 
 def test_provenance_lists_what_runs_share_once_and_what_differs_per_run(seeded, results):
     csv, html = results / "provenance.csv", results / "provenance.html"
-    assert cli.main(["provenance", "--runs", *map(str, seeded), "--csv", str(csv),
+    source = results / "source.json"  # as the download stage records it
+    source.write_text(json.dumps({"corpus": "mine", "url": "file:///mirror", "code": "c" * 16,
+                                  "read": {"train": "/mirror/train.txt"}, "sha256": {
+                                      "train": "d" * 64}, "downloaded": "2025-01-01T00:00:00"}))
+    assert cli.main(["provenance", "--runs", *map(str, seeded), "--corpus", "tutorial=mine",
+                     "big=mine", "--sources", str(source), "--csv", str(csv),
                      "--html", str(html)]) == 0
     table = pd.read_csv(csv)
     assert len(table) == len(seeded) and table["settings_sha256"].str.len().eq(64).all()
+    assert (table["download.url"] == "file:///mirror").all()  # what the download read
+    assert (table["download.sha256.train"] == "d" * 64).all()
+    assert "download.corpus" not in table  # the run's corpus is its own column
     shared = {row["field"]: row["value"] for row in html_rows(html, "shared")}
     assert shared["mxnet"] == "1.9.1" and shared["data_sha256.train"] == "a" * 12
+    assert shared["corpus"] == "mine" and shared["download.read.train"] == "/mirror/train.txt"
+    assert shared["mxnet_build"] == "mxnet 1.9.1 (CPU)"
+    assert shared["train_code"] == "0123456789abcdef"
+    recorded = html_rows(html, "hyperparameters")  # what each experiment's runs recorded
+    assert recorded == [{"key": "lr", "tutorial": "1.0", "big": "1.0"}]
     per_run = html_rows(html, "runs")
     assert len(per_run) == len(seeded)
     assert {"experiment", "mode", "seed", "settings_sha256"} <= set(per_run[0])

@@ -26,7 +26,7 @@ from rnnlm.model import MODES, ModelConfig, RNNModel
 from rnnlm.mx import ENGINE, autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.progress import Progress
-from rnnlm.provenance import settings_digest
+from rnnlm.provenance import code_digest, settings_digest
 from rnnlm.train import TrainConfig
 
 LOSSES = ("train_loss", "train_ppl", "valid_loss", "valid_ppl")
@@ -121,6 +121,7 @@ def test_a_run_writes_its_outputs_and_drops_its_checkpoint(small, tmp_path):
     assert made["mxnet"] == "1.9.1" and made["numpy"] and made["snakemake"] and made["python"]
     assert made["seed"] == 1 and made["threads"] == omp_threads() and made["device"] == "cpu"
     assert made["engine"] == ENGINE and made["cpu"] and made["gpus"] == []
+    assert made["train_code"] == code_digest("train") and made["mxnet_build"] == "mxnet 1.9.1 (CPU)"
     assert made["data_sha256"] == {split: digest(small[split]) for split in ("train", "valid")}
     assert made["settings_sha256"] == settings_digest(summary["hyperparameters"])
     assert made["started"] <= made["finished"] and made["wall_seconds"] == summary["wall_seconds"]

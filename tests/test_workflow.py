@@ -3,6 +3,7 @@ file:// mirror: job plans, a full run, reruns, the report, config errors, lint, 
 
 import argparse
 import ast
+import base64
 import inspect
 import json
 import os
@@ -20,7 +21,8 @@ import yaml
 from conftest import REPO
 
 from rnnlm.cli import build_parser
-from rnnlm.provenance import code_files
+from rnnlm.mx import BUILD
+from rnnlm.provenance import code_digest, code_files
 
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
@@ -254,6 +256,36 @@ def test_report_embeds_every_table_and_plot_and_the_config(done):
     assert embedded == {f"{name}.html" for name in TABLES} | {"predictions.html", *PLOTS}
     assert "Config used" in html and "System Message" not in html  # rst rendered cleanly
     assert all(name in html for name in EXPERIMENTS)
+
+
+def embedded(report):
+    """{file name: its text} of the HTML files a report embeds (as base64 data URIs)."""
+    found = re.findall(r'"data_uri": "data:text/html;charset=utf8;filename=([^;"]+);base64,'
+                       r'([A-Za-z0-9+/=]+)"', Path(report).read_text())
+    return {name: base64.b64decode(data).decode() for name, data in found}
+
+
+@pytest.mark.slow
+def test_the_report_names_what_the_run_read_whatever_config_builds_it(done, tmp_path):
+    """Built under a config without the mirror (PTB's public URL by default), the report names
+    the mirror the download read, and the code digest and MXNet build each run recorded."""
+    from test_tables import html_rows
+
+    work = shutil.copytree(done, tmp_path / "work", symlinks=True)
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    mirror = config.pop("corpora")["ptb"]["url"]
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(work, "--report", "report.html")
+    public = yaml.safe_load((REPO / "workflow/corpora/ptb.yaml").read_text())["url"]
+    assert public not in (work / "report.html").read_text()  # the landing page names no URL
+    page = tmp_path / "provenance.html"
+    page.write_text(embedded(work / "report.html")["provenance.html"])
+    shared = {row["field"]: row["value"] for row in html_rows(page, "shared")}
+    assert shared["download.url"] == mirror and shared["corpus"] == "ptb"
+    assert shared["download.read.train"] == str(Path(mirror.removeprefix("file://"))
+                                                 / "ptb.train.txt")
+    assert shared["download.code"] == code_digest("data")
+    assert shared["train_code"] == code_digest("train") and shared["mxnet_build"] == str(BUILD)
 
 
 @pytest.mark.parametrize(("override", "named"), [

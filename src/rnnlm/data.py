@@ -4,7 +4,9 @@ it gives, and write ``train.txt``, ``valid.txt`` and ``test.txt``.
 A corpus comes as three files under a base location, as three members of an archive there, or as
 one file split by a stated rule (``Source``). Nothing reaches its final name until every output is
 written and verified: a failed, truncated or corrupt download never leaves anything that looks
-done. Files are streamed, never read whole: WikiText-103's archive is 180 MB.
+done. Files are streamed, never read whole: WikiText-103's archive is 180 MB. Beside the splits,
+``source.json`` records where each was read and its SHA-256: the provenance table names what the
+run read, whatever config a later command is given.
 """
 
 import contextlib
@@ -25,13 +27,15 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from rnnlm.io import RnnlmError, atomic_path, iter_lines
+from rnnlm.io import RnnlmError, atomic_path, digest, iter_lines, write_json
+from rnnlm.provenance import code_digest, now
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 ALGORITHMS = ("sha256", "sha1")  # sha1: the digests GluonNLP publishes for WikiText
 USER_AGENT = "rnnlm-pipeline (python urllib)"  # some mirrors refuse urllib's default
+SOURCE_RECORD = "source.json"  # beside the splits: what was read, by which code
 
 
 def parse_digest(text, where="digest"):
@@ -232,8 +236,20 @@ def download(source, out_dir, retries=3, timeout=60):
         wheres = _fill(source, tmps, stack, out_dir, retries, timeout)
         for split in SPLITS:
             check_not_empty(source, split, tmps[split], wheres[split])
+        write_json(stack.enter_context(atomic_path(out_dir / SOURCE_RECORD)),
+                   source_record(source, wheres, tmps))
     log.info("corpus %s: %s", source.name, ", ".join(str(p) for p in dests.values()))
     return [dests[split] for split in SPLITS]
+
+
+def source_record(source, wheres, paths):
+    """Where each split was read (a mirror's path or a URL, an archive's member), the SHA-256 of
+    what was written, and the code that did it: ``source.json``."""
+    return {"corpus": source.name, "url": source.url,
+            "read": {split: str(where.resolve() if isinstance(where, Path) else where)
+                     for split, where in wheres.items()},
+            "sha256": {split: digest(paths[split]) for split in SPLITS},
+            "code": code_digest("data"), "downloaded": now()}
 
 
 def _fill(source, tmps, stack, folder, retries, timeout):

@@ -19,6 +19,12 @@ from rnnlm.stats import best_points, describe, summarize
 
 log = logging.getLogger(__name__)
 BAND = "band: lowest to highest seed"
+SEED_DOT = 14  # points², about 3.7 points across
+# The mean: a hollow diamond whose inside (8 / sqrt(2), 5.7 points) holds a seed's dot drawn
+# over it, so that at n = 1 both show, where a filled one hid the dot.
+MEAN_MARKER = {"marker": "D", "markersize": 8, "markerfacecolor": "none",
+               "markeredgecolor": "black", "markeredgewidth": 1.2, "color": "black"}
+EPOCH_END = "end of epoch (number on top)"
 
 
 def plot_names(experiments):
@@ -68,18 +74,20 @@ def by_mode(runs, column, ylabel, title):
             stat = describe(values)
             counts.append(stat["n"])
             spread = np.linspace(-0.25, 0.25, len(values)) * width if len(values) > 1 else [0]
-            ax.scatter(m + offset + np.asarray(spread), values, s=14, alpha=0.6, color=f"C{i}",
-                       gid=f"{experiment}/{mode}/seeds")
+            ax.scatter(m + offset + np.asarray(spread), values, s=SEED_DOT, alpha=0.6,
+                       color=f"C{i}", zorder=3, gid=f"{experiment}/{mode}/seeds")
             yerr = [[stat["mean"] - stat["ci_low"]], [stat["ci_high"] - stat["mean"]]]
             bars = ax.errorbar([m + offset], [stat["mean"]], yerr=None if stat["n"] < 2 else yerr,
-                               fmt="D", color="black", markersize=5, capsize=4)
+                               capsize=4, **MEAN_MARKER)
             bars.lines[0].set_gid(f"{experiment}/{mode}/mean")
     ax.set_xticks(range(len(modes)), modes)
     ax.set(xlabel="mode", ylabel=ylabel, title=f"{title} ({n_text(counts)} per dot column)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend([Line2D([], [], marker="o", linestyle="", color=f"C{i}")
-               for i in range(len(experiments))], experiments, fontsize=8,
-              title="experiment (dots: seeds; ◆: mean, 95% CI)")
+    ax.legend([*(Line2D([], [], marker="o", linestyle="", color=f"C{i}")
+                 for i in range(len(experiments))),
+               Line2D([], [], linestyle="", **MEAN_MARKER)],
+              [*experiments, "mean, 95% CI"], fontsize=8,
+              title="experiment (dots: seeds)")
     return figure
 
 
@@ -108,15 +116,36 @@ def seed_frame(frames, column):
     return pd.concat([frame.set_index("tokens_seen")[column] for frame in frames], axis=1)
 
 
+def whole_reports(progress):
+    """Training reports with an epoch's short last one (it covers the few windows after the last
+    full interval: a noisy tick at the curve's end) merged into the report before it, their
+    losses weighted by the tokens each covers."""
+    rows = progress.to_dict("records")
+    start = 0
+    merged = []
+    for epoch in dict.fromkeys(row["epoch"] for row in rows):
+        reports = [row for row in rows if row["epoch"] == epoch]
+        spans = np.diff([start] + [row["tokens_seen"] for row in reports])
+        start = reports[-1]["tokens_seen"]
+        if len(reports) > 1 and spans[-1] < spans[0] / 2:
+            last, before = reports.pop(), reports.pop()
+            loss = np.average([before["train_loss"], last["train_loss"]], weights=spans[-2:])
+            reports.append({**last, "train_loss": loss, "train_ppl": np.exp(loss)})
+        merged += reports
+    return pd.DataFrame(merged, columns=progress.columns)
+
+
 def learning_curves(experiment, curves):
-    """Training (at each report) and validation perplexity (at each epoch's end) against tokens
-    seen, per mode the mean over seeds with a band from the lowest to the highest seed; epochs
-    end at the dotted lines. ``curves`` maps a mode to its seeds' (progress, metrics)."""
+    """Training (at each report, ``whole_reports``) and validation perplexity (at each epoch's
+    end) against tokens seen, per mode the mean over seeds with a band from the lowest to the
+    highest seed; epochs end at the dotted lines (a legend entry). ``curves`` maps a mode to its
+    seeds' (progress, metrics)."""
     figure, (ax,) = new_figure(8, 4.8)
     for i, (mode, seeds) in enumerate(curves.items()):
         for k, (name, column, style) in enumerate((("training", "train_ppl", "--"),
                                                    ("validation", "valid_ppl", "-o"))):
-            per_seed = seed_frame([pair[k] for pair in seeds], column)
+            per_seed = seed_frame([whole_reports(pair[0]) if k == 0 else pair[1]
+                                   for pair in seeds], column)
             x = per_seed.index.to_numpy()
             ax.plot(x, per_seed.mean(axis=1), style, color=f"C{i}", markersize=4,
                     gid=f"{mode}/{column}", label=f"{mode} {name}")
@@ -125,11 +154,11 @@ def learning_curves(experiment, curves):
                                 alpha=0.15, linewidth=0, gid=f"{mode}/{column}/band")
     metrics = next(iter(curves.values()))[0][1]
     ends = metrics["tokens_seen"].to_numpy()
-    for end in ends:
-        ax.axvline(end, color="grey", linestyle=":", linewidth=1)
-    top = ax.secondary_xaxis("top")
+    for j, end in enumerate(ends):
+        ax.axvline(end, color="grey", linestyle=":", linewidth=1,
+                   label=EPOCH_END if j == 0 else None)
+    top = ax.secondary_xaxis("top")  # unlabelled: a label there reads as the title's subtitle
     top.set_xticks(ends, [str(epoch) for epoch in metrics["epoch"]])
-    top.set_xlabel("end of epoch")
     n = n_text([len(seeds) for seeds in curves.values()])
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))

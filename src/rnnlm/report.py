@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from rnnlm.contention import contended
-from rnnlm.io import RnnlmError
+from rnnlm.io import RnnlmError, read_json
 from rnnlm.plan.runs import Run
 
 DEFAULT_CORPUS = "ptb"
@@ -134,7 +134,7 @@ def read_run(run_dir, corpus, adapted=()):
     dynamic_eval.json) too."""
     ident = Run.of_folder(run_dir)
     row = {"experiment": ident.experiment, "sweep": ident.sweep,
-           "corpus": corpus.get(ident.experiment, corpus.get(ident.sweep, DEFAULT_CORPUS)),
+           "corpus": corpus_of(ident, corpus),
            "mode": ident.mode, "seed": ident.seed}
     files = {name: read_file(run_dir, name) for name in ("summary.json", "test.json")}
     for column, (name, key) in RUN_NUMBERS.items():
@@ -212,9 +212,27 @@ def read_curves(run_dir):
             metrics.drop_duplicates("epoch", keep="last"))
 
 
-def read_provenance(run_dirs):
-    """One row per run: its identity, then summary.json's ``provenance`` flattened (nested keys
-    joined by dots, lists by commas)."""
+def corpus_of(ident, corpus):
+    """The corpus' name of run ``ident``, from ``corpus`` (experiment or sweep -> name)."""
+    return corpus.get(ident.experiment, corpus.get(ident.sweep, DEFAULT_CORPUS))
+
+
+def flatten(record, prefix=""):
+    """A record's nested keys joined by dots, lists by commas: one table cell each."""
+    flat = pd.json_normalize(record, sep=".").iloc[0].to_dict()
+    return {prefix + key: ", ".join(map(str, value)) if isinstance(value, list) else value
+            for key, value in flat.items()}
+
+
+def read_provenance(run_dirs, corpus=None, sources=()):
+    """One row per run: its identity, then summary.json's ``provenance`` flattened, then what the
+    download of its corpus recorded (``sources``: source.json files), each as the stage that
+    ran wrote it, not as any later command's config says."""
+    downloads = {}
+    for path in sources:
+        record = read_json(path)
+        name = record.pop("corpus")
+        downloads[name] = flatten(record, "download.")
     rows = []
     for run_dir in run_dirs:
         ident = Run.of_folder(run_dir)
@@ -222,9 +240,9 @@ def read_provenance(run_dirs):
         if not isinstance(summary.get("provenance"), dict):
             raise RnnlmError(f"{Path(run_dir) / 'summary.json'}: no 'provenance'; rerun the "
                              "train stage for this run")
-        flat = pd.json_normalize(summary["provenance"], sep=".").iloc[0].to_dict()
-        flat = {key: ", ".join(map(str, value)) if isinstance(value, list) else value
-                for key, value in flat.items() if key != "seed"}
+        flat = {key: value for key, value in flatten(summary["provenance"]).items()
+                if key != "seed"}
+        name = corpus_of(ident, corpus or {})
         rows.append({"experiment": ident.experiment, "mode": ident.mode, "seed": ident.seed,
-                     **flat})
+                     **flat, "corpus": name, **downloads.get(name, {})})
     return in_given_order(pd.DataFrame(rows), [*GROUP, "seed"])

@@ -31,9 +31,9 @@ from rnnlm.device import contexts, load_array, omp_threads
 from rnnlm.io import RnnlmError, atomic_path, check_writable, digest, write_json
 from rnnlm.loop import Diverged, Run
 from rnnlm.model import RNNModel, save_model_config
-from rnnlm.mx import ENGINE
+from rnnlm.mx import BUILD, ENGINE
 from rnnlm.mx import mxnet as mx
-from rnnlm.provenance import environment, now, settings_digest
+from rnnlm.provenance import code_digest, environment, now, settings_digest
 from rnnlm.step import perplexity, windows
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,8 @@ def write_outputs(run, state, device, diverged=None):
         "train_seconds": seconds, "tokens_per_s": tokens / max(seconds, 1e-9),
         "wall_seconds": state.wall_seconds, "threads": threads, "device": device,
         "gpus": len(run.ctxs) if device == "gpu" else 0,
-        "provenance": {**environment(), "engine": ENGINE, "threads": threads,
+        "provenance": {**environment(), "train_code": code_digest("train"),
+                       "mxnet_build": str(BUILD), "engine": ENGINE, "threads": threads,
                        "device": device, "seed": run.cfg.seed,
                        "settings_sha256": settings_digest(settings), "data_sha256": data,
                        "started": state.started, "finished": now(),

@@ -8,6 +8,7 @@ rule download:
         train="resources/{corpus}/train.txt",
         valid="resources/{corpus}/valid.txt",
         test="resources/{corpus}/test.txt",
+        source="resources/{corpus}/source.json",  # what was read: the provenance table's
     log:
         logs("download/{corpus}.log"),
     benchmark:

@@ -25,6 +25,11 @@ def run_paths(pattern, runs=None):
     ]
 
 
+def corpus_paths(pattern):
+    """``pattern`` (with {corpus}) for every corpus an experiment that runs reads."""
+    return expand(pattern, corpus=sorted(set(PLAN.corpus_names().values())))
+
+
 def final_outputs():
     return [
         *rules.table.output,

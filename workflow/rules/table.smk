@@ -109,6 +109,7 @@ rule sweep:
 rule provenance:
     input:
         summaries=run_paths(rules.train.output.summary),
+        sources=corpus_paths(rules.download.output.source),
     output:
         csv="results/provenance.csv",
         html=report(
@@ -126,7 +127,8 @@ rule provenance:
         runtime=10,
     params:
         runs=run_dirs,
+        corpus=experiment_pairs("--corpus", PLAN.corpus_names()),
         code=code_digest("tables"),
     shell:
-        "rnnlm provenance --runs {params.runs:q} --csv {output.csv:q} --html {output.html:q}"
-        " > {log:q} 2>&1"
+        "rnnlm provenance --runs {params.runs:q} {params.corpus} --sources {input.sources:q}"
+        " --csv {output.csv:q} --html {output.html:q} > {log:q} 2>&1"

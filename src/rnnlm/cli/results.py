@@ -135,13 +135,16 @@ def _add_sweep(sub):
 def _provenance(args):
     from rnnlm.tables.provenance import write_provenance
 
-    write_provenance(args.runs, args.csv, args.html)
+    write_provenance(args.runs, args.csv, args.html, dict(args.corpus), args.sources)
 
 
 def _add_provenance(sub):
     p = sub.add_parser("provenance", help="what produced each run: versions, machine, commit, "
-                                          "digests")
-    _add_runs(p, corpus=False)
+                                          "digests, the data's source")
+    _add_runs(p)
+    p.add_argument("--sources", type=Path, nargs="*", default=[], metavar="FILE",
+                   help="source.json files of the download stage (resources/CORPUS/): where "
+                        "each corpus was read and the digests of what was written")
     _add_formats(p, "one row per run", md=False)
     p.set_defaults(func=_provenance)
 
