@@ -182,11 +182,12 @@ def test_throughput_crosses_the_seeds_timed_under_contention(results):
     assert crosses.tolist() == [seeds[1].tolist()] and crosses[0][1] == 1000.0  # seed 2 only
     assert not [c for c in ax.collections if c.get_gid() == "tutorial/rnn_tanh/contended"]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["tutorial", "timed under contention: tokens/s understated (table: "
-                                  "tokens/CPU-s)"]
+    assert labels == ["tutorial", "mean, 95% CI", "timed under contention: tokens/s understated "
+                                                  "(table: tokens/CPU-s)"]
 
 
 def test_throughput_of_quiet_runs_has_no_contention_mark(runs):
     (ax,) = throughput_figure(runs).axes
     assert not [c for c in ax.collections if str(c.get_gid()).endswith("/contended")]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["tutorial", "big"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["tutorial", "big",
+                                                                  "mean, 95% CI"]
