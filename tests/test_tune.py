@@ -74,7 +74,8 @@ def test_every_mode_trains_the_same_points_to_each_rung(workflow):
     settings = p.trials[name]
     assert settings["epochs"] == 3 and settings["seeds"] == [1]
     assert {k: settings[k] for k in SPACE} == tune.points[4]
-    assert train_flags(settings, 1) == train_flags(p.trials[tune.trial(5, 2)], 1).replace(
+    rung_flags = train_flags(p.trials[tune.trial(5, 2)], 1, "lstm")
+    assert train_flags(settings, 1, "lstm") == rung_flags.replace(
         "--epochs 9", "--epochs 3")  # rungs differ in epochs only
     # the final runs: every mode, the tune's seeds; each mode's settings are its choice's
     assert [(r.mode, r.seed) for r in p.runs if r.experiment == "cells"][:3] == [
@@ -143,7 +144,8 @@ def test_a_tunes_final_runs_at_the_trials_seed_share_the_chosen_trials_training(
     trainer = p.tuned_trainer(Run("cells", "gru", 1), 5)
     assert trainer == Run("cells/trial~5/epochs~9", "gru", 1)
     # the trainer's `rnnlm train` flags are the final run's at that choice, data and seed alike
-    assert train_flags(p.tuned("cells", 5), 1) == train_flags(p.trials[trainer.experiment], 1)
+    assert train_flags(p.tuned("cells", 5), 1, "lstm") == train_flags(
+        p.trials[trainer.experiment], 1, "lstm")
     assert p.batch_size("cells", "train") == p.batch_size(trainer.experiment, "train")
     other = plan(workflow, {"cells": {**TUNE, "seeds": [2, 3]}})
     assert other.tuned_shares() == []  # no final run at the trials' seed 1
