@@ -80,6 +80,10 @@ def test_watch_follows_a_running_job_and_exits_when_it_is_done(arrays, tmp_path)
     assert not (run / "checkpoint").exists()  # its status file went with its checkpoint
 
 
+def default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_watch_draws_bars_on_a_terminal_and_leaves_at_ctrl_c(arrays, tmp_path):
     results = tmp_path / "results"
     run = results / "tiny" / "gru" / "seed1"
@@ -87,9 +91,12 @@ def test_watch_draws_bars_on_a_terminal_and_leaves_at_ctrl_c(arrays, tmp_path):
     env = {**os.environ, "TTY_COMPATIBLE": "1", "COLUMNS": "160"}  # rich draws as on a terminal
     try:
         wait_for(run / "checkpoint" / NAME, job)
+        # as from a terminal: a suite started in the background by a non-interactive shell (as a
+        # CI script may be) ignores SIGINT, and a child started with it ignored never turns
+        # Ctrl-C into KeyboardInterrupt
         watcher = subprocess.Popen([str(RNNLM), "watch", results, "--interval", "0.2"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env=env)
+                                   env=env, preexec_fn=default_sigint)
         time.sleep(3)
         watcher.send_signal(signal.SIGINT)
         out, err = watcher.communicate(timeout=60)
