@@ -142,7 +142,7 @@ def check_folder(folder, key):
 
 
 def check_mogrifier(config, exp, key, head):
-    """Mode mogrifier's keys: a rank its matrices can have; with it, no cache or export (see
+    """Mode mogrifier's keys: a rank its matrices can have; with it, no export (see
     the README); varied by a grid or a space only if it trains (else its points are equal)."""
     section = key.split(".")[0]
     within = {"sweeps": "grid", "tunes": "space"}.get(section, "")
