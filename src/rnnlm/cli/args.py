@@ -29,6 +29,14 @@ def fraction(text):
     return value
 
 
+def nonnegative(text):
+    """A finite number >= 0 (a dynamic evaluation lr or decay)."""
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
+    return value
+
+
 def use_threads(threads, device="cpu"):
     """MXNet reads its CPU thread counts and its engine once, when libmxnet loads: set them before
     a stage module imports mxnet (the handlers import their stage lazily for this). --threads 0

@@ -9,6 +9,7 @@ from rnnlm.cli.args import (
     add_threads,
     count,
     fraction,
+    nonnegative,
     positive,
     use_threads,
 )
@@ -72,14 +73,6 @@ def _add_cache(sub):
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="one device")
     add_threads(p)
     p.set_defaults(func=_cache)
-
-
-def nonnegative(text):
-    """A finite number >= 0 (a dynamic evaluation lr or decay)."""
-    value = float(text)
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
-    return value
 
 
 def _dynamic_eval(args):
