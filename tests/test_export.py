@@ -436,6 +436,16 @@ def test_export_refuses_a_run_without_a_finished_model(tmp_path):
     assert not (run / "model.onnx").exists()
 
 
+def test_export_refuses_a_mogrifier_run_naming_the_mode(tmp_path):
+    """One format: both read the run through run_layout, which refuses the mode."""
+    run, _ = saved_run(tmp_path, "mogrifier")
+    done = rnnlm("export", "--run-dir", run, "--format", "torch", "--out", tmp_path / "m")
+    assert error_lines(done)[-1:] == [  # after the log line of loading a digest-less model
+        f"rnnlm export: error: {run}: mode mogrifier cannot be exported (model.onnx has no graph "
+        "of its rounds yet, PyTorch's RNNModel no such cell); export a run of another mode"]
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.json").exists()
+
+
 def test_the_schemas_export_formats_are_the_files_the_package_writes():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     export = schema["properties"]["export"]

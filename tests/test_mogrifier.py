@@ -4,6 +4,7 @@ rank-k factors their product, and gradients that finite differences confirm."""
 import numpy as np
 import pytest
 
+from rnnlm.awd.dropout import drop_connect
 from rnnlm.cells.mogrifier import MogrifierLayer
 from rnnlm.io import RnnlmError
 from rnnlm.model import ModelConfig, RNNModel
@@ -48,6 +49,32 @@ def reference(layer, x, h, c):
         h = sigmoid(o) * np.tanh(c)
         outs.append(h)
     return np.stack(outs), h, c
+
+
+@pytest.mark.parametrize("rank", [0, 3])
+def test_weight_drop_is_one_mask_on_the_recurrent_matrix_for_the_whole_window(rank):
+    """AWD's weight drop on the mogrifier: every step of a window reads one dropped copy of the
+    LSTM's hidden-to-hidden matrix (all four gate blocks), the input matrix, the biases and the
+    rounds' matrices as they are; the reference gets that copy as its weights."""
+    mx.random.seed(0)
+    layer = MogrifierLayer(6, 5, rounds=3, rank=rank, weight_dropout=0.5)
+    layer.initialize(mx.init.Uniform(0.5))
+    x, (h0, c0) = nd.random.uniform(shape=(9, 2, 6)), layer.begin_state(2, CPU)
+    weight = layer.weight.data().copy()
+    mx.random.seed(3)
+    with autograd.record(train_mode=True):
+        dropped = drop_connect(nd, weight, layer.span("h2h_weight"), 0.5, layer.size)
+    mx.random.seed(3)
+    with autograd.record(train_mode=True):
+        out, _ = layer(x, [h0, c0])
+    h2h = layer.pieces(dropped)["h2h_weight"].asnumpy() / layer.pieces()["h2h_weight"].asnumpy()
+    assert h2h.shape[0] == 4 * 5 and set(np.unique(np.round(h2h, 5))) == {0.0, 2.0}
+    layer.weight.set_data(dropped)  # the reference reads the layer's pieces
+    by_hand, _, _ = reference(layer, x.asnumpy(), h0[0].asnumpy(), c0[0].asnumpy())
+    np.testing.assert_allclose(out.asnumpy(), by_hand, rtol=1e-5, atol=1e-6)
+    layer.weight.set_data(weight)
+    undropped, _, _ = reference(layer, x.asnumpy(), h0[0].asnumpy(), c0[0].asnumpy())
+    assert np.abs(out.asnumpy() - undropped).max() > 1e-3  # the mask acts
 
 
 @pytest.mark.parametrize("hybridize", [False, True])
