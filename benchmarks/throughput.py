@@ -14,8 +14,10 @@ per measurement, ``what`` being:
 - ``dynamic``: rnnlm.adapt.dynamic's segment pass (dynamic evaluation, rms rule at the
   default lr and decay, segments of 5 tokens, a step after each) over the eval line's tokens of
   the valid split's first column at batch 1, on a model of the same settings; adds
-  ``static_tokens_per_s`` (the same batch-1 pass without the steps) and ``x_eval`` (its
-  tokens/s over the eval line's, which reads at the eval batch size);
+  ``static_tokens_per_s`` (the same batch-1 pass without the steps),
+  ``mxnet_update_tokens_per_s`` (the same pass with its update in MXNet's operators, as on a
+  GPU, not numpy's on the weights' memory) and ``x_eval`` (its tokens/s over the eval line's,
+  which reads at the eval batch size);
 - ``reference``: benchmarks/reference.py, the tutorial's loop, on the same model, weights and data
   (``--tutorial-block``: on the tutorial's own fused multi-layer block);
 - ``versus`` (with ``--versus KEY=VALUE ...``): the same trainer, model and initial weights with
@@ -258,7 +260,9 @@ def dynamic_passes(model_config, ctx, train, valid, tokens):
     adapter = Adapter(model, ctx, ms, decay_rates(ms))
     stream = nd.slice_axis(valid, axis=1, begin=0, end=1)[:tokens + 1]
     update = adapter.update("rms", DYNAMIC_LRS[1], DYNAMIC_DECAYS[1])
+    by_mxnet = adapter.update("rms", DYNAMIC_LRS[1], DYNAMIC_DECAYS[1], on_host=False)
     return {"dynamic": (adapter.segment_pass, stream, 5, update),
+            "dynamic_mxnet_update": (adapter.segment_pass, stream, 5, by_mxnet),
             "static_b1": (adapter.segment_pass, stream, 5, None)}
 
 
@@ -367,6 +371,7 @@ def json_lines(args, best, sizes, batch, eval_batch, bptt, rows, shapes):
                         "tokens_per_s": b1_tokens / best["dynamic"], "gflops": None,
                         "seconds": best["dynamic"], "peak_rss_mb": peak_rss_mb(),
                         "static_tokens_per_s": b1_tokens / best["static_b1"],
+                        "mxnet_update_tokens_per_s": b1_tokens / best["dynamic_mxnet_update"],
                         "x_eval": (b1_tokens / best["dynamic"]) / (eval_tokens / best["eval"])}
     if "pytorch" in best:
         lines["train"].update(x_pytorch=best["pytorch"] / best["train"])

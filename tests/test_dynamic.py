@@ -127,6 +127,10 @@ def test_every_layout_scores_each_segment_before_its_update(layout):
     dynamic, _ = adapter.segment_pass(test, 5, adapter.update("rms", 1e-2, 0.01))
     np.testing.assert_array_equal(dynamic[:5], static[:5])
     assert np.abs(dynamic[5:] - static[5:]).min() > 0  # every later token saw moved weights
+    # numpy's update on the arrays' memory (a CPU's) is MXNet's operators' (a GPU's), segment by
+    # segment: MXNet's next forward reads what numpy wrote, nothing cached from before
+    by_mxnet, _ = adapter.segment_pass(test, 5, adapter.update("rms", 1e-2, 0.01, on_host=False))
+    np.testing.assert_array_equal(dynamic, by_mxnet)
     for p, b in zip(adapter.params, before, strict=True):
         np.testing.assert_array_equal(p.data(CPU).asnumpy(), b)
 
@@ -178,6 +182,31 @@ def test_the_cli_chooses_on_validation_and_never_writes_the_model(trained, tmp_p
         result["test_ppl_dynamic"], rel=1e-12)
     assert "grid point 5/5 (lr 0.003, decay 0.02) on valid: valid ppl" in caplog.text
     assert "tokens/s)" in caplog.text  # the progress the CLI prints on stderr
+
+
+def test_passes_in_two_worker_processes_give_what_one_process_gives(trained, tmp_path):
+    """--threads 2: the grid's passes two at a time in spawned workers of one thread each; the
+    perplexities, the choice, the cache on top and the test stream's log-probabilities are
+    those of the passes run one after the other in the job's process."""
+    run, paths = trained
+    results = {}
+    for threads in ("1", "2"):
+        out = tmp_path / threads / "dynamic_eval.json"
+        out.parent.mkdir()
+        assert dynamic_eval(run, paths, out, "--lrs", "1e-4", "3e-3", "--decays", "0.02",
+                            "--cache-window", "50", "--thetas", "0.5", "--lambdas", "0.1",
+                            "--threads", threads) == 0
+        results[threads] = read_json(out), np.load(out.with_suffix(".npz"))
+    (one, one_logps), (two, two_logps) = results["1"], results["2"]
+    assert (one["workers"], two["workers"]) == (1, 2)
+    timings = ("seconds", "ms_seconds", "workers")
+    assert {k: v for k, v in one.items() if k not in timings} == {
+        k: v for k, v in two.items() if k not in timings} | {"grid": [
+            {k: v for k, v in point.items() if k != "seconds"} | {"seconds": mine["seconds"]}
+            for point, mine in zip(two["grid"], one["grid"], strict=True)]}
+    assert one["lr"] > 0 and one["test_ppl_dynamic"] < one["test_ppl"]
+    for name in ("test_logp_static", "test_logp_dynamic"):
+        np.testing.assert_array_equal(one_logps[name], two_logps[name])
 
 
 def test_a_run_without_a_model_is_one_line_naming_it(trained, tmp_path, capsys):

@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnlm.adapt.cache import LastLayer
 from rnnlm.io import RnnlmError
-from rnnlm.mx import autograd, nd
+from rnnlm.mx import autograd, host_view, nd
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,14 @@ class Update:
 
     rms: A = min(decay * rate, 1) (dynamiceval.py lines 159-171 clip rate at 1 / lambda), B = lr
     / (MS + EPS); dW as dynamiceval.py line 210, both terms from the weights before the step.
-    sgd: A = decay, B = lr (scalars). MXNet has no stock operator whose rates are arrays (an
-    rmsprop_update with a fixed mean square for B was no faster), so this is four in-place
-    operators per weight array, none allocating (five, theta0 - theta first, took 1.3 times as
-    long); memory-bound, as the segment's dense gradient of a tied vocabulary matrix is.
+    sgd: A = decay, B = lr (scalars). Four in-place operators per weight array, none allocating
+    (five, theta0 - theta first, took 1.3 times as long). MXNet has no stock operator whose rates
+    are arrays, and its elementwise CPU kernels are slow: on a CPU the same four run in numpy on
+    the weights' and gradients' own memory (rnnlm.mx.host_view), 2.2 times faster on the tied
+    2x200 model's 2.6 M weights (benchmarks/README.md); elsewhere MXNet's.
     """
 
-    def __init__(self, params, ctx, theta0, ms, rates, rule, lr, decay):
+    def __init__(self, params, ctx, theta0, ms, rates, rule, lr, decay, on_host=None):
         self.params, self.ctx = params, ctx
         if rule == "rms":
             pulls = [nd.minimum(decay * r, nd.ones_like(r)) for r in rates]
@@ -105,11 +106,20 @@ class Update:
             pulls, self.step = [decay] * len(params), [lr] * len(params)
         self.keep = [1 - a for a in pulls]
         self.toward = [a * t for a, t in zip(pulls, theta0, strict=True)]
+        self.on_host = ctx.device_type == "cpu" if on_host is None else on_host
+        if self.on_host:
+            self.keep, self.toward, self.step = (
+                [a.asnumpy() if isinstance(a, nd.NDArray) else a for a in arrays]
+                for arrays in (self.keep, self.toward, self.step))
 
     def __call__(self):
+        if self.on_host:
+            nd.waitall()  # the backward has read the weights and written the gradients
         for p, keep, toward, step in zip(self.params, self.keep, self.toward, self.step,
                                          strict=True):
             theta, grad = p.data(self.ctx), p.grad(self.ctx)
+            if self.on_host:
+                theta, grad = host_view(theta), host_view(grad)
             grad *= step
             theta *= keep
             theta += toward
@@ -131,11 +141,12 @@ class Adapter:
         for p, theta0 in zip(self.params, self.theta0, strict=True):
             p.data(self.ctx)[:] = theta0
 
-    def update(self, rule, lr, decay):
+    def update(self, rule, lr, decay, on_host=None):
         """The Update of one grid point; None for lr 0, where the weights never move."""
         if lr == 0:
             return None
-        return Update(self.params, self.ctx, self.theta0, self.ms, self.rates, rule, lr, decay)
+        return Update(self.params, self.ctx, self.theta0, self.ms, self.rates, rule, lr, decay,
+                      on_host)
 
     def segment_pass(self, stream, segment, update, label=""):
         """Score a (steps, 1) stream segment by segment, each before ``update`` steps on it

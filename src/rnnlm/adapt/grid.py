@@ -17,6 +17,7 @@ import numpy as np
 
 from rnnlm.adapt import cache as cache_pointer
 from rnnlm.adapt.dynamic import RULES, Adapter, decay_rates, gradient_statistics
+from rnnlm.adapt.passes import Pass, Runner
 from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, atomic_path, write_json
 from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS
@@ -77,9 +78,10 @@ def with_cache(valid, test, window, thetas, lambdas):
 
 def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs=DYNAMIC_LRS,
                  decays=DYNAMIC_DECAYS, rule="rms", ms_windows=MS_WINDOWS, cache=None,
-                 device="cpu"):
+                 device="cpu", workers=1):
     """Choose lr and decay on validation, apply them to test once; write the JSON and the npz.
-    ``cache``: None, or (window, thetas, lambdas) for the cache on top of the dynamic pass."""
+    ``cache``: None, or (window, thetas, lambdas) for the cache on top of the dynamic pass.
+    ``workers``: passes run at a time, each in a process of its own when more than 1."""
     check_settings(segment, lrs, decays, rule, ms_windows)
     if cache is not None:
         cache_pointer.check_grid(*cache)
@@ -87,8 +89,8 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     ctx = contexts(device)[0]
     model = load_model(trained_run(run_dir, "dynamic evaluation"), ctx)
     vocab = model.config.vocab_size
-    streams = {}
-    for split, path in (("valid", valid_path), ("test", test_path)):
+    paths, streams = {"valid": valid_path, "test": test_path}, {}
+    for split, path in paths.items():
         streams[split] = load_array(path, vocab, [ctx])[0]
         if streams[split].shape[1] != 1:
             raise RnnlmError(f"{path}: dynamic evaluation reads a batch-1 stream, this array has "
@@ -101,41 +103,48 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     ms_seconds = time.monotonic() - began
     log.info("%s: gradient statistics over %d windows of %d x %d tokens in %.0f s", run_dir,
              windows, segment, train.shape[1], ms_seconds)
-    adapter = Adapter(model, ctx, ms, decay_rates(ms))
+    rates = decay_rates(ms)
+    adapter = Adapter(model, ctx, ms, rates)
 
-    points, grid, best = grid_points(lrs, decays), [], None
-    for i, (lr, decay) in enumerate(points, 1):
-        label = f"grid point {i}/{len(points)} (lr {lr:g}, decay {decay:g}) on valid"
-        start = time.monotonic()
-        logp, hidden = adapter.segment_pass(streams["valid"], segment,
-                                            adapter.update(rule, lr, decay), label)
-        valid_ppl, seconds = ppl(logp), time.monotonic() - start
-        grid.append({"lr": lr, "decay": decay, "valid_ppl": finite_or_none(valid_ppl),
-                     "seconds": seconds})
-        log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", label, valid_ppl, seconds,
-                 logp.size / seconds, "" if math.isfinite(valid_ppl) else
-                 ": diverged, never chosen (lower the lr grid)")
-        if best is None or valid_ppl < best[3]:
-            best = (i - 1, logp, hidden, valid_ppl)
-    chosen = points[best[0]]
-    test_static = adapter.segment_pass(streams["test"], segment, None, "test, static")
-    test_dynamic = test_static if chosen[0] == 0 else adapter.segment_pass(
-        streams["test"], segment, adapter.update(rule, *chosen), "test, dynamic")
+    points = grid_points(lrs, decays)
+    on_valid = [Pass("valid", lr, decay, f"grid point {i}/{len(points)} (lr {lr:g}, decay "
+                     f"{decay:g}) on valid", hidden=cache is not None)
+                for i, (lr, decay) in enumerate(points, 1)]
+    static_test = Pass("test", 0.0, 0.0, "test, static")
+    start = (run_dir, paths, [m.asnumpy() for m in ms], [r.asnumpy() for r in rates], rule,
+             segment, device)
+    with Runner(adapter, streams, rule, segment, min(workers, len(points)), start) as runner:
+        results = {}
+        for job, logp, hidden, seconds in runner.run([*on_valid[1:], on_valid[0], static_test]):
+            results[job] = (logp, hidden, seconds)  # the static passes last: the shortest
+            if job.split == "valid":
+                log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", job.label, ppl(logp),
+                         seconds, logp.size / seconds, "" if math.isfinite(ppl(logp)) else
+                         ": diverged, never chosen (lower the lr grid)")
+        grid = [{"lr": job.lr, "decay": job.decay, "valid_ppl": finite_or_none(ppl(results[job][0])),
+                 "seconds": results[job][2]} for job in on_valid]
+        best = min(range(len(on_valid)), key=lambda i: ppl(results[on_valid[i]][0]))  # first
+        chosen = on_valid[best]
+        test_static = test_dynamic = results[static_test][:2]
+        if chosen.lr:
+            job = Pass("test", chosen.lr, chosen.decay, "test, dynamic", cache is not None)
+            [(_, logp, hidden, _)] = runner.run([job])
+            test_dynamic = (logp, hidden)
     result = {"rule": rule, "segment": segment, "ms_windows": windows,
-              "ms_windows_asked": ms_windows, "ms_batch": train.shape[1], "lr": chosen[0],
-              "decay": chosen[1], "valid_tokens": targets["valid"].size,
+              "ms_windows_asked": ms_windows, "ms_batch": train.shape[1], "lr": chosen.lr,
+              "decay": chosen.decay, "valid_tokens": targets["valid"].size,
               "test_tokens": targets["test"].size, "valid_ppl": grid[0]["valid_ppl"],
-              "valid_ppl_dynamic": grid[best[0]]["valid_ppl"], "test_ppl": ppl(test_static[0]),
+              "valid_ppl_dynamic": grid[best]["valid_ppl"], "test_ppl": ppl(test_static[0]),
               "test_ppl_dynamic": finite_or_none(ppl(test_dynamic[0])), "grid": grid,
-              "ms_seconds": ms_seconds}
+              "ms_seconds": ms_seconds, "workers": runner.workers}
     if cache is not None:
-        result.update(with_cache((best[1], best[2], targets["valid"]),
+        result.update(with_cache((*results[chosen][:2], targets["valid"]),
                                  (*test_dynamic, targets["test"]), *cache))
     result["seconds"] = time.monotonic() - began
     with atomic_path(Path(out).with_suffix(".npz")) as tmp, open(tmp, "wb") as f:
         np.savez(f, test_logp_static=test_static[0], test_logp_dynamic=test_dynamic[0])
     write_json(out, result)
     log.info("%s: %s rule, lr %g, decay %g (chosen on validation): valid ppl %.2f -> %.2f, test "
-             "ppl %.2f -> %.2f", run_dir, rule, chosen[0], chosen[1], result["valid_ppl"],
+             "ppl %.2f -> %.2f", run_dir, rule, chosen.lr, chosen.decay, result["valid_ppl"],
              result["valid_ppl_dynamic"], result["test_ppl"], result["test_ppl_dynamic"])
     return result

@@ -83,7 +83,8 @@ def _dynamic_eval(args):
     check_threads(args.threads)
     cache = None if args.cache_window is None else (args.cache_window, args.thetas, args.lambdas)
     dynamic_eval(args.run_dir, args.train, args.valid, args.test, args.out, args.segment,
-                 args.lrs, args.decays, args.rule, args.ms_windows, cache, device=args.device)
+                 args.lrs, args.decays, args.rule, args.ms_windows, cache, device=args.device,
+                 workers=max(args.threads, 1) if args.device == "cpu" else 1)
 
 
 def _add_dynamic_eval(sub):
@@ -126,7 +127,8 @@ def _add_dynamic_eval(sub):
     p.add_argument("--out", type=Path, required=True,
                    help="output JSON, RUN/dynamic_eval.json (RUN/dynamic_eval.npz beside it)")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="one device")
-    add_threads(p)
+    add_threads(p, whose="the gradient statistics; on the CPU, more than 1 also runs that many "
+                         "passes at a time, each in a process of one thread")
     p.set_defaults(func=_dynamic_eval)
 
 

@@ -1,0 +1,110 @@
+"""The segment passes of a dynamic evaluation, in this process or two or more at a time in worker
+processes.
+
+Each pass is one long chain of small steps (a segment's forward, backward and update) that a
+second thread hardly shortens, and the grid's passes over validation are independent of each
+other: on 2 cores two passes at a time at one thread each take about half as long as one after
+the other (benchmarks/README.md). The workers are spawned, not forked (MXNet's engine threads do
+not survive a fork); each loads the model from the run folder and takes the gradient statistics
+from the job, which computed them once.
+"""
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+
+from rnnlm.adapt.dynamic import Adapter
+from rnnlm.device import contexts, load_array
+from rnnlm.mx import nd
+from rnnlm.trained import load_model, trained_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass over ``split``: the static model for lr 0, else the ``rule`` update at lr and
+    decay; ``hidden``: whether its last-layer outputs are wanted (for the cache)."""
+
+    split: str
+    lr: float
+    decay: float
+    label: str
+    hidden: bool = False
+
+
+def run_pass(adapter, streams, job, rule, segment):
+    """(job, log p of each target, the last layer's outputs or None, seconds)."""
+    start = time.monotonic()
+    logp, hidden = adapter.segment_pass(streams[job.split], segment,
+                                        adapter.update(rule, job.lr, job.decay), job.label)
+    return job, logp, hidden if job.hidden else None, time.monotonic() - start
+
+
+_WORKER = {}  # a worker process's model, streams and settings, made once by _start
+
+
+def _start(run_dir, paths, ms, rates, rule, segment, device):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s", datefmt="%H:%M:%S")  # as the CLI's, into the job's log
+    ctx = contexts(device)[0]
+    model = load_model(trained_run(run_dir, "dynamic evaluation"), ctx)
+    streams = {split: load_array(path, model.config.vocab_size, [ctx])[0]
+               for split, path in paths.items()}
+    adapter = Adapter(model, ctx, [nd.array(m, ctx=ctx) for m in ms],
+                      [nd.array(r, ctx=ctx) for r in rates])
+    _WORKER.update(adapter=adapter, streams=streams, rule=rule, segment=segment)
+
+
+def _run(job):
+    w = _WORKER
+    return run_pass(w["adapter"], w["streams"], job, w["rule"], w["segment"])
+
+
+@contextlib.contextmanager
+def _one_thread_each():
+    """Spawned workers inherit the environment: one OpenMP thread each, MXNet's CPU engine."""
+    names = ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS")
+    kept = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names, "1"))
+    try:
+        yield
+    finally:
+        for name, value in kept.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+
+
+class Runner:
+    """Runs Passes of one trained run: in this process with ``adapter`` when ``workers`` is 1,
+    else in that many worker processes (``start``: what each loads, (run_dir, {split: path},
+    MS and the rates as numpy arrays, rule, segment, device)). ``run`` yields each pass's result
+    as it ends."""
+
+    def __init__(self, adapter, streams, rule, segment, workers, start):
+        self.adapter, self.streams, self.rule, self.segment = adapter, streams, rule, segment
+        self.workers, self.start, self.pool = workers, start, None
+
+    def __enter__(self):
+        if self.workers > 1:
+            log.info("passes in %d worker processes, one thread each", self.workers)
+            with _one_thread_each():
+                self.pool = multiprocessing.get_context("spawn").Pool(
+                    self.workers, _start, self.start)
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def run(self, jobs):
+        if self.pool is None:
+            return (run_pass(self.adapter, self.streams, job, self.rule, self.segment)
+                    for job in jobs)
+        return self.pool.imap_unordered(_run, jobs)
