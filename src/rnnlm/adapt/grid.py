@@ -121,9 +121,11 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
                 log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", job.label, ppl(logp),
                          seconds, logp.size / seconds, "" if math.isfinite(ppl(logp)) else
                          ": diverged, never chosen (lower the lr grid)")
-        grid = [{"lr": job.lr, "decay": job.decay, "valid_ppl": finite_or_none(ppl(results[job][0])),
+        grid = [{"lr": job.lr, "decay": job.decay, "valid_ppl": ppl(results[job][0]),
                  "seconds": results[job][2]} for job in on_valid]
-        best = min(range(len(on_valid)), key=lambda i: ppl(results[on_valid[i]][0]))  # first
+        best = min(range(len(grid)), key=lambda i: grid[i]["valid_ppl"])  # the first of equals
+        for point in grid:
+            point["valid_ppl"] = finite_or_none(point["valid_ppl"])
         chosen = on_valid[best]
         test_static = test_dynamic = results[static_test][:2]
         if chosen.lr:
