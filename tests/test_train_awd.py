@@ -103,19 +103,22 @@ def test_finetuning_averages_anew_from_the_best_weights_and_stops_when_it_stalls
     assert_mean_of(steps[6:12], tmp_path / "run")
 
 
+@pytest.mark.parametrize("mode", ["lstm", "mogrifier"])
 def test_nt_asgd_and_awd_windows_resume_mid_epoch_like_an_uninterrupted_run(small, tmp_path,
-                                                                           monkeypatch):
+                                                                           monkeypatch, mode):
     flags = dict(RESUMABLE, epochs=1, finetune_epochs=2, log_interval=4, checkpoint_minutes=0)
-    assert cli.main(train_argv(small, tmp_path / "whole", **flags)) == 0
+    if mode == "mogrifier":
+        flags.update(mogrifier_rounds=3, mogrifier_rank=2)
+    assert cli.main(train_argv(small, tmp_path / "whole", mode, **flags)) == 0
     whole = metrics(tmp_path / "whole")
     with monkeypatch.context() as patch:
         _crash_at_report(patch, 20)  # in epoch 3: fine-tuning, averaging
         with pytest.raises(Crash):
-            cli.main(train_argv(small, tmp_path / "cut", **flags))
+            cli.main(train_argv(small, tmp_path / "cut", mode, **flags))
     record = read_json(tmp_path / "cut" / "checkpoint" / "checkpoint.json")
     assert record["state"]["epoch"] == 3 and record["state"]["batch"] > 0
     assert "average" in record["files"] and record["state"]["average_steps"] > 0
-    assert cli.main(train_argv(small, tmp_path / "cut", **flags)) == 0
+    assert cli.main(train_argv(small, tmp_path / "cut", mode, **flags)) == 0
     assert_same_losses(metrics(tmp_path / "cut"), whole, tol=1e-6)
     a, b = saved_weights(tmp_path / "cut"), saved_weights(tmp_path / "whole")
     for x, y in zip(a, b, strict=True):
