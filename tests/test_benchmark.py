@@ -160,6 +160,7 @@ def test_without_torch_the_script_says_how_to_get_it_and_skips_the_line(tmp_path
     assert "x_pytorch" not in lines[0]
     dynamic = lines[-1]  # dynamic evaluation's pass, beside the eval line of the same model
     assert 0 < dynamic["tokens_per_s"] < dynamic["static_tokens_per_s"]  # it steps, static not
+    assert 0 < dynamic["mxnet_update_tokens_per_s"] < dynamic["static_tokens_per_s"]
     assert dynamic["x_eval"] == pytest.approx(dynamic["tokens_per_s"] / lines[1]["tokens_per_s"])
     assert "no PyTorch line: " in out.stderr and "pip install" in out.stderr
     assert "--torch-python" in out.stderr and out.returncode == 0
