@@ -240,10 +240,13 @@ def test_a_diverged_grid_point_is_written_null_and_never_chosen(trained, tmp_pat
     run, paths = trained
     out = tmp_path / "dynamic_eval.json"
     caplog.set_level("INFO")
-    assert dynamic_eval(run, paths, out, "--lrs", "1e4", "--decays", "0", "--rule", "sgd") == 0
+    assert dynamic_eval(run, paths, out, "--lrs", "1e4", "--decays", "0", "--rule", "sgd",
+                        "--cache-window", "50", "--thetas", "0.5", "--lambdas", "0.1") == 0
     result = read_json(out)
     assert result["grid"][1]["valid_ppl"] is None and result["lr"] == 0
     assert result["test_ppl_dynamic"] == result["test_ppl"]
+    # the cache then runs on the static pass's outputs, chosen and applied as on a dynamic one's
+    assert result["cache_window"] == 50 and result["test_ppl_dynamic_cache"] <= result["test_ppl"]
     assert "diverged, never chosen (lower the lr grid)" in caplog.text
 
 

@@ -110,24 +110,29 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     on_valid = [Pass("valid", lr, decay, f"grid point {i}/{len(points)} (lr {lr:g}, decay "
                      f"{decay:g}) on valid", hidden=cache is not None)
                 for i, (lr, decay) in enumerate(points, 1)]
-    static_test = Pass("test", 0.0, 0.0, "test, static")
+    static_test = Pass("test", 0.0, 0.0, "test, static", hidden=cache is not None)
     start = (run_dir, paths, [m.asnumpy() for m in ms], [r.asnumpy() for r in rates], rule,
              segment, device)
     with Runner(adapter, streams, rule, segment, min(workers, len(points)), start) as runner:
-        results = {}
+        results, order, kept = {}, {job: i for i, job in enumerate(on_valid)}, None
         for job, logp, hidden, seconds in runner.run([*on_valid[1:], on_valid[0], static_test]):
-            results[job] = (logp, hidden, seconds)  # the static passes last: the shortest
+            results[job] = (logp, seconds)  # the static passes last: the shortest
+            if job == static_test:
+                test_static = (logp, hidden)
             if job.split == "valid":
                 log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", job.label, ppl(logp),
                          seconds, logp.size / seconds, "" if math.isfinite(ppl(logp)) else
                          ": diverged, never chosen (lower the lr grid)")
+            if job.split == "valid" and hidden is not None and (
+                    kept is None or (ppl(logp), order[job]) < kept[:2]):
+                kept = (ppl(logp), order[job], hidden)  # the cache reads the best pass's alone
         grid = [{"lr": job.lr, "decay": job.decay, "valid_ppl": ppl(results[job][0]),
-                 "seconds": results[job][2]} for job in on_valid]
+                 "seconds": results[job][1]} for job in on_valid]
         best = min(range(len(grid)), key=lambda i: grid[i]["valid_ppl"])  # the first of equals
         for point in grid:
             point["valid_ppl"] = finite_or_none(point["valid_ppl"])
         chosen = on_valid[best]
-        test_static = test_dynamic = results[static_test][:2]
+        test_dynamic = test_static
         if chosen.lr:
             job = Pass("test", chosen.lr, chosen.decay, "test, dynamic", cache is not None)
             [(_, logp, hidden, _)] = runner.run([job])
@@ -140,7 +145,7 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
               "test_ppl_dynamic": finite_or_none(ppl(test_dynamic[0])), "grid": grid,
               "ms_seconds": ms_seconds, "workers": runner.workers}
     if cache is not None:
-        result.update(with_cache((*results[chosen][:2], targets["valid"]),
+        result.update(with_cache((results[chosen][0], kept[2], targets["valid"]),
                                  (*test_dynamic, targets["test"]), *cache))
     result["seconds"] = time.monotonic() - began
     with atomic_path(Path(out).with_suffix(".npz")) as tmp, open(tmp, "wb") as f:
