@@ -4,17 +4,30 @@ run (lr 0 is `rnnlm evaluate` at batch 1; model.params keeps its bytes)."""
 
 import hashlib
 import math
+import multiprocessing
+import os
+import signal
 
 import numpy as np
 import pytest
 from markov import make_source, train_argv, write_corpus
 
 from rnnlm import cli
-from rnnlm.adapt.dynamic import EPS, Adapter, Update, decay_rates, gradient_statistics
-from rnnlm.io import read_json
+from rnnlm.adapt.dynamic import (
+    EPS,
+    Adapter,
+    Update,
+    decay_rates,
+    gradient_statistics,
+    trained_params,
+)
+from rnnlm.adapt.passes import Pass, Runner
+from rnnlm.device import load_array
+from rnnlm.io import RnnlmError, read_json
 from rnnlm.model import ModelConfig, RNNModel
 from rnnlm.mx import gluon, nd
 from rnnlm.mx import mxnet as mx
+from rnnlm.trained import load_model, trained_run
 
 CPU = mx.cpu()
 VOCAB = 40
@@ -207,6 +220,24 @@ def test_passes_in_two_worker_processes_give_what_one_process_gives(trained, tmp
     assert one["lr"] > 0 and one["test_ppl_dynamic"] < one["test_ppl"]
     for name in ("test_logp_static", "test_logp_dynamic"):
         np.testing.assert_array_equal(one_logps[name], two_logps[name])
+
+
+def test_a_worker_that_dies_stops_the_job_in_one_line_not_a_hang(trained):
+    """The OOM killer's SIGKILL to a worker: the passes' results then raise a one-line
+    RnnlmError (multiprocessing.Pool, used first, would have waited forever: CPython issue
+    22393)."""
+    run, paths = trained
+    model = load_model(trained_run(run, "dynamic evaluation"), CPU)
+    streams = {"valid": load_array(paths["valid"], model.config.vocab_size, [CPU])[0]}
+    ms = [np.ones(p.shape, dtype=np.float32) for p in trained_params(model)]
+    start = (run, {"valid": paths["valid"]}, ms, ms, "rms", 5, "cpu")
+    jobs = [Pass("valid", 1e-4, 0.01, f"point {i}") for i in range(4)]
+    with Runner(None, streams, "rms", 5, 2, start) as runner:
+        results = runner.run(jobs)  # submitted: the workers are spawned
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid, signal.SIGKILL)
+        with pytest.raises(RnnlmError, match=r"^a worker process of dynamic evaluation died "):
+            list(results)
 
 
 def test_a_run_without_a_model_is_one_line_naming_it(trained, tmp_path, capsys):

@@ -14,10 +14,13 @@ import logging
 import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from rnnlm.adapt.dynamic import Adapter
 from rnnlm.device import contexts, load_array
+from rnnlm.io import RnnlmError
 from rnnlm.mx import nd
 from rnnlm.trained import load_model, trained_run
 
@@ -84,27 +87,39 @@ class Runner:
     """Runs Passes of one trained run: in this process with ``adapter`` when ``workers`` is 1,
     else in that many worker processes (``start``: what each loads, (run_dir, {split: path},
     MS and the rates as numpy arrays, rule, segment, device)). ``run`` yields each pass's result
-    as it ends."""
+    as it ends. A worker that dies (the OOM killer's SIGKILL) stops the job with a one-line
+    error, where multiprocessing.Pool would wait for its result forever (CPython issue 22393)."""
 
     def __init__(self, adapter, streams, rule, segment, workers, start):
         self.adapter, self.streams, self.rule, self.segment = adapter, streams, rule, segment
         self.workers, self.start, self.pool = workers, start, None
+        self.stack = contextlib.ExitStack()
 
     def __enter__(self):
         if self.workers > 1:
             log.info("passes in %d worker processes, one thread each", self.workers)
-            with _one_thread_each():
-                self.pool = multiprocessing.get_context("spawn").Pool(
-                    self.workers, _start, self.start)
+            self.stack.enter_context(_one_thread_each())  # the pool spawns them as jobs come
+            self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
+                                            _start, self.start)
         return self
 
     def __exit__(self, *exc):
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.stack.close()
 
     def run(self, jobs):
         if self.pool is None:
             return (run_pass(self.adapter, self.streams, job, self.rule, self.segment)
                     for job in jobs)
-        return self.pool.imap_unordered(_run, jobs)
+        return self._results([self.pool.submit(_run, job) for job in jobs])
+
+    def _results(self, futures):
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BrokenProcessPool:
+            raise RnnlmError(f"a worker process of dynamic evaluation died (killed, or out of "
+                             f"memory: {self.workers} workers each hold a copy of the model); "
+                             "give the job fewer threads or more memory, and run it again"
+                             ) from None
