@@ -3,8 +3,8 @@ processes.
 
 Each pass is one long chain of small steps (a segment's forward, backward and update) that a
 second thread hardly shortens, and the grid's passes over validation are independent of each
-other: on 2 cores two passes at a time at one thread each take about half as long as one after
-the other (benchmarks/README.md). The workers are spawned, not forked (MXNet's engine threads do
+other: on 2 cores, two passes at a time at one thread each ran 1.6 to 1.9 times as fast as one
+after the other on PTB (benchmarks/README.md). The workers are spawned, not forked (MXNet's engine threads do
 not survive a fork); each loads the model from the run folder and takes the gradient statistics
 from the job, which computed them once.
 """
@@ -69,7 +69,8 @@ def _run(job):
 
 @contextlib.contextmanager
 def _one_thread_each():
-    """Spawned workers inherit the environment: one OpenMP thread each, MXNet's CPU engine."""
+    """Spawned workers inherit the environment: one OpenMP thread each (and the job's engine,
+    which rnnlm.cli.args.use_threads chose before MXNet loaded)."""
     names = ("OMP_NUM_THREADS", "MXNET_OMP_MAX_THREADS")
     kept = {name: os.environ.get(name) for name in names}
     os.environ.update(dict.fromkeys(names, "1"))
