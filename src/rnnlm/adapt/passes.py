@@ -4,9 +4,9 @@ processes.
 Each pass is one long chain of small steps (a segment's forward, backward and update) that a
 second thread hardly shortens, and the grid's passes over validation are independent of each
 other: on 2 cores, two passes at a time at one thread each ran 1.6 to 1.9 times as fast as one
-after the other on PTB (benchmarks/README.md). The workers are spawned, not forked (MXNet's engine threads do
-not survive a fork); each loads the model from the run folder and takes the gradient statistics
-from the job, which computed them once.
+after the other on PTB (benchmarks/README.md). The workers are spawned, not forked (MXNet's
+engine threads do not survive a fork); each loads the model from the run folder and takes the
+gradient statistics from the job, which computed them once.
 """
 
 import contextlib
