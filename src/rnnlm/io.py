@@ -3,12 +3,21 @@
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 # What a blank line of a corpus reads as (vocab, batchify): nothing, or an <eos> of its own.
 BLANK_LINES = ("skip", "eos")
+
+
+def log_to_stderr(level):
+    """The log lines every rnnlm process writes (the CLI's, and dynamic evaluation's workers',
+    into the same job log)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

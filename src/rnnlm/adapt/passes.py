@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rnnlm.adapt.dynamic import Adapter
 from rnnlm.device import contexts, load_array
-from rnnlm.io import RnnlmError
+from rnnlm.io import RnnlmError, log_to_stderr
 from rnnlm.mx import nd
 from rnnlm.trained import load_model, trained_run
 
@@ -50,9 +50,8 @@ def run_pass(adapter, streams, job, rule, segment):
 _WORKER = {}  # a worker process's model, streams and settings, made once by _start
 
 
-def _start(run_dir, paths, ms, rates, rule, segment, device):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s", datefmt="%H:%M:%S")  # as the CLI's, into the job's log
+def _start(level, run_dir, paths, ms, rates, rule, segment, device):
+    log_to_stderr(level)  # the job's level and format: the workers write into the job's log
     ctx = contexts(device)[0]
     model = load_model(trained_run(run_dir, "dynamic evaluation"), ctx)
     streams = {split: load_array(path, model.config.vocab_size, [ctx])[0]
@@ -101,7 +100,7 @@ class Runner:
             log.info("passes in %d worker processes, one thread each", self.workers)
             self.stack.enter_context(_one_thread_each())  # the pool spawns them as jobs come
             self.pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
-                                            _start, self.start)
+                                            _start, (logging.getLogger().level, *self.start))
         return self
 
     def __exit__(self, *exc):

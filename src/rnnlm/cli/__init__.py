@@ -13,7 +13,7 @@ import logging
 import sys
 
 from rnnlm.cli import data, export, results, trained, training, tune
-from rnnlm.io import RnnlmError
+from rnnlm.io import RnnlmError, log_to_stderr
 
 FIXES = {  # what to do about an OSError on a path the user gave
     IsADirectoryError: "a directory where a file is expected; pass the file's path",
@@ -35,11 +35,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    log_to_stderr(logging.DEBUG if args.verbose else logging.INFO)
     try:
         args.func(args)
     except RnnlmError as err:
