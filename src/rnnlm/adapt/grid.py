@@ -114,24 +114,22 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     start = (run_dir, paths, [m.asnumpy() for m in ms], [r.asnumpy() for r in rates], rule,
              segment, device)
     with Runner(adapter, streams, rule, segment, min(workers, len(points)), start) as runner:
-        results, order, kept = {}, {job: i for i, job in enumerate(on_valid)}, None
+        results, best = {}, None  # best: (valid ppl, grid index, its last-layer outputs)
         for job, logp, hidden, seconds in runner.run([*on_valid[1:], on_valid[0], static_test]):
             results[job] = (logp, seconds)  # the static passes last: the shortest
             if job == static_test:
                 test_static = (logp, hidden)
-            if job.split == "valid":
-                log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", job.label, ppl(logp),
-                         seconds, logp.size / seconds, "" if math.isfinite(ppl(logp)) else
-                         ": diverged, never chosen (lower the lr grid)")
-            if job.split == "valid" and hidden is not None and (
-                    kept is None or (ppl(logp), order[job]) < kept[:2]):
-                kept = (ppl(logp), order[job], hidden)  # the cache reads the best pass's alone
-        grid = [{"lr": job.lr, "decay": job.decay, "valid_ppl": ppl(results[job][0]),
-                 "seconds": results[job][1]} for job in on_valid]
-        best = min(range(len(grid)), key=lambda i: grid[i]["valid_ppl"])  # the first of equals
-        for point in grid:
-            point["valid_ppl"] = finite_or_none(point["valid_ppl"])
-        chosen = on_valid[best]
+                continue
+            log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", job.label, ppl(logp),
+                     seconds, logp.size / seconds, "" if math.isfinite(ppl(logp)) else
+                     ": diverged, never chosen (lower the lr grid)")
+            ranked = (ppl(logp), on_valid.index(job))  # the first of equals in grid order
+            if best is None or ranked < best[:2]:
+                best = (*ranked, hidden)  # the cache reads the best pass's outputs alone
+        grid = [{"lr": job.lr, "decay": job.decay,
+                 "valid_ppl": finite_or_none(ppl(results[job][0])), "seconds": results[job][1]}
+                for job in on_valid]
+        chosen = on_valid[best[1]]
         test_dynamic = test_static
         if chosen.lr:
             job = Pass("test", chosen.lr, chosen.decay, "test, dynamic", cache is not None)
@@ -141,11 +139,11 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
               "ms_windows_asked": ms_windows, "ms_batch": train.shape[1], "lr": chosen.lr,
               "decay": chosen.decay, "valid_tokens": targets["valid"].size,
               "test_tokens": targets["test"].size, "valid_ppl": grid[0]["valid_ppl"],
-              "valid_ppl_dynamic": grid[best]["valid_ppl"], "test_ppl": ppl(test_static[0]),
+              "valid_ppl_dynamic": grid[best[1]]["valid_ppl"], "test_ppl": ppl(test_static[0]),
               "test_ppl_dynamic": finite_or_none(ppl(test_dynamic[0])), "grid": grid,
               "ms_seconds": ms_seconds, "workers": runner.workers}
     if cache is not None:
-        result.update(with_cache((results[chosen][0], kept[2], targets["valid"]),
+        result.update(with_cache((results[chosen][0], best[2], targets["valid"]),
                                  (*test_dynamic, targets["test"]), *cache))
     result["seconds"] = time.monotonic() - began
     with atomic_path(Path(out).with_suffix(".npz")) as tmp, open(tmp, "wb") as f:
