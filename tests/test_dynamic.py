@@ -16,16 +16,18 @@ from rnnlm import cli
 from rnnlm.adapt.dynamic import (
     EPS,
     Adapter,
+    Backward,
     Update,
     decay_rates,
     gradient_statistics,
     trained_params,
 )
+from rnnlm.adapt.cache import LastLayer
 from rnnlm.adapt.passes import Pass, Runner
 from rnnlm.device import load_array
 from rnnlm.io import RnnlmError, read_json
 from rnnlm.model import ModelConfig, RNNModel
-from rnnlm.mx import gluon, nd
+from rnnlm.mx import autograd, gluon, nd
 from rnnlm.mx import mxnet as mx
 from rnnlm.trained import load_model, trained_run
 
@@ -146,6 +148,36 @@ def test_every_layout_scores_each_segment_before_its_update(layout):
     np.testing.assert_array_equal(dynamic, by_mxnet)
     for p, b in zip(adapter.params, before, strict=True):
         np.testing.assert_array_equal(p.data(CPU).asnumpy(), b)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_layout_s_gradient_is_autograd_s_with_the_embedding_in_the_graph(layout):
+    """Backward adds the looked-up rows' gradient into the embedding matrix itself; every
+    weight's gradient is what autograd gives with the lookup inside the graph, for a window
+    that reads some words more than once, on the host's path and MXNet's alike."""
+    model = build(**LAYOUTS[layout])
+    window = stream(6, batch=4, seed=3)
+    x, y = window[:5], window[1:]
+    ids = x.asnumpy().astype(np.int64)
+    assert np.unique(ids).size < ids.size
+    params = trained_params(model)
+    net = LastLayer(model)
+    with autograd.record(train_mode=False):
+        logp, _, _ = net(x, y, model.begin_state(4, CPU))
+    logp.backward(nd.full(logp.shape, -1.0 / logp.size), train_mode=False)
+    expected = [p.grad(CPU).asnumpy() for p in params]
+    backward = Backward(model)
+    for host in (True, False):
+        for p in params:  # what a previous window left: overwritten, never added to
+            p.grad(CPU)[:] = 1.0
+        backward(x, y, model.begin_state(4, CPU), ids, host)
+        got = [p.grad(CPU).asnumpy() for p in params]
+        for p, g, e in zip(params, got, expected, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-7, err_msg=p.name)
+        if host:
+            on_host = got
+    for a, b in zip(on_host, got, strict=True):
+        np.testing.assert_array_equal(a, b)  # numpy's sums either way: a GPU's are a CPU's
 
 
 @pytest.fixture(scope="module")

@@ -37,15 +37,17 @@ class LastLayer(gluon.HybridBlock):
     ``(ids, targets, states) -> (log p(target) (T, B), h (T, B, nhid), states)``.
 
     Built from the model's embedding, rnn and decoder; called outside autograd.record (predict
-    mode), where every dropout is the identity.
+    mode), where every dropout is the identity. ``embedded``: the first input is the embedding's
+    output (T, B, emsize), looked up outside the graph (rnnlm.adapt.dynamic.Backward).
     """
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, model, embedded=False, **kwargs):
         super().__init__(**kwargs)
-        self.model = model
+        self.model, self.embedded = model, embedded
 
     def hybrid_forward(self, F, ids, targets, states):
-        out, states = self.model.rnn(self.model.embedding(ids), states)  # (T, B, nhid)
+        emb = ids if self.embedded else self.model.embedding(ids)
+        out, states = self.model.rnn(emb, states)  # (T, B, nhid)
         logits = self.model.decoder(out)  # (T, B, vocab)
         return F.pick(F.log_softmax(logits, axis=-1), targets, axis=-1), out, states
 
