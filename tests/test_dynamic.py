@@ -13,6 +13,7 @@ import pytest
 from markov import make_source, train_argv, write_corpus
 
 from rnnlm import cli
+from rnnlm.adapt.cache import LastLayer
 from rnnlm.adapt.dynamic import (
     EPS,
     Adapter,
@@ -22,7 +23,6 @@ from rnnlm.adapt.dynamic import (
     gradient_statistics,
     trained_params,
 )
-from rnnlm.adapt.cache import LastLayer
 from rnnlm.adapt.passes import Pass, Runner
 from rnnlm.device import load_array
 from rnnlm.io import RnnlmError, read_json
