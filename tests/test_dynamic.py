@@ -23,6 +23,7 @@ from rnnlm.adapt.dynamic import (
     gradient_statistics,
     trained_params,
 )
+from rnnlm.adapt.grid import choose_then_test
 from rnnlm.adapt.passes import Pass, Runner
 from rnnlm.device import load_array
 from rnnlm.io import RnnlmError, read_json
@@ -265,7 +266,9 @@ def test_a_worker_that_dies_stops_the_job_in_one_line_not_a_hang(trained):
     start = (run, {"valid": paths["valid"]}, ms, ms, "rms", 5, "cpu")
     jobs = [Pass("valid", 1e-4, 0.01, f"point {i}") for i in range(4)]
     with Runner(None, streams, "rms", 5, 2, start) as runner:
-        results = runner.run(jobs)  # submitted: the workers are spawned
+        for job in jobs:
+            runner.submit(job)  # the workers are spawned
+        results = runner.results()
         for worker in multiprocessing.active_children():
             os.kill(worker.pid, signal.SIGKILL)
         with pytest.raises(RnnlmError, match=r"^a worker process of dynamic evaluation died "):
@@ -323,3 +326,74 @@ def test_a_training_array_shorter_than_a_window_is_one_line(trained, tmp_path, c
     assert capsys.readouterr().err == (
         "rnnlm dynamic-eval: error: the training array (5 rows) has no window of 6 rows for "
         "the gradient statistics; lower dynamic_eval.segment or train on a longer split\n")
+
+
+class Simulated:
+    """A Runner on a simulated clock: ``workers`` passes at a time, each over validation taking
+    10 s, over test 12 s, the static ones 2 s; the valid ppl of each (lr, decay) from ``ppls``."""
+
+    def __init__(self, workers, ppls):
+        self.workers, self.ppls = workers, ppls
+        self.queue, self.running, self.now, self.started = [], [], 0, {}
+
+    def seconds(self, job):
+        return (10 if job.split == "valid" else 12) if job.lr else 2
+
+    def submit(self, job):
+        self.queue.append(job)
+        self._fill()
+
+    def _fill(self):
+        while self.queue and len(self.running) < self.workers:
+            job = self.queue.pop(0)
+            self.started[job] = self.now
+            self.running.append((self.now + self.seconds(job), job))
+
+    def idle(self):
+        return len(self.running) + len(self.queue) < self.workers
+
+    def results(self):
+        while self.running:
+            self.running.sort(key=lambda pair: pair[0])
+            self.now, job = self.running.pop(0)
+            self._fill()
+            ppl = self.ppls[job.lr, job.decay] if job.split == "valid" else 50.0
+            yield job, np.full(4, -math.log(ppl)), job.label, self.seconds(job)
+
+
+def valid_passes(ppls):
+    return [Pass("valid", lr, decay, f"valid {lr} {decay}") for lr, decay in ppls]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_free_worker_starts_the_best_point_s_test_pass_before_validation_ends(workers):
+    """Three passes over validation on two workers: the third runs alone beside the static
+    ones, then beside the test pass of the best point so far (the second), which stays the
+    best: the job ends 6 s sooner than with the test pass after validation. One worker: every
+    pass in its turn."""
+    ppls = {(0.0, 0.0): 100.0, (1.0, 0.1): 90.0, (1.0, 0.2): 80.0, (2.0, 0.1): 85.0}
+    on_valid = valid_passes(ppls)
+    runner = Simulated(workers, ppls)
+    results, best, tested = choose_then_test(runner, on_valid, Pass("test", 0.0, 0.0, "static"))
+    assert best[1:] == (2, on_valid[2].label) and set(results) == set(on_valid)
+    assert set(tested) == {(0.0, 0.0), (1.0, 0.2)}  # the static test pass and the chosen one's
+    [test] = [job for job in runner.started if job.split == "test" and job.lr]
+    if workers == 2:  # valid ends at 20 (the third pass, begun at 10)
+        assert (runner.started[test], runner.now) == (14, 26)
+    else:
+        assert (runner.started[test], runner.now) == (3 * 10 + 2 * 2, 3 * 10 + 2 * 2 + 12)
+
+
+def test_a_test_pass_begun_early_for_a_point_that_loses_costs_no_time():
+    """The last pass over validation wins: the early test pass (of the point then best) runs
+    on, and the winner's starts as validation ends; the job ends one test pass after
+    validation, as with no early start."""
+    ppls = {(0.0, 0.0): 100.0, (1.0, 0.1): 90.0, (1.0, 0.2): 80.0, (2.0, 0.1): 70.0}
+    on_valid = valid_passes(ppls)
+    runner = Simulated(2, ppls)
+    _, best, tested = choose_then_test(runner, on_valid, Pass("test", 0.0, 0.0, "static"))
+    assert best[1] == 3
+    assert set(tested) == {(0.0, 0.0), (1.0, 0.2), (2.0, 0.1)}
+    assert {(job.lr, job.decay): start for job, start in runner.started.items()
+            if job.split == "test" and job.lr} == {(1.0, 0.2): 14, (2.0, 0.1): 20}
+    assert runner.now == 20 + 12

@@ -76,6 +76,44 @@ def with_cache(valid, test, window, thetas, lambdas):
             "test_ppl_dynamic_cache": math.exp(test_loss)}
 
 
+def choose_then_test(runner, on_valid, static_test):
+    """Run the passes over validation and the static one over test, choose on validation, and
+    run the chosen point's pass over test: ({valid Pass: (log p, seconds)}, (valid ppl, index
+    of the chosen point, its last-layer outputs), {(lr, decay): (test log p, outputs)}).
+
+    When a worker has nothing left to run while the last passes over validation end, it starts
+    the test pass of the best point so far, kept if that point stays the best. If another wins,
+    its test pass starts when validation ends, as it would have anyway, and the early one, begun
+    before it, ends before it: the early start can save a whole pass and never costs one."""
+    for job in [*on_valid[1:], on_valid[0], static_test]:  # the static passes last: shortest
+        runner.submit(job)
+    results, best, tested, asked = {}, None, {}, set()
+    ongoing = set(on_valid)
+    for job, logp, hidden, seconds in runner.results():
+        if job.split == "test":
+            tested[job.lr, job.decay] = (logp, hidden)
+        else:
+            results[job] = (logp, seconds)
+            ongoing.remove(job)
+            log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", job.label, ppl(logp),
+                     seconds, logp.size / seconds, "" if math.isfinite(ppl(logp)) else
+                     ": diverged, never chosen (lower the lr grid)")
+            ranked = (ppl(logp), on_valid.index(job))  # the first of equals in grid order
+            if best is None or ranked < best[:2]:
+                best = (*ranked, hidden)  # the cache reads the best pass's outputs alone
+        leader = on_valid[best[1]] if best else None
+        if (leader and leader.lr and (leader.lr, leader.decay) not in asked
+                and (not ongoing or runner.idle())):
+            if ongoing:
+                log.info("a worker is free: the test pass of the best point on validation so far "
+                         "(lr %g, decay %g) starts now, kept if it stays the best", leader.lr,
+                         leader.decay)
+            asked.add((leader.lr, leader.decay))
+            runner.submit(Pass("test", leader.lr, leader.decay, f"test, dynamic (lr "
+                               f"{leader.lr:g}, decay {leader.decay:g})", static_test.hidden))
+    return results, best, tested
+
+
 def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs=DYNAMIC_LRS,
                  decays=DYNAMIC_DECAYS, rule="rms", ms_windows=MS_WINDOWS, cache=None,
                  device="cpu", workers=1):
@@ -114,27 +152,11 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     start = (run_dir, paths, [m.asnumpy() for m in ms], [r.asnumpy() for r in rates], rule,
              segment, device)
     with Runner(adapter, streams, rule, segment, min(workers, len(points)), start) as runner:
-        results, best = {}, None  # best: (valid ppl, grid index, its last-layer outputs)
-        for job, logp, hidden, seconds in runner.run([*on_valid[1:], on_valid[0], static_test]):
-            results[job] = (logp, seconds)  # the static passes last: the shortest
-            if job == static_test:
-                test_static = (logp, hidden)
-                continue
-            log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", job.label, ppl(logp),
-                     seconds, logp.size / seconds, "" if math.isfinite(ppl(logp)) else
-                     ": diverged, never chosen (lower the lr grid)")
-            ranked = (ppl(logp), on_valid.index(job))  # the first of equals in grid order
-            if best is None or ranked < best[:2]:
-                best = (*ranked, hidden)  # the cache reads the best pass's outputs alone
-        grid = [{"lr": job.lr, "decay": job.decay,
-                 "valid_ppl": finite_or_none(ppl(results[job][0])), "seconds": results[job][1]}
-                for job in on_valid]
-        chosen = on_valid[best[1]]
-        test_dynamic = test_static
-        if chosen.lr:
-            job = Pass("test", chosen.lr, chosen.decay, "test, dynamic", cache is not None)
-            [(_, logp, hidden, _)] = runner.run([job])
-            test_dynamic = (logp, hidden)
+        results, best, tested = choose_then_test(runner, on_valid, static_test)
+    grid = [{"lr": job.lr, "decay": job.decay, "valid_ppl": finite_or_none(ppl(results[job][0])),
+             "seconds": results[job][1]} for job in on_valid]
+    chosen = on_valid[best[1]]
+    test_static, test_dynamic = tested[0.0, 0.0], tested[chosen.lr, chosen.decay]
     result = {"rule": rule, "segment": segment, "ms_windows": windows,
               "ms_windows_asked": ms_windows, "ms_batch": train.shape[1], "lr": chosen.lr,
               "decay": chosen.decay, "valid_tokens": targets["valid"].size,

@@ -14,7 +14,7 @@ import logging
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -86,13 +86,15 @@ def _one_thread_each():
 class Runner:
     """Runs Passes of one trained run: in this process with ``adapter`` when ``workers`` is 1,
     else in that many worker processes (``start``: what each loads, (run_dir, {split: path},
-    MS and the rates as numpy arrays, rule, segment, device)). ``run`` yields each pass's result
-    as it ends. A worker that dies (the OOM killer's SIGKILL) stops the job with a one-line
+    MS and the rates as numpy arrays, rule, segment, device)). ``submit`` queues a pass;
+    ``results`` yields each pass's result as it ends, those submitted meanwhile included, until
+    none is left. A worker that dies (the OOM killer's SIGKILL) stops the job with a one-line
     error, where multiprocessing.Pool would wait for its result forever (CPython issue 22393)."""
 
     def __init__(self, adapter, streams, rule, segment, workers, start):
         self.adapter, self.streams, self.rule, self.segment = adapter, streams, rule, segment
         self.workers, self.start, self.pool = workers, start, None
+        self.pending = []  # Passes here, futures with workers
         self.stack = contextlib.ExitStack()
 
     def __enter__(self):
@@ -108,16 +110,26 @@ class Runner:
             self.pool.shutdown(wait=True, cancel_futures=True)
         self.stack.close()
 
-    def run(self, jobs):
-        if self.pool is None:
-            return (run_pass(self.adapter, self.streams, job, self.rule, self.segment)
-                    for job in jobs)
-        return self._results([self.pool.submit(_run, job) for job in jobs])
+    def submit(self, job):
+        self.pending.append(job if self.pool is None else self.pool.submit(_run, job))
 
-    def _results(self, futures):
+    def idle(self):
+        """Whether a worker has no pass to run: never in this process, whose one pass at a
+        time is the one running."""
+        return self.pool is not None and len(self.pending) < self.workers
+
+    def results(self):
+        if self.pool is None:
+            while self.pending:
+                yield run_pass(self.adapter, self.streams, self.pending.pop(0), self.rule,
+                               self.segment)
+            return
         try:
-            for future in as_completed(futures):
-                yield future.result()
+            while self.pending:
+                ended, running = wait(self.pending, return_when=FIRST_COMPLETED)
+                self.pending = [f for f in self.pending if f in running]  # in submission order
+                for future in ended:
+                    yield future.result()
         except BrokenProcessPool:
             raise RnnlmError(f"a worker process of dynamic evaluation died (killed, or out of "
                              f"memory: {self.workers} workers each hold a copy of the model); "
