@@ -3,10 +3,13 @@ PTB: they run after evaluate for the experiments that ask for them, never retrai
 their numbers reach the tables, the plots and the report."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
 from test_workflow import planned, snakemake, write_config
+
+from rnnlm.memory import dynamic_mb
 
 TINY = {"emsize": 16, "nhid": 16, "nlayers": 1, "epochs": 1, "batch_size": 8,
         "eval_batch_size": 4, "bptt": 10, "max_batches": 30}
@@ -58,6 +61,15 @@ def test_the_cache_runs_after_evaluate_where_asked_and_reaches_the_tables(ptb_su
     # another grid reruns the dynamic evaluation, its plot and the tables, never a training
     assert planned(workdir, "--config", "experiments={dynamic: {dynamic_eval: {lr: [2.0e-4]}}}"
                    ) == {"dynamic_eval": 2, "dynamic_plot": 1, **AFTER_CACHE}
+    # mem_mb is rnnlm.memory's estimate of the job, its two worker processes included
+    dry = snakemake(workdir, "--dry-run", "--cores", "2", "--forcerun", "dynamic_eval",
+                    "--config", "threads=2").stdout
+    [declared] = re.findall(r"rule dynamic_eval:\n(?:    .*\n)*?    wildcards: experiment=cached, "
+                            r"mode=lstm, seed=1\n(?:    .*\n)*?    resources: .*?mem_mb=(\d+)", dry)
+    data = next((results / "data").iterdir())
+    assert int(declared) == dynamic_mb(results / "cached/lstm/seed1/model.json", 5,
+                                       data / "train.b100.npy", data / "valid.b1.npy",
+                                       data / "test.b1.npy", 2, True)
 
 
 def check_dynamic_eval(results, runs):

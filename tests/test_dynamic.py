@@ -397,3 +397,19 @@ def test_a_test_pass_begun_early_for_a_point_that_loses_costs_no_time():
     assert {(job.lr, job.decay): start for job, start in runner.started.items()
             if job.split == "test" and job.lr} == {(1.0, 0.2): 14, (2.0, 0.1): 20}
     assert runner.now == 20 + 12
+
+
+def test_a_job_over_its_memory_is_refused_before_the_model_loads(trained, tmp_path, capsys):
+    """--memory-mb (the rule's mem_mb, rnnlm.memory's estimate with the workers) below the
+    estimate: one line naming the fix, fewer threads first when there are workers."""
+    run, paths = trained
+    out = tmp_path / "dynamic_eval.json"
+    for threads, fix in (("2", "give the job fewer threads (each pass at a time holds a copy of "
+                                "the model) or more memory\n"),
+                         ("1", "give the job more memory\n")):
+        assert dynamic_eval(run, paths, out, "--threads", threads, "--memory-mb", "150") == 1
+        err = capsys.readouterr().err
+        assert err.startswith("rnnlm dynamic-eval: error: lstm (nhid 16, emsize 16, nlayers 2, "
+                              "6 words, batch 20) needs about ") and err.count("\n") == 1
+        assert err.endswith(f"more than the job's mem_mb (150 MB); {fix}"), err
+    assert not out.exists()

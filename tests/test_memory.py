@@ -1,11 +1,14 @@
 """rnnlm.memory and rnnlm.limits: the estimate's parts against the model's real arrays, the
 refusals, and the whole estimate against the peak memory of `rnnlm train` at several sizes."""
 
+import contextlib
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
+import psutil
 import pytest
 from conftest import RNNLM
 from markov import train_argv
@@ -19,6 +22,7 @@ from rnnlm.memory import (
     GATES,
     MB,
     Shapes,
+    dynamic_estimate,
     train_estimate,
     train_parts,
     vocab_counts,
@@ -196,3 +200,47 @@ def test_the_plan_names_the_setting_that_makes_an_array_too_large():
         "2000000 makes a window's gates hold 2000000x35x4x200")
     assert oversized({**wide, "batch_size": 20, "bptt": 10**19}, ["lstm"])[0] == "bptt"
     assert oversized({**exp, "nhid": 200}, ["lstm", "gru"]) is None
+
+
+def tree_peak_mb(argv):
+    """Peak of the summed RSS of a command and its descendants (dynamic evaluation's worker
+    processes), sampled every 5 ms: its passes hold their memory for seconds at a time."""
+    job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process, peak = psutil.Process(job.pid), 0
+    while job.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            tree = [process, *process.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree))
+        time.sleep(0.005)
+    assert job.returncode == 0, job.stderr.read()[-2000:]
+    return peak / MB
+
+
+# (vocabulary, model flags, threads, cache): the recurrent weights or the embedding and decoder
+# most of the model, one process and three
+DYNAMIC_SIZES = [(50, {"nhid": 800, "emsize": 400, "nlayers": 2, "tied": True}, 1, False),
+                 (50, {"nhid": 800, "emsize": 400, "nlayers": 2, "tied": True}, 2, True),
+                 (20_000, {"nhid": 200, "emsize": 200, "nlayers": 1}, 1, True),
+                 (20_000, {"nhid": 200, "emsize": 200, "nlayers": 1}, 3, False)]
+
+
+@pytest.mark.parametrize(("vocab_size", "flags", "threads", "cache"), DYNAMIC_SIZES,
+                         ids=[f"{s[0]}-words-{s[2]}-threads" for s in DYNAMIC_SIZES])
+def test_estimate_bounds_the_peak_of_rnnlm_dynamic_eval(tmp_path, vocab_size, flags, threads,
+                                                        cache):
+    """The estimate, worker processes included, is at least the measured peak of the process
+    tree's RSS and at most MOST times it."""
+    paths = write_random_corpus(tmp_path / "data", vocab_size, (30_000, 150), (100, 1))
+    run = tmp_path / "run"
+    assert cli.main(train_argv(paths, run, "lstm", max_batches=2, **flags)) == 0
+    argv = [str(RNNLM), "dynamic-eval", "--run-dir", str(run), "--train", str(paths["train"]),
+            "--valid", str(paths["valid"]), "--test", str(paths["valid"]), "--ms-windows", "5",
+            "--lrs", "1e-4", "3e-4", "--decays", "0.01", "--threads", str(threads), "--out",
+            str(tmp_path / "dynamic_eval.json")]
+    argv += ["--cache-window", "50", "--thetas", "0.5", "--lambdas", "0.1"] if cache else []
+    measured = tree_peak_mb(argv)
+    fields = json.loads((run / "model.json").read_text())
+    steps = np.load(paths["valid"]).shape[0]
+    estimate = dynamic_estimate(fields, 5, np.load(paths["train"]).shape, steps, steps,
+                                min(threads, 3), cache)
+    assert measured <= sum(estimate.values()) / MB <= MOST * measured, (measured, estimate)

@@ -19,6 +19,7 @@ from rnnlm.memory import (
     MB,
     Shapes,
     array_shape,
+    dynamic_estimate,
     eval_window,
     evaluate_estimate,
     megabytes,
@@ -90,9 +91,13 @@ def machine_mb():
     return (min(total, int(limit)) if limit.isdigit() else total) // MB
 
 
-def check_job(parts, arrays, what, limit_mb=None, device="cpu"):
+SMALLER = "lower nhid, emsize, batch_size or bptt, or give the job more memory"
+
+
+def check_job(parts, arrays, what, limit_mb=None, device="cpu", fix=SMALLER):
     """Refuse, before any allocation, a job with an array MXNet cannot allocate or, on the CPU,
-    whose estimate is more than ``limit_mb`` (its mem_mb) or than the machine has."""
+    whose estimate is more than ``limit_mb`` (its mem_mb) or than the machine has; ``fix``
+    ends the message."""
     array = too_large(arrays)
     if array:
         raise RnnlmError(f"{what} {array.refusal()}")
@@ -105,8 +110,7 @@ def check_job(parts, arrays, what, limit_mb=None, device="cpu"):
         largest = ", ".join(f"{part} {math.ceil(parts[part] / MB)} MB"
                             for part in sorted(parts, key=parts.get, reverse=True)[:2])
         raise RnnlmError(f"{what} needs about {need} MB (rnnlm.memory's estimate; largest parts: "
-                         f"{largest}), more than {whose} ({have} MB); lower nhid, emsize, "
-                         "batch_size or bptt, or give the job more memory")
+                         f"{largest}), more than {whose} ({have} MB); {fix}")
 
 
 def train_arrays(mode, settings, counts, train_shape, valid_shape):
@@ -151,3 +155,21 @@ def check_evaluate(model_json, bptt, data, limit_mb=None, device="cpu"):
     except (OSError, ValueError, KeyError, IndexError):
         return  # rnnlm.model and rnnlm.device name what is wrong with these files
     check_job(parts, arrays, describe(fields, shape), limit_mb, device)
+
+
+def check_dynamic(model_json, segment, train, valid, test, workers, hidden, limit_mb=None,
+                  device="cpu"):
+    """`rnnlm dynamic-eval`'s refusal before it allocates anything, as ``check_train``:
+    ``workers`` passes at a time, ``hidden`` whether the cache runs on top."""
+    try:
+        fields, ms_shape = json.loads(Path(model_json).read_text()), array_shape(train)
+        steps = [array_shape(path)[0] for path in (valid, test)]
+        shapes = Shapes.of(fields["mode"], fields["vocab_size"], fields)
+        parts = dynamic_estimate(fields, segment, ms_shape, *steps, workers, hidden)
+        arrays = [*model_arrays(shapes), *vocabulary_arrays(
+            shapes, ms_shape[1], min(segment, ms_shape[0] - 1))]
+    except (OSError, ValueError, KeyError, IndexError):
+        return  # rnnlm.model and rnnlm.device name what is wrong with these files
+    fix = ("give the job fewer threads (each pass at a time holds a copy of the model) or more "
+           "memory" if workers > 1 else "give the job more memory")
+    check_job(parts, arrays, describe(fields, ms_shape), limit_mb, device, fix)

@@ -38,6 +38,16 @@ FUSED_EVAL_COPIES = 3  # measured 2.2: the forward pass in predict mode
 LOGIT_COPIES = 2.5  # measured 2.4: logits and log-softmax (1.2), their gradient (1.2)
 EVAL_LOGIT_COPIES = 1.5  # measured 1.25
 TIED_SLICE_COPIES = 6  # measured 4.4: a tied adaptive softmax's slices of the embedding matrix
+# Dynamic evaluation (rnnlm.adapt), copies of the weights, measured 2026-12-04 (tests/
+# test_memory.py's models, the RSS of the process tree sampled every 5 ms): one process, 9.6 to
+# 11.8 (theta, grad, theta0, MS, rates, the update's three arrays, the statistics' sums and
+# squares); the job beside its workers, 7; each worker, 12 (MS and the rates as the job sent
+# them too), its fused RNN 4.7 copies.
+DYNAMIC_COPIES = 13
+DYNAMIC_JOB_COPIES = 8
+WORKER_COPIES = 13
+WORKER_FUSED_COPIES = 5
+PASS_OUTPUT_COPIES = 3  # a pass's last-layer outputs: per segment, joined, as numpy
 MODEL_KEYS = ("emsize", "nhid", "nlayers", "tied", "softmax", "cutoffs", "div_value",
               "mogrifier_rounds", "mogrifier_rank")
 
@@ -180,6 +190,35 @@ def evaluate_parts(shapes, bptt, data_shape, shares=None):
     }
 
 
+def dynamic_parts(shapes, segment, ms_shape, valid_steps, test_steps, workers=1, hidden=False):
+    """{part: bytes} of a dynamic evaluation job's peak (rnnlm.adapt), its ``workers`` worker
+    processes' included when more than 1: ``ms_shape`` the training array's (steps, columns),
+    whose windows the gradient statistics read, ``hidden`` whether the cache runs on top (each
+    pass then keeps the last layer's outputs)."""
+    params, fused = shapes.parameters(), sum(shapes.recurrent())
+    units = shapes.layers()[-1][1] if hidden else 0
+    rows = ms_shape[1] * min(segment, ms_shape[0] - 1)
+    streams = (valid_steps + test_steps) * (FLOAT + 8)  # float32, and int64 ids for Backward
+    one_pass = PASS_OUTPUT_COPIES * max(valid_steps, test_steps) * units * FLOAT
+    alone = workers == 1
+    parts = {
+        "baseline": BASELINE_MB * MB,
+        "weights": (DYNAMIC_COPIES if alone else DYNAMIC_JOB_COPIES) * params * FLOAT,
+        "fused RNN": FUSED_TRAIN_COPIES * fused * FLOAT,
+        "statistics window": rows * (activation_columns(shapes, training=True)
+                                     + LOGIT_COPIES * shapes.logit_columns()) * FLOAT,
+        "data": math.prod(ms_shape) * FLOAT + streams,
+        # kept: the best valid pass's, the static and the dynamic test pass's, and one begun
+        # early for a point that lost; in this process, the running pass's too
+        "outputs": (valid_steps + 3 * test_steps) * units * FLOAT + (one_pass if alone else 0),
+    }
+    if not alone:
+        parts["workers"] = workers * (
+            BASELINE_MB * MB + (WORKER_COPIES * params + WORKER_FUSED_COPIES * fused) * FLOAT
+            + streams + one_pass + segment * LOGIT_COPIES * shapes.logit_columns() * FLOAT)
+    return parts
+
+
 def activation_columns(shapes, training):
     """Numbers per window row kept by the layers: in training, each layer's gates and states
     for the backward pass (measured 2.6 x gates + 5.7 per unit) and the embedding's output,
@@ -218,6 +257,12 @@ def evaluate_estimate(model_fields, bptt, data_shape):
     return evaluate_parts(shapes, bptt, data_shape)
 
 
+def dynamic_estimate(model_fields, segment, ms_shape, valid_steps, test_steps, workers, hidden):
+    """{part: bytes} of a dynamic evaluation job: ``model_fields`` as model.json holds them."""
+    shapes = Shapes.of(model_fields["mode"], model_fields["vocab_size"], model_fields)
+    return dynamic_parts(shapes, segment, ms_shape, valid_steps, test_steps, workers, hidden)
+
+
 def vocab_counts(path):
     """The counts column of a vocab.tsv (rnnlm.vocab); FileNotFoundError names ``path`` (the
     workflow asks before the vocab stage has run)."""
@@ -242,3 +287,11 @@ def evaluate_mb(model_json, bptt, data):
     with open(model_json) as f:
         fields = json.load(f)
     return megabytes(evaluate_estimate(fields, bptt, array_shape(data)))
+
+
+def dynamic_mb(model_json, segment, train, valid, test, workers, hidden):
+    """A dynamic evaluation job's mem_mb, from its files: the workflow's resource."""
+    with open(model_json) as f:
+        fields = json.load(f)
+    return megabytes(dynamic_estimate(fields, segment, array_shape(train), array_shape(valid)[0],
+                                      array_shape(test)[0], workers, hidden))

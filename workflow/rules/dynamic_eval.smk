@@ -19,7 +19,7 @@ rule dynamic_eval:
         benchmarks("dynamic_eval/{experiment}/{mode}/seed{seed}.tsv")
     threads: config["threads"]
     resources:
-        mem_mb=4000,
+        mem_mb=dynamic_memory,
         runtime=120,
     params:
         run_dir=run_dir,
@@ -28,7 +28,7 @@ rule dynamic_eval:
     shell:
         "rnnlm dynamic-eval --run-dir {params.run_dir:q} --train {input.train:q}"
         " --valid {input.valid:q} --test {input.test:q} {params.grid} --out {output.json:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --threads {threads} --memory-mb {resources.mem_mb} > {log:q} 2>&1"
 
 
 localrules:

@@ -12,8 +12,14 @@ import re
 import shlex
 
 from rnnlm.data import SPLITS
-from rnnlm.memory import evaluate_mb, train_mb
-from rnnlm.plan.flags import MS_BATCH, cache_flags, dynamic_eval_flags, train_flags
+from rnnlm.memory import dynamic_mb, evaluate_mb, train_mb
+from rnnlm.plan.flags import (
+    MS_BATCH,
+    cache_flags,
+    dynamic_eval_flags,
+    dynamic_workers,
+    train_flags,
+)
 from rnnlm.plan.runs import EXPORTS
 
 
@@ -173,6 +179,23 @@ def evaluate_memory(wildcards, input):
     """mem_mb of an evaluation job: rnnlm.memory's estimate, from the trained model.json."""
     inputs_present(input, input.test)
     return evaluate_mb(input.config, settings_of(wildcards, input)["bptt"], input.test)
+
+
+def dynamic_memory(wildcards, input, threads):
+    """mem_mb of a dynamic evaluation job, its worker processes' included: rnnlm.memory's
+    estimate, from the trained model.json and the arrays."""
+    inputs_present(input, input.train, input.valid, input.test)
+    settings = settings_of(wildcards, input)
+    grid = settings["dynamic_eval"]
+    return dynamic_mb(
+        input.config,
+        grid["segment"],
+        input.train,
+        input.valid,
+        input.test,
+        dynamic_workers(threads, grid["lr"], grid["decay"]),
+        bool(settings["cache"]),
+    )
 
 
 def settings_of(wildcards, input):

@@ -102,7 +102,7 @@ def gradient_statistics(model, train, segment, windows):
     windows read): fewer than asked when the split holds fewer."""
     params = trained_params(model)
     backward = Backward(model)
-    ids = train.asnumpy().astype(np.int64)
+    ids = train[:min(train.shape[0], windows * segment)].asnumpy().astype(np.int64)  # rows read
     squares = [nd.zeros(p.shape, ctx=train.context) for p in params]
     states = model.begin_state(train.shape[1], train.context)
     done = 0
@@ -146,18 +146,18 @@ class Update:
 
     def __init__(self, params, ctx, theta0, ms, rates, rule, lr, decay, on_host=None):
         self.params, self.ctx = params, ctx
-        if rule == "rms":
-            pulls = [nd.minimum(decay * r, nd.ones_like(r)) for r in rates]
-            self.step = [lr / (m + EPS) for m in ms]
-        else:
-            pulls, self.step = [decay] * len(params), [lr] * len(params)
-        self.keep = [1 - a for a in pulls]
-        self.toward = [a * t for a, t in zip(pulls, theta0, strict=True)]
         self.on_host = host_memory(ctx) if on_host is None else on_host
-        if self.on_host:
-            self.keep, self.toward, self.step = (
-                [a.asnumpy() if isinstance(a, nd.NDArray) else a for a in arrays]
-                for arrays in (self.keep, self.toward, self.step))
+        minimum = np.minimum if self.on_host else nd.minimum
+        if self.on_host:  # numpy's on the arrays' memory: one array's temporaries at a time
+            nd.waitall()
+            theta0, ms, rates = ([host_view(a) for a in arrays] for arrays in (theta0, ms, rates))
+        self.keep, self.toward, self.step = [], [], []
+        for t0, m, r in zip(theta0, ms, rates, strict=True):
+            pull, step = (minimum(decay * r, 1.0), lr / (m + EPS)) if rule == "rms" else (
+                decay, lr)
+            self.keep.append(1 - pull)
+            self.toward.append(pull * t0)
+            self.step.append(step)
 
     def __call__(self):
         if self.on_host:

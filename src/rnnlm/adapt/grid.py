@@ -20,7 +20,7 @@ from rnnlm.adapt.dynamic import RULES, Adapter, decay_rates, gradient_statistics
 from rnnlm.adapt.passes import Pass, Runner
 from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, atomic_path, write_json
-from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS
+from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS, grid_points
 from rnnlm.trained import load_model, trained_run
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,6 @@ def check_settings(segment, lrs, decays, rule, ms_windows):
         raise RnnlmError(f"dynamic_eval rule must be one of {', '.join(RULES)}, got {rule!r}")
     if ms_windows < 1:
         raise RnnlmError(f"dynamic_eval ms_windows must be at least 1, got {ms_windows}")
-
-
-def grid_points(lrs, decays):
-    """(lr, decay) pairs: lr 0 once (its weights never move, so its decay is moot), first, so a
-    tie keeps the static model; then every positive lr with every decay."""
-    return [(0.0, 0.0)] + [(lr, decay) for lr in sorted(set(lrs)) if lr > 0
-                           for decay in sorted(set(decays))]
 
 
 def ppl(logp):

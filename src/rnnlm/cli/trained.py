@@ -79,12 +79,17 @@ def _dynamic_eval(args):
     use_threads(args.threads, args.device)
     from rnnlm.adapt.grid import dynamic_eval
     from rnnlm.device import check_threads
+    from rnnlm.limits import check_dynamic
+    from rnnlm.plan.flags import dynamic_workers
 
     check_threads(args.threads)
     cache = None if args.cache_window is None else (args.cache_window, args.thetas, args.lambdas)
+    workers = dynamic_workers(args.threads, args.lrs, args.decays) if args.device == "cpu" else 1
+    check_dynamic(args.run_dir / "model.json", args.segment, args.train, args.valid, args.test,
+                  workers, cache is not None, args.memory_mb, args.device)
     dynamic_eval(args.run_dir, args.train, args.valid, args.test, args.out, args.segment,
                  args.lrs, args.decays, args.rule, args.ms_windows, cache, device=args.device,
-                 workers=max(args.threads, 1) if args.device == "cpu" else 1)
+                 workers=workers)
 
 
 def _add_dynamic_eval(sub):
@@ -129,6 +134,7 @@ def _add_dynamic_eval(sub):
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="one device")
     add_threads(p, whose="the gradient statistics; on the CPU, more than 1 also runs that many "
                          "passes at a time, each in a process of one thread")
+    add_memory_flag(p)
     p.set_defaults(func=_dynamic_eval)
 
 

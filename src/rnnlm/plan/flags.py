@@ -27,6 +27,19 @@ MS_WINDOWS = 1000
 MS_BATCH = 100  # columns of the training array the gradient statistics read (dynamiceval.py)
 
 
+def grid_points(lrs, decays):
+    """(lr, decay) pairs: lr 0 once (its weights never move, so its decay is moot), first, so a
+    tie keeps the static model; then every positive lr with every decay."""
+    return [(0.0, 0.0)] + [(lr, decay) for lr in sorted(set(lrs)) if lr > 0
+                           for decay in sorted(set(decays))]
+
+
+def dynamic_workers(threads, lrs, decays):
+    """Passes a dynamic evaluation job on the CPU runs at a time, each in a worker process of
+    its own when more than 1: one per thread, at most one per grid point."""
+    return max(1, min(threads, len(grid_points(lrs, decays))))
+
+
 def train_flags(exp, seed, mode):
     """`rnnlm train` flags of experiment settings ``exp`` for one seed of ``mode``: the
     mogrifier's keys for it alone, so the other modes' runs (and their training keys) are as
