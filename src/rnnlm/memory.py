@@ -1,6 +1,7 @@
-"""Memory known before it is spent: the peak memory of a train or evaluate job, estimated from the
-model's shapes, the vocabulary and the arrays; the workflow declares it as the job's mem_mb, and
-rnnlm.limits refuses a job that would not fit. The estimate sums, in float32 (4 bytes):
+"""Memory known before it is spent: the peak memory of a train, evaluate or dynamic evaluation job
+(``dynamic_parts``: its worker processes too), estimated from the model's shapes, the vocabulary
+and the arrays; the workflow declares it as the job's mem_mb, and rnnlm.limits refuses a job that
+would not fit. The estimate sums, in float32 (4 bytes):
 
     baseline       the process before any model: Python, MXNet, rnnlm (``BASELINE_MB``)
     weights        every parameter; gradients, one more copy; checkpoint, the copy a save makes
