@@ -13,6 +13,7 @@ import pytest
 from markov import make_source, train_argv, write_corpus
 
 from rnnlm import cli
+from rnnlm.adapt import passes
 from rnnlm.adapt.cache import LastLayer
 from rnnlm.adapt.dynamic import (
     EPS,
@@ -413,3 +414,60 @@ def test_a_job_over_its_memory_is_refused_before_the_model_loads(trained, tmp_pa
                               "6 words, batch 20) needs about ") and err.count("\n") == 1
         assert err.endswith(f"more than the job's mem_mb (150 MB); {fix}"), err
     assert not out.exists()
+
+
+def test_a_job_stopped_part_way_resumes_where_it_stopped(trained, tmp_path, monkeypatch, caplog):
+    """Stopped after its statistics and two passes over validation (the best one's outputs kept
+    for the cache), the job run again reads those back, runs the rest, and writes what an
+    uninterrupted job writes; its parts folder is then gone. Other settings start afresh."""
+    run, paths = trained
+    grid = ("--lrs", "1e-4", "3e-3", "--decays", "0.02", "--cache-window", "50", "--thetas",
+            "0.5", "--lambdas", "0.1")
+    whole, resumed = tmp_path / "whole/dynamic_eval.json", tmp_path / "resumed/dynamic_eval.json"
+    for out in (whole, resumed):
+        out.parent.mkdir()
+    assert dynamic_eval(run, paths, whole, *grid) == 0
+    real, ran = passes.run_pass, []
+
+    def stopping(*args):
+        if len(ran) == 2:
+            raise KeyboardInterrupt  # the job killed while its third pass runs
+        ran.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(passes, "run_pass", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        dynamic_eval(run, paths, resumed, *grid)
+    parts = resumed.with_suffix(".parts")
+    assert [job.split for job in ran] == ["valid", "valid"] and not resumed.exists()
+    kept = sorted(path.name for path in parts.iterdir())
+    assert kept == ["key.json", "pass-valid-lr0.0001-decay0.02.npz",
+                    "pass-valid-lr0.003-decay0.02.npz", "statistics.npz"]
+    assert sum("hidden" in np.load(parts / name).files for name in kept[1:3]) == 1
+    one_lr, rerun = read_json(whole)["lr"], []
+    monkeypatch.setattr(passes, "run_pass", lambda *args: rerun.append(args[2]) or real(*args))
+    caplog.set_level("INFO")
+    assert dynamic_eval(run, paths, resumed, *grid) == 0
+    assert "resuming: 2 finished passes and the gradient statistics kept" in caplog.text
+    assert [(job.split, job.lr) for job in rerun] == [("valid", 0), ("test", 0), ("test", one_lr)]
+    assert not parts.exists()
+    timings = ("seconds", "ms_seconds")
+    one, two = read_json(whole), read_json(resumed)
+    for result in (one, two):
+        for key in timings:
+            result.pop(key)
+        for point in result["grid"]:
+            point.pop("seconds")
+    assert one == two and one["lr"] > 0 and "test_ppl_dynamic_cache" in one
+    for name in ("test_logp_static", "test_logp_dynamic"):
+        np.testing.assert_array_equal(np.load(whole.with_suffix(".npz"))[name],
+                                      np.load(resumed.with_suffix(".npz"))[name])
+    # another segment length: the kept parts are not this job's
+    monkeypatch.setattr(passes, "run_pass", stopping)
+    ran.clear()
+    with pytest.raises(KeyboardInterrupt):
+        dynamic_eval(run, paths, resumed, *grid)
+    monkeypatch.setattr(passes, "run_pass", real)
+    caplog.clear()
+    assert dynamic_eval(run, paths, resumed, *grid, "--segment", "4") == 0
+    assert "resuming" not in caplog.text and not parts.exists()

@@ -17,9 +17,11 @@ import numpy as np
 
 from rnnlm.adapt import cache as cache_pointer
 from rnnlm.adapt.dynamic import RULES, Adapter, decay_rates, gradient_statistics
+from rnnlm.adapt.finished import Finished, Resuming, job_key
 from rnnlm.adapt.passes import Pass, Runner
 from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, atomic_path, write_json
+from rnnlm.mx import nd
 from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS, grid_points
 from rnnlm.trained import load_model, trained_run
 
@@ -130,8 +132,16 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
             cache_pointer.check_window(streams[split], path, cache[0])
     targets = {s: a[1:].asnumpy().astype(np.int64)[:, 0] for s, a in streams.items()}
     train = load_array(train_path, vocab, [ctx])[0]
-    ms, windows = gradient_statistics(model, train, segment, ms_windows)
-    ms_seconds = time.monotonic() - began
+    finished = Finished(Path(out).with_suffix(".parts"), job_key(
+        run_dir, {"train": train_path, **paths}, segment=segment, rule=rule,
+        ms_windows=ms_windows, hidden=cache is not None, device=device))
+    kept = finished.statistics()
+    if kept is None:
+        ms, windows = gradient_statistics(model, train, segment, ms_windows)
+        ms_seconds = time.monotonic() - began
+        finished.keep_statistics([m.asnumpy() for m in ms], windows, ms_seconds)
+    else:
+        ms, windows, ms_seconds = [nd.array(m, ctx=ctx) for m in kept[0]], *kept[1:]
     log.info("%s: gradient statistics over %d windows of %d x %d tokens in %.0f s", run_dir,
              windows, segment, train.shape[1], ms_seconds)
     rates = decay_rates(ms)
@@ -145,7 +155,8 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     start = (run_dir, paths, [m.asnumpy() for m in ms], [r.asnumpy() for r in rates], rule,
              segment, device)
     with Runner(adapter, streams, rule, segment, min(workers, len(points)), start) as runner:
-        results, best, tested = choose_then_test(runner, on_valid, static_test)
+        results, best, tested = choose_then_test(Resuming(runner, finished), on_valid,
+                                                 static_test)
     grid = [{"lr": job.lr, "decay": job.decay, "valid_ppl": finite_or_none(ppl(results[job][0])),
              "seconds": results[job][1]} for job in on_valid]
     chosen = on_valid[best[1]]
@@ -164,6 +175,7 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     with atomic_path(Path(out).with_suffix(".npz")) as tmp, open(tmp, "wb") as f:
         np.savez(f, test_logp_static=test_static[0], test_logp_dynamic=test_dynamic[0])
     write_json(out, result)
+    finished.remove()
     log.info("%s: %s rule, lr %g, decay %g (chosen on validation): valid ppl %.2f -> %.2f, test "
              "ppl %.2f -> %.2f", run_dir, rule, chosen.lr, chosen.decay, result["valid_ppl"],
              result["valid_ppl_dynamic"], result["test_ppl"], result["test_ppl_dynamic"])
