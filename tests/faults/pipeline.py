@@ -281,6 +281,8 @@ MESSAGES = {
     "output folder not writable": "is not writable (Not a directory); fix its permissions or "
                                   "choose another --out-dir",
     "training job killed": "Error in rule train:",
+    "dynamic evaluation killed": "finished passes and the gradient statistics kept from a job "
+                                 "that stopped",
     "second run in the same folder": "Error: Directory cannot be locked.",
     "snakemake itself killed": "It can be removed with the --unlock argument.",
 }
