@@ -3,8 +3,9 @@ part way (a cluster's time limit, a lost session) resumes where it stopped inste
 over: the gradient statistics and each pass, written as each ends, in a folder beside the job's
 output (``dynamic_eval.parts/``), which the job removes once its output is written.
 
-The folder is used again only for the same model, arrays and settings (``key.json``: their
-SHA-256 and the settings that shape a pass); anything else starts it afresh. The passes are
+The folder is used again only for the same model, arrays, settings and code (``key.json``: their
+SHA-256, the settings that shape a pass, the digest of rnnlm.adapt's code); anything else starts
+it afresh. The passes are
 deterministic (rnnlm.adapt.passes: one process or several, the same bits), so a resumed job
 writes what an uninterrupted one would.
 """

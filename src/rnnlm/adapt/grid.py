@@ -23,6 +23,7 @@ from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, atomic_path, write_json
 from rnnlm.mx import nd
 from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS, grid_points
+from rnnlm.provenance import code_digest
 from rnnlm.trained import load_model, trained_run
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     train = load_array(train_path, vocab, [ctx])[0]
     finished = Finished(Path(out).with_suffix(".parts"), job_key(
         run_dir, {"train": train_path, **paths}, segment=segment, rule=rule,
-        ms_windows=ms_windows, hidden=cache is not None, device=device))
+        ms_windows=ms_windows, hidden=cache is not None, device=device,
+        code=code_digest("adapt")))  # a pass of other code is not this job's
     kept = finished.statistics()
     if kept is None:
         ms, windows = gradient_statistics(model, train, segment, ms_windows)
