@@ -110,6 +110,19 @@ def choose_then_test(runner, on_valid, static_test):
     return results, best, tested
 
 
+def statistics(finished, model, train, segment, ms_windows):
+    """(MS arrays, windows read, seconds): ``finished``'s, kept by a job that stopped, else
+    computed (rnnlm.adapt.dynamic.gradient_statistics) and kept."""
+    kept = finished.statistics()
+    if kept is not None:
+        return [nd.array(m, ctx=train.context) for m in kept[0]], *kept[1:]
+    began = time.monotonic()
+    ms, windows = gradient_statistics(model, train, segment, ms_windows)
+    seconds = time.monotonic() - began
+    finished.keep_statistics([m.asnumpy() for m in ms], windows, seconds)
+    return ms, windows, seconds
+
+
 def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs=DYNAMIC_LRS,
                  decays=DYNAMIC_DECAYS, rule="rms", ms_windows=MS_WINDOWS, cache=None,
                  device="cpu", workers=1):
@@ -137,13 +150,7 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
         run_dir, {"train": train_path, **paths}, segment=segment, rule=rule,
         ms_windows=ms_windows, hidden=cache is not None, device=device,
         code=code_digest("adapt")))  # a pass of other code is not this job's
-    kept = finished.statistics()
-    if kept is None:
-        ms, windows = gradient_statistics(model, train, segment, ms_windows)
-        ms_seconds = time.monotonic() - began
-        finished.keep_statistics([m.asnumpy() for m in ms], windows, ms_seconds)
-    else:
-        ms, windows, ms_seconds = [nd.array(m, ctx=ctx) for m in kept[0]], *kept[1:]
+    ms, windows, ms_seconds = statistics(finished, model, train, segment, ms_windows)
     log.info("%s: gradient statistics over %d windows of %d x %d tokens in %.0f s", run_dir,
              windows, segment, train.shape[1], ms_seconds)
     rates = decay_rates(ms)
