@@ -5,9 +5,8 @@ output (``dynamic_eval.parts/``), which the job removes once its output is writt
 
 The folder is used again only for the same model, arrays, settings and code (``key.json``: their
 SHA-256, the settings that shape a pass, the digest of rnnlm.adapt's code); anything else starts
-it afresh. The passes are
-deterministic (rnnlm.adapt.passes: one process or several, the same bits), so a resumed job
-writes what an uninterrupted one would.
+it afresh. The passes are deterministic (rnnlm.adapt.passes: one process or several, the same
+bits), so a resumed job writes what an uninterrupted one would.
 """
 
 import json
@@ -83,11 +82,13 @@ class Finished:
 class Resuming:
     """A rnnlm.adapt.passes.Runner that yields the passes ``finished`` holds instead of running
     them again, and keeps each pass the runner ends as it ends. The last-layer outputs are kept
-    for test passes and for the best pass over validation so far (the cache reads no other), so
-    the disk holds at most one pass's over validation."""
+    for test passes and for the best pass over validation so far by ``rank(job, log p)`` (the
+    choice's own order; the cache reads no other pass's), so the disk holds at most one pass's
+    over validation."""
 
-    def __init__(self, runner, finished):
-        self.runner, self.finished, self.ready, self.best = runner, finished, [], None
+    def __init__(self, runner, finished, rank):
+        self.runner, self.finished, self.rank = runner, finished, rank
+        self.ready, self.best = [], None
         self.workers = runner.workers
 
     def submit(self, job):
@@ -124,12 +125,12 @@ class Resuming:
             yield result
 
     def _rank(self, job, logp):
-        """Whether a pass over validation is the best so far (the highest mean log p)."""
-        score = float(np.mean(logp))
-        if job.split != "valid" or not np.isfinite(score):
+        """Whether a pass over validation is the best so far."""
+        if job.split != "valid":
             return False
-        if self.best is None or score > self.best[0]:
-            self.best = (score, job)
+        ranked = self.rank(job, logp)
+        if self.best is None or ranked < self.best[0]:
+            self.best = (ranked, job)
             return True
         return False
 

@@ -22,7 +22,13 @@ from rnnlm.adapt.passes import Pass, Runner
 from rnnlm.device import contexts, load_array
 from rnnlm.io import RnnlmError, atomic_path, write_json
 from rnnlm.mx import nd
-from rnnlm.plan.flags import DYNAMIC_DECAYS, DYNAMIC_LRS, MS_WINDOWS, grid_points
+from rnnlm.plan.flags import (
+    DYNAMIC_DECAYS,
+    DYNAMIC_LRS,
+    MS_WINDOWS,
+    dynamic_workers,
+    grid_points,
+)
 from rnnlm.provenance import code_digest
 from rnnlm.trained import load_model, trained_run
 
@@ -72,6 +78,12 @@ def with_cache(valid, test, window, thetas, lambdas):
             "test_ppl_dynamic_cache": math.exp(test_loss)}
 
 
+def ranking(on_valid):
+    """The order of passes over validation, best first: perplexity, then grid order (the first
+    of equals, so a tie keeps the static model)."""
+    return lambda job, logp: (ppl(logp), on_valid.index(job))
+
+
 def choose_then_test(runner, on_valid, static_test):
     """Run the passes over validation and the static one over test, choose on validation, and
     run the chosen point's pass over test: ({valid Pass: (log p, seconds)}, (valid ppl, index
@@ -84,7 +96,7 @@ def choose_then_test(runner, on_valid, static_test):
     for job in [*on_valid[1:], on_valid[0], static_test]:  # the static passes last: shortest
         runner.submit(job)
     results, best, tested, asked = {}, None, {}, set()
-    ongoing = set(on_valid)
+    ongoing, rank = set(on_valid), ranking(on_valid)
     for job, logp, hidden, seconds in runner.results():
         if job.split == "test":
             tested[job.lr, job.decay] = (logp, hidden)
@@ -94,7 +106,7 @@ def choose_then_test(runner, on_valid, static_test):
             log.info("%s: valid ppl %.2f in %.0f s (%.0f tokens/s)%s", job.label, ppl(logp),
                      seconds, logp.size / seconds, "" if math.isfinite(ppl(logp)) else
                      ": diverged, never chosen (lower the lr grid)")
-            ranked = (ppl(logp), on_valid.index(job))  # the first of equals in grid order
+            ranked = rank(job, logp)
             if best is None or ranked < best[:2]:
                 best = (*ranked, hidden)  # the cache reads the best pass's outputs alone
         leader = on_valid[best[1]] if best else None
@@ -163,9 +175,10 @@ def dynamic_eval(run_dir, train_path, valid_path, test_path, out, segment=5, lrs
     static_test = Pass("test", 0.0, 0.0, "test, static", hidden=cache is not None)
     start = (run_dir, paths, [m.asnumpy() for m in ms], [r.asnumpy() for r in rates], rule,
              segment, device)
-    with Runner(adapter, streams, rule, segment, min(workers, len(points)), start) as runner:
-        results, best, tested = choose_then_test(Resuming(runner, finished), on_valid,
-                                                 static_test)
+    with Runner(adapter, streams, rule, segment, dynamic_workers(workers, lrs, decays),
+                start) as runner:
+        results, best, tested = choose_then_test(Resuming(runner, finished, ranking(on_valid)),
+                                                 on_valid, static_test)
     grid = [{"lr": job.lr, "decay": job.decay, "valid_ppl": finite_or_none(ppl(results[job][0])),
              "seconds": results[job][1]} for job in on_valid]
     chosen = on_valid[best[1]]
